@@ -1,0 +1,1 @@
+"""Library entries: one choice a file, registered under its file stem."""

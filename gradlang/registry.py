@@ -1,0 +1,72 @@
+"""Registries of one-word choices (optimizers, schedules, ...), each entry cited.
+
+An entry registers itself with ``@REGISTRY.register("name", cite="...")``; ``get`` looks a name up
+and raises a located ``ConfigError`` listing the known names (with the nearest one) when it is
+unknown.  ``gradlang list KIND`` and the registry-driven tests read ``entries()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import ConfigError, choice_help
+from .source import Span
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    value: Callable[..., Any]
+    cite: str
+    kind: str
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.value) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+class Registry:
+    def __init__(self, kind: str, package: str | None = None):
+        self.kind = kind
+        self._package = package  # imported lazily so every entry file registers itself
+        self._entries: dict[str, Entry] = {}
+        self._loaded = package is None
+
+    def register(self, name: str, cite: str = ""):
+        def decorate(fn):
+            self._entries[name] = Entry(name, fn, cite, self.kind)
+            return fn
+
+        return decorate
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        pkg = importlib.import_module(self._package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{self._package}.{info.name}")
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        self._load()
+        return [self._entries[n] for n in sorted(self._entries)]
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
+
+    def get(self, name: str, span: Span | None = None) -> Entry:
+        self._load()
+        if name not in self._entries:
+            raise ConfigError(f"unknown {self.kind} '{name}'", span, choice_help(name, self._entries))
+        return self._entries[name]
