@@ -1,3 +1,8 @@
 """gradlang: a small language for differentiable and probabilistic programs."""
 
+from .api import Program, compile
+from .backend.runtime import NonFiniteError, Result
+from .errors import GradlangError
+
 __version__ = "0.1.0"
+__all__ = ["compile", "Program", "Result", "GradlangError", "NonFiniteError", "__version__"]

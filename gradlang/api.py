@@ -1,0 +1,75 @@
+"""The Python front door: ``gradlang.compile(path_or_source) -> Program``; ``Program.fit() -> Result``.
+
+    prog = gradlang.compile("examples/ridge.grad")
+    result = prog.fit(steps=500, lam=0.1)        # consts are overridden by keyword
+    result.params["w"], result.objective, result.history
+    loss = prog.objective_fn                     # pure JAX: (params, data) -> scalar loss
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import jax.numpy as jnp
+
+from .backend import data as data_mod
+from .backend.build import Model, build
+from .backend.optimizer import build_optimizer
+from .backend.runtime import Result, run
+from .errors import GradlangError
+from .ir import nodes as ir
+from .pipeline import compile_source, read_source
+
+
+class Program:
+    """A compiled gradlang program."""
+
+    def __init__(self, source, externs: dict | None = None, overrides: dict | None = None):
+        self.source = source
+        self.externs = dict(externs or {})
+        self.overrides = dict(overrides or {})
+        self.ir: ir.Program = compile_source(source, self.overrides)
+
+    # ---- data and model ------------------------------------------------------------------------
+    def bind(self, data: dict | str | Path | None = None) -> tuple[Model, dict]:
+        """The model with its dims bound to ``data`` (a dict of arrays or an .npz/.csv path)."""
+        supplied = data_mod.read_file(data) if isinstance(data, (str, Path)) else data
+        arrays, dims = data_mod.bind(self.ir, data_mod.gather(self.ir, supplied))
+        return build(self.ir, dims), arrays
+
+    @property
+    def objective_fn(self) -> Callable:
+        """The loss as a pure JAX function ``(params, data) -> scalar``.
+
+        ``params`` maps names to values in their domains (as in ``Result.params``); ``data`` maps
+        names to arrays.  Maximised objectives are negated; several are combined by the aggregator.
+        """
+        def objective(params: dict, data: dict):
+            arrays, dims = data_mod.bind(self.ir, data)
+            model = build(self.ir, dims)
+            unconstrained = {n: model.transform(n).inv(jnp.asarray(v)) for n, v in params.items()}
+            return model.loss(unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()})
+
+        return objective
+
+    # ---- fitting -------------------------------------------------------------------------------
+    def fit(self, data: dict | str | Path | None = None, steps: int | None = None, seed: int | None = None,
+            progress: Callable | None = None, **consts: Any) -> Result:
+        """Solve the program.  Keyword arguments override consts; ``steps``/``seed`` override the
+        solve block.  Raises ``GradlangError``; a non-finite run raises ``NonFiniteError`` whose
+        ``.result`` holds the last finite state."""
+        program = self if not consts else Program(self.source, self.externs, {**self.overrides, **consts})
+        settings = program.ir.solve
+        model, arrays = program.bind(data)
+        steps = settings.steps if steps is None else int(steps)
+        if steps < 0:
+            raise GradlangError("steps must be >= 0", None, None)
+        opt = build_optimizer(settings.optimizer, steps)
+        return run(model, opt, arrays, steps=steps, seed=settings.seed if seed is None else int(seed),
+                   log_every=settings.log_every, batch=settings.batch, progress=progress)
+
+
+def compile(path_or_source: str | Path, externs: dict | None = None) -> Program:  # noqa: A001
+    """Compile a .grad file (a path ending in .grad) or program text."""
+    return Program(read_source(path_or_source), externs)

@@ -1,0 +1,1 @@
+"""IR -> JAX: the evaluator, the compiled model and the optimisation loop."""

@@ -1,0 +1,112 @@
+"""Supplied arrays -> the program's data: loading (npz, csv), checking shapes, binding dims.
+
+A data declaration's symbolic dims are bound by the first array that uses them; every later use
+must agree.  A mismatch names the array, its declared type and its actual shape.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..ir import nodes as ir
+
+_NUMPY_DTYPES = {"real": np.float32, "int": np.int32, "bool": np.bool_}
+
+
+def read_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Arrays of an .npz file, or the columns of a .csv file with a header row."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}", None, None)
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        except Exception as err:  # a corrupt or non-npz file
+            raise DataError(f"cannot read {path}: {err}", None, None) from None
+    if path.suffix == ".csv":
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            raise DataError(f"{path} is empty", None, None)
+        header, body = rows[0], rows[1:]
+        try:
+            table = np.array([[float(x) for x in row] for row in body], dtype=np.float64).reshape(len(body), len(header))
+        except ValueError as err:
+            raise DataError(f"cannot read {path}: {err}", None, "a csv needs a header row and numbers") from None
+        return {"__csv__": table, **{h.strip(): table[:, i] for i, h in enumerate(header)}}
+    raise DataError(f"unknown data file type '{path.suffix}'", None, "use .npz or .csv")
+
+
+def _from_csv(name: str, decl: ir.DataDecl, arrays: dict, claimed: set) -> np.ndarray | None:
+    """A matrix declaration takes the csv columns named name0, name1, ... or name_0, ...;
+    failing that, all columns that no other declaration claims."""
+    table_cols = [k for k in arrays if k != "__csv__"]
+    prefixed = [k for k in table_cols if k.startswith(name) and k[len(name):].lstrip("_").isdigit()]
+    if prefixed:
+        prefixed.sort(key=lambda k: int(k[len(name):].lstrip("_")))
+        return np.stack([arrays[k] for k in prefixed], axis=1)
+    rest = [k for k in table_cols if k not in claimed]
+    return np.stack([arrays[k] for k in rest], axis=1) if rest else None
+
+
+def gather(program: ir.Program, supplied: dict | None) -> dict[str, np.ndarray]:
+    """Each declared data array: from ``supplied`` if there, else from its ``load(...)`` default."""
+    supplied = dict(supplied or {})
+    out, cache = {}, {}
+    claimed = {n for n, d in program.data.items() if len(d.type.shape) < 2 and n in supplied}
+    for name, decl in program.data.items():
+        if name in supplied:
+            out[name] = supplied[name]
+        elif "__csv__" in supplied and len(decl.type.shape) == 2:
+            found = _from_csv(name, decl, supplied, claimed)
+            if found is not None:
+                out[name] = found
+        if name not in out and decl.source is not None:
+            path = Path(decl.base_dir) / decl.source[0]
+            if path not in cache:
+                try:
+                    cache[path] = read_file(path)
+                except DataError as err:
+                    raise DataError(err.message, decl.span, "the path is relative to the .grad file") from None
+            if decl.source[1] not in cache[path]:
+                raise DataError(f"{path} has no array '{decl.source[1]}'", decl.span,
+                                f"it has: {', '.join(sorted(cache[path]))}")
+            out[name] = cache[path][decl.source[1]]
+        if name not in out:
+            raise DataError(f"no data for '{name}'", decl.span,
+                            f'pass it (--data file.npz, or fit(data={{"{name}": ...}})), or declare a default: '
+                            f'= load("file.npz", "{name}")')
+    return out
+
+
+def bind(program: ir.Program, arrays: dict) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Check each array against its declaration, bind symbolic dims, cast to the element type."""
+    dims = dict(program.dims)
+    bound_by: dict[str, str] = {}
+    out = {}
+    for name, decl in program.data.items():
+        arr = np.asarray(arrays[name])
+        declared = decl.type
+        if arr.ndim != len(declared.shape):
+            raise DataError(f"data '{name}' has shape {tuple(arr.shape)} but is declared {declared}",
+                            decl.span, f"it needs {len(declared.shape)} dims, the array has {arr.ndim}")
+        for axis, (want, got) in enumerate(zip(declared.shape, arr.shape)):
+            if isinstance(want, str) and want not in dims:
+                dims[want], bound_by[want] = int(got), name
+                continue
+            size = dims[want] if isinstance(want, str) else want
+            if size != got:
+                origin = (f"{want} = {size}, bound by '{bound_by[want]}'" if want in bound_by
+                          else f"{want} = {size}") if isinstance(want, str) else f"size {size}"
+                raise DataError(f"data '{name}' has shape {tuple(arr.shape)} but is declared {declared}",
+                                decl.span, f"dim {axis} should be {origin}")
+        if declared.elem != "real" and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
+            raise DataError(f"data '{name}' is declared {declared.elem} but has fractional values",
+                            decl.span, "declare it real")
+        out[name] = arr.astype(_NUMPY_DTYPES[declared.elem])
+    return out, dims

@@ -1,0 +1,201 @@
+"""Evaluate IR expressions with JAX.
+
+The evaluator walks the IR once per trace: under ``jax.jit`` the walk happens at trace time only, so
+the compiled program is the same XLA graph a hand-written JAX function would give.  Under
+``jax.eval_shape`` the same walk is the checker's shape inference, so every shape rule is NumPy's
+own and every shape error carries the span of the node that caused it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import TypeError_
+from ..ir import nodes as ir
+from ..lib.builtins import FUNCTIONS, SEQUENCE_FIRST, STATIC_ARGS, STATIC_KWARGS
+from ..lib.distributions import DISTRIBUTIONS
+
+_VERBS = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
+          "matmul": "matrix-multiply", "power": "raise", "equal": "compare", "not_equal": "compare",
+          "less": "compare", "less_equal": "compare", "greater": "compare", "greater_equal": "compare",
+          "logical_and": "combine", "logical_or": "combine"}
+_OPERATOR_SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "matmul": "@",
+                     "power": "^"}
+
+
+def elem_name(dtype) -> str:
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return "bool"
+    return "int" if np.issubdtype(dtype, np.integer) else "real"
+
+
+class Evaluator:
+    """Evaluates IR against values for data, params, consts and dims.
+
+    ``record``, when given, receives ``id(node) -> (shape, dtype)`` for every array the walk
+    produces; ``dim_names`` maps sizes back to symbolic names for messages.
+    """
+
+    def __init__(self, program: ir.Program, data: dict, params: dict, consts: dict, dims: dict,
+                 record: dict | None = None, dim_names: dict[int, str] | None = None):
+        self.program = program
+        self.values = {"data": data, "param": params, "const": consts, "dim": dims}
+        self.record = record
+        self.dim_names = dim_names or {}
+        self._lets: dict[str, Any] = {}
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def type_of(self, value) -> str:
+        if isinstance(value, (bool, np.bool_)):
+            return "bool"
+        if isinstance(value, (int, np.integer)):
+            return "int"
+        if isinstance(value, (float, np.floating)):
+            return "real"
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            dims = [self.dim_names.get(d, str(d)) for d in value.shape]
+            elem = elem_name(value.dtype)
+            return f"{elem}[{', '.join(dims)}]" if dims else elem
+        if hasattr(value, "log_prob"):
+            return f"a {type(value).__name__} distribution"
+        return type(value).__name__
+
+    def static(self, value, node: ir.Node, what: str):
+        """A value that must be known at compile time (a size, an axis, a slice bound)."""
+        if value is None or isinstance(value, (int, np.integer, float, str)):
+            return value
+        if isinstance(value, (list, tuple)):
+            return tuple(self.static(v, node, what) for v in value)
+        if isinstance(value, jax.core.Tracer):
+            raise TypeError_(f"{what} must be known before the program runs", node.span,
+                             "use a number, a dim, a const, or an expression of those")
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            return arr.item()
+        return tuple(arr.tolist())
+
+    def _note(self, node, value):
+        if self.record is not None and hasattr(value, "shape") and hasattr(value, "dtype"):
+            self.record[id(node)] = (tuple(value.shape), value.dtype)
+        return value
+
+    # ---- the walk ----------------------------------------------------------------------------
+    def eval(self, e, local: dict | None = None):
+        return self._note(e, self._eval(e, local or {}))
+
+    def _eval(self, e, local: dict):
+        if isinstance(e, ir.Lit):
+            return e.value
+        if isinstance(e, ir.Ref):
+            return self._ref(e, local)
+        if isinstance(e, ir.Prim):
+            return self._prim(e, local)
+        if isinstance(e, ir.ArrayLit):
+            items = [self.eval(i, local) for i in e.items]
+            try:
+                return jnp.stack([jnp.asarray(i) for i in items])
+            except (TypeError, ValueError):
+                kinds = ", ".join(self.type_of(i) for i in items)
+                raise TypeError_(f"the items of an array must have one shape, not {kinds}", e.span,
+                                 "use concatenate([...]) to join arrays of different lengths") from None
+        if isinstance(e, ir.Index):
+            return self._index(e, local)
+        if isinstance(e, ir.CallFn):
+            fn = self.program.fns[e.name]
+            args = {p: self.eval(a, local) for p, a in zip(fn.params, e.args)}
+            return self.eval(fn.body, args)
+        if isinstance(e, ir.Block):
+            scope = dict(local)
+            for name, value in e.bindings:
+                scope[name] = self.eval(value, scope)
+            return self.eval(e.value, scope)
+        if isinstance(e, ir.Dist):
+            return self._dist(e, local)
+        raise TypeError(f"cannot evaluate {type(e).__name__}")
+
+    def _ref(self, e: ir.Ref, local: dict):
+        if e.kind == "local":
+            return local[e.name]
+        if e.kind == "let":
+            if e.name not in self._lets:
+                self._lets[e.name] = self.eval(self.program.lets[e.name])
+            return self._lets[e.name]
+        return self.values[e.kind][e.name]
+
+    def _prim(self, e: ir.Prim, local: dict):
+        fn: Callable = FUNCTIONS[e.op]
+        args = []
+        for i, a in enumerate(e.args):
+            if i == 0 and e.op in SEQUENCE_FIRST and isinstance(a, ir.ArrayLit):
+                args.append([self.eval(x, local) for x in a.items])
+                continue
+            value = self.eval(a, local)
+            if i in STATIC_ARGS.get(e.op, ()):
+                value = self.static(value, a, f"argument {i + 1} of {e.op}")
+            args.append(value)
+        kwargs = {}
+        for k, a in e.kwargs:
+            value = self.eval(a, local)
+            kwargs[k] = self.static(value, a, f"'{k}' of {e.op}") if k in STATIC_KWARGS else value
+        try:
+            if not any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves((args, kwargs))):
+                with jax.ensure_compile_time_eval():  # constants stay constants: sizes, axes
+                    return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
+        except (TypeError, ValueError, IndexError, ZeroDivisionError) as err:
+            raise self._op_error(e, args, kwargs, err) from None
+
+    def _op_error(self, e: ir.Prim, args, kwargs, err: Exception) -> TypeError_:
+        kinds = [self.type_of(a) for a in args]
+        if e.op in _VERBS and len(args) == 2:
+            symbol = _OPERATOR_SYMBOLS.get(e.op)
+            help_ = None
+            if e.op == "matmul":
+                help_ = "the last dim of the left side must equal the first dim of the right side"
+            elif symbol:
+                help_ = "shapes broadcast as in NumPy: dims must be equal or 1, counted from the right"
+            return TypeError_(f"cannot {_VERBS[e.op]} {kinds[0]} and {kinds[1]}", e.span, help_)
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        unexpected = [k for k in kwargs if "unexpected keyword" in detail and k in detail]
+        if unexpected:
+            return TypeError_(f"{e.op}() has no argument '{unexpected[0]}'", e.span, None)
+        shown = ", ".join(kinds + [f"{k} = ..." for k in kwargs])
+        return TypeError_(f"cannot apply {e.op} to ({shown})", e.span, detail)
+
+    def _index(self, e: ir.Index, local: dict):
+        value = self.eval(e.value, local)
+        items = []
+        for item in e.items:
+            if isinstance(item, ir.SliceIR):
+                bounds = [None if b is None else self.static(self.eval(b, local), b, "a slice bound")
+                          for b in (item.start, item.stop, item.step)]
+                items.append(slice(*bounds))
+            elif isinstance(item, ir.Lit) and item.value is None:
+                items.append(None)
+            else:
+                items.append(self.eval(item, local))
+        try:
+            if not hasattr(value, "shape"):
+                value = jnp.asarray(value)
+            wanted = sum(1 for i in items if i is not None)
+            if wanted > value.ndim:
+                raise IndexError("too many indices")
+            return value[tuple(items)]
+        except (TypeError, ValueError, IndexError) as err:
+            raise TypeError_(f"cannot index {self.type_of(value)} with {len(items)} indices", e.span,
+                             str(err).splitlines()[0]) from None
+
+    def _dist(self, e: ir.Dist, local: dict):
+        cls = DISTRIBUTIONS[e.name]
+        args = [self.eval(a, local) for a in e.args]
+        kwargs = {k: self.eval(a, local) for k, a in e.kwargs}
+        try:
+            return cls(*args, **kwargs)
+        except (TypeError, ValueError) as err:
+            raise TypeError_(f"cannot build the {e.name} distribution", e.span,
+                             str(err).splitlines()[0]) from None

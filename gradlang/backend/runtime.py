@@ -1,0 +1,171 @@
+"""The optimisation loop: ``lax.scan`` over chunks of steps on device, the host in between.
+
+Between chunks the host updates the progress bar, appends to the history and evaluates reports
+every ``log_every`` steps, and checks the non-finite flag.  Inside a step a non-finite objective or
+update is never applied: the carry keeps the last finite state and records the step, so a run that
+fails at step 5000 returns the parameters of step 4999.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..errors import RuntimeError_
+from ..lib.optimizers import final_params
+from .build import Model
+
+
+@dataclass
+class Result:
+    """What a run returns: parameters in their domains, objective(s), reports and the history."""
+
+    params: dict[str, np.ndarray]
+    objective: float
+    objectives: dict[str, float]
+    reports: dict[str, Any]
+    history: dict[str, list]
+    steps: int
+    seed: int
+    seconds: float
+    constraints: dict[str, dict] = field(default_factory=dict)
+    unconstrained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict:
+        """The ``--out R.json`` layout."""
+        def plain(x):
+            x = np.asarray(x)
+            return x.item() if x.ndim == 0 else x.tolist()
+
+        return {
+            "objective": float(self.objective),
+            "objectives": {k: float(v) for k, v in self.objectives.items()},
+            "params": {k: plain(v) for k, v in self.params.items()},
+            "reports": {k: plain(v) for k, v in self.reports.items()},
+            "constraints": self.constraints,
+            "history": {"step": list(self.history["step"]), "objective": list(self.history["objective"])},
+            "steps": int(self.steps),
+            "seed": int(self.seed),
+            "seconds": float(self.seconds),
+        }
+
+
+class NonFiniteError(RuntimeError_):
+    """The objective or an update became NaN/inf; ``.result`` holds the last finite state."""
+
+    result: Result | None = None
+
+
+def batch_axis_arrays(model: Model, batch: int | None) -> tuple[list[str], int]:
+    """The data arrays minibatched together: those whose first dim is the batch dim, i.e. the
+    symbolic dim that leads the most data declarations."""
+    if not batch:
+        return [], 0
+    leads = [d.type.shape[0] for d in model.program.data.values() if d.type.shape and isinstance(d.type.shape[0], str)]
+    if not leads:
+        return [], 0
+    dim = max(set(leads), key=leads.count)
+    names = [n for n, d in model.program.data.items() if d.type.shape and d.type.shape[0] == dim]
+    return names, model.dims[dim]
+
+
+def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, batch: int | None):
+    """One optimisation step as a scan body: (carry, t) -> (carry, loss)."""
+    def loss_on(u, d):
+        return model.loss(u, d)
+
+    def step(carry, t):
+        u, opt_state, key, bad = carry
+        key, sub = jax.random.split(key)
+        d = data
+        if batched:
+            idx = jax.random.randint(sub, (batch,), 0, n_rows)
+            d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
+        f = lambda p: loss_on(p, d)  # noqa: E731
+        value, grads = jax.value_and_grad(f)(u)
+        updates, new_state = opt.update(grads, opt_state, u, value=value, grad=grads, value_fn=f)
+        new_u = optax.apply_updates(u, updates)
+        finite = jnp.isfinite(value) & jnp.all(jnp.stack(
+            [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(new_u)]))
+        ok = finite & (bad < 0)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+        carry = (keep(new_u, u), keep(new_state, opt_state), key, jnp.where((bad < 0) & ~finite, t, bad))
+        return carry, value
+
+    return step
+
+
+def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int, batch: int | None,
+        progress: Callable | None = None) -> Result:
+    start = time.perf_counter()
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    key = jax.random.PRNGKey(seed)
+    key, init_key = jax.random.split(key)
+    u = model.init(init_key, data)
+    opt_state = opt.init(u)
+    batched, n_rows = batch_axis_arrays(model, batch)
+    step = make_step(model, opt, data, batched, n_rows, batch)
+
+    @jax.jit
+    def chunk(carry, ts):
+        return jax.lax.scan(step, carry, ts)
+
+    evaluate = jax.jit(lambda u: (model.objective_values(u, data), model.reports(u, data)))
+    sign = -1.0 if model.program.objectives[0].sense == "maximize" else 1.0
+    history: dict[str, list] = {"step": [], "objective": [], "reports": {n: [] for n in model.program.reports}}
+    carry = (u, opt_state, key, jnp.asarray(-1, jnp.int32))
+    done = 0
+    interrupted = False
+    log_every = max(1, min(log_every, steps)) if steps else 1
+    try:
+        while done < steps:
+            n = min(log_every, steps - done)
+            carry, losses = chunk(carry, jnp.arange(done, done + n, dtype=jnp.int32))
+            done += n
+            bad = int(carry[3])
+            if bad >= 0:
+                done = bad
+                break
+            values = sign * float(losses[-1]) if len(model.program.objectives) == 1 else float(losses[-1])
+            history["step"].append(done)
+            history["objective"].append(values)
+            if model.program.reports:
+                _, reports = evaluate(carry[0])
+                for name, v in reports.items():
+                    history["reports"][name].append(np.asarray(v).tolist())
+            if progress:
+                progress(done, steps, values)
+    except KeyboardInterrupt:
+        interrupted = True
+    u, opt_state = carry[0], carry[1]
+    u_final = final_params(opt_state, u)
+    values, reports = evaluate(u_final)
+    names = [o.name for o in model.program.objectives]
+    objectives = {n: float(v) for n, v in zip(names, values)}
+    if len(names) == 1:
+        total = float(values[0])
+    else:  # several objectives: their aggregate, as the user wrote each (not negated)
+        total = float(jnp.mean(values) if model.program.solve.aggregator == "mean" else jnp.sum(values))
+    result = Result(
+        params={k: np.asarray(v) for k, v in model.constrain(u_final).items()},
+        objective=total, objectives=objectives,
+        reports={k: np.asarray(v) for k, v in reports.items()},
+        history=history, steps=done, seed=seed, seconds=time.perf_counter() - start,
+        unconstrained={k: np.asarray(v) for k, v in u_final.items()},
+    )
+    if int(carry[3]) >= 0:
+        obj, bad = model.program.objectives[0], int(carry[3])
+        err = NonFiniteError(f"the objective or its update became non-finite at step {bad + 1}", obj.span,
+                             f"the result keeps the parameters after step {bad}, the last finite ones; "
+                             "try a smaller learning rate, or look for log/sqrt of non-positive values")
+        err.result = result
+        raise err
+    if interrupted:
+        result.history["interrupted"] = True
+    return result

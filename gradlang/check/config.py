@@ -1,0 +1,123 @@
+"""The ``solve`` block: known fields, their defaults, and validation of every choice word.
+
+Unknown fields and unknown choices are errors listing the known ones (with the nearest match).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError, GradlangError, choice_help, collect
+from ..ir import nodes as ir
+from ..source import Span
+from ..syntax import ast
+from .names import unsupported
+
+CHOICES = {
+    "method": ["gradient", "proximal", "fista", "admm", "gda", "extragradient", "optimistic", "mirror_prox"],
+    "constraints": ["auto", "projection", "penalty", "augmented_lagrangian", "lagrangian"],
+    "aggregator": ["mean", "sum", "upgrad", "mgda", "dualproj", "pcgrad", "cagrad", "imtl_g",
+                   "aligned_mtl", "nash_mtl", "graddrop", "random"],
+    "bilevel": ["unroll", "implicit", "penalty", "lv_hba", "bo_rep"],
+}
+SUPPORTED = {"method": {"gradient"}, "aggregator": {"mean", "sum"}}
+FIELDS = ["optimizer", "steps", "batch", "seed", "method", "constraints", "aggregator", "bilevel",
+          "log_every"]
+DEFAULT_OPTIMIZER = ir.ConfigValue("call", "adam", (), (("lr", ir.ConfigValue("number", 0.01)),))
+
+
+@dataclass
+class SolveSettings:
+    """Every solve field with its value (defaults filled in) and the span it was written at."""
+
+    optimizer: ir.ConfigValue = DEFAULT_OPTIMIZER
+    steps: int = 1000
+    batch: int | None = None
+    seed: int = 0
+    method: str = "gradient"
+    constraints: ir.ConfigValue = field(default_factory=lambda: ir.ConfigValue("word", "auto"))
+    aggregator: str | None = None
+    bilevel: ir.ConfigValue = field(default_factory=lambda: ir.ConfigValue("call", "implicit"))
+    log_every: int = 100
+    spans: dict[str, Span] = field(default_factory=dict)
+
+
+def config_value(e, program: ir.Program) -> ir.ConfigValue:
+    """A field's value as data: numbers, strings, words, calls of words, arrays; consts resolved."""
+    if isinstance(e, ast.Number):
+        return ir.ConfigValue("number", e.value, span=e.span)
+    if isinstance(e, ast.UnaryOp) and e.op == "-" and isinstance(e.operand, ast.Number):
+        return ir.ConfigValue("number", -e.operand.value, span=e.span)
+    if isinstance(e, ast.String):
+        return ir.ConfigValue("string", e.value, span=e.span)
+    if isinstance(e, ast.Name):
+        if e.id in program.consts:
+            return ir.ConfigValue("number", program.consts[e.id], span=e.span)
+        if e.id in program.dims:
+            return ir.ConfigValue("number", program.dims[e.id], span=e.span)
+        return ir.ConfigValue("word", e.id, span=e.span)
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
+        return ir.ConfigValue("call", e.func.id, tuple(config_value(a, program) for a in e.args),
+                              tuple((k.name, config_value(k.value, program)) for k in e.kwargs), span=e.span)
+    if isinstance(e, ast.Array):
+        return ir.ConfigValue("array", None, tuple(config_value(a, program) for a in e.items), span=e.span)
+    raise ConfigError("a solve setting is a number, a word, or a call like adam(lr = 0.01)",
+                      getattr(e, "span", None), None)
+
+
+def _integer(v: ir.ConfigValue, name: str, minimum: int) -> int:
+    if v.kind != "number" or float(v.value) != int(v.value) or int(v.value) < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}", v.span, None)
+    return int(v.value)
+
+
+def _choice(v: ir.ConfigValue, name: str) -> str:
+    if v.kind not in ("word", "call"):
+        raise ConfigError(f"{name} must be one of the known words", v.span, choice_help("", CHOICES[name]))
+    if v.value not in CHOICES[name]:
+        raise ConfigError(f"unknown {name} '{v.value}'", v.span, choice_help(v.value, CHOICES[name]))
+    return v.value
+
+
+def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
+    from ..backend.optimizer import build_optimizer  # the registries validate optimizer calls
+
+    settings = SolveSettings()
+    errors: list[GradlangError] = []
+    if len(blocks) > 1:
+        raise ConfigError("a program has one solve block", blocks[1].span, f"the first is at {blocks[0].span}")
+    seen: dict[str, Span] = {}
+    for f in (blocks[0].fields if blocks else ()):
+        try:
+            if f.name not in FIELDS:
+                raise ConfigError(f"unknown solve field '{f.name}'", f.span, choice_help(f.name, FIELDS))
+            if f.name in seen:
+                raise ConfigError(f"solve field '{f.name}' is set twice", f.span, f"first set at {seen[f.name]}")
+            seen[f.name] = f.span
+            settings.spans[f.name] = f.value.span
+            v = config_value(f.value, program)
+            if f.name == "optimizer":
+                settings.optimizer = v
+            elif f.name in ("steps", "seed", "log_every", "batch"):
+                setattr(settings, f.name, _integer(v, f.name, 0 if f.name == "seed" else 1))
+            elif f.name == "method":
+                settings.method = _choice(v, "method")
+                if settings.method not in SUPPORTED["method"]:
+                    raise unsupported(f"method '{settings.method}' is", v.span, "use method = gradient for now")
+            elif f.name == "aggregator":
+                settings.aggregator = _choice(v, "aggregator")
+            else:
+                _choice(v, f.name)
+                setattr(settings, f.name, v)
+        except GradlangError as err:
+            errors.append(err)
+    collect(errors)
+    if len(program.objectives) > 1:
+        agg = settings.aggregator or "upgrad"
+        if agg not in SUPPORTED["aggregator"]:
+            where = settings.spans.get("aggregator") or program.objectives[0].span
+            raise unsupported(f"aggregator '{agg}'" + (" (the default for several objectives)" if
+                              settings.aggregator is None else "") + " is", where,
+                              "Jacobian-descent aggregators come later; set aggregator = mean or sum")
+    build_optimizer(settings.optimizer, settings.steps)  # validates names and arguments
+    return settings

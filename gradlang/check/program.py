@@ -1,0 +1,297 @@
+"""Check a parsed program and build its IR: declarations, ``use``, consts and overrides, domains,
+objectives, reports and the solve block.  Errors of this stage are collected and raised together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from ..backend.evaluate import Evaluator
+from ..errors import GradlangError, NameError_, TypeError_, collect, did_you_mean, known_list
+from ..ir import nodes as ir
+from ..ir.visit import refs
+from ..source import Source
+from ..syntax import ast
+from ..syntax.parser import parse
+from . import config, shapes, types
+from .names import Resolver, Scope, keyword_span, unsupported
+
+_KIND_OF = {ast.Dim: "dim", ast.Const: "const", ast.Data: "data", ast.Param: "param",
+            ast.Let: "let", ast.Fn: "fn"}
+_UNSUPPORTED = {
+    ast.Model: ("model", "model blocks are", "probabilistic models arrive in a later version"),
+    ast.Guide: ("guide", "guide blocks are", "variational families arrive with model support"),
+    ast.GuideFamily: ("guide", "guide families are", "variational families arrive with model support"),
+    ast.Lower: ("lower", "lower blocks (bilevel problems) are", None),
+    ast.SubjectTo: ("subject", "constraints (subject to) are", None),
+    ast.Prox: ("prox", "prox declarations are", "proximal methods arrive with method = proximal | fista"),
+    ast.Extern: ("extern", "extern functions are", None),
+    ast.Saddle: ("minimize", "saddle-point objectives are", None),
+    ast.Sample: (None, "sample statements outside a model are", "put them in a model or guide block"),
+    ast.Target: ("target", "'target +=' outside a model is", "put it in a model block"),
+}
+
+
+def stdlib_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "stdlib", here.parent / "stdlib"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("stdlib not found")
+
+
+def _expand_uses(stmts, source: Source, seen: set) -> list:
+    """Replace each ``use`` by the declarations of the file it names (fn, const, dim, use)."""
+    out = []
+    for s in stmts:
+        if not isinstance(s, ast.Use):
+            out.append(s)
+            continue
+        if s.is_path:
+            base = Path(source.name).parent if source.name != "<string>" else Path.cwd()
+            path = (base / s.target).resolve()
+        else:
+            path = stdlib_dir() / f"{s.target}.grad"
+        if not path.exists():
+            known = sorted(p.stem for p in stdlib_dir().glob("*.grad"))
+            hint = (did_you_mean(s.target, known) or known_list(known)) if not s.is_path else \
+                f"looked for {path}"
+            raise NameError_(f"cannot find {'file' if s.is_path else 'library'} '{s.target}'", s.span, hint)
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise NameError_(f"cannot read '{s.target}': {err}", s.span, None) from None
+        used = Source(text, str(path))
+        for u in _expand_uses(parse(used).stmts, used, seen):
+            if not isinstance(u, (ast.Fn, ast.Const, ast.Dim, ast.Prox)):
+                raise TypeError_("a used file may declare only fn, const, dim and prox", u.span,
+                                 f"it is used from {s.span}")
+            out.append(u)
+    return out
+
+
+class Checker:
+    def __init__(self, program: ast.Program, source: Source, overrides: dict | None):
+        self.ast = program
+        self.source = source
+        self.overrides = dict(overrides or {})
+        self.scope = Scope()
+        self.resolve = Resolver(self.scope)
+        self.out = ir.Program(source=source)
+        self.errors: list[GradlangError] = []
+
+    def attempt(self, fn, *args):
+        try:
+            return fn(*args)
+        except GradlangError as err:
+            self.errors.append(err)
+            return None
+
+    # ---- the stage ----------------------------------------------------------------------------
+    def run(self) -> ir.Program:
+        stmts = _expand_uses(self.ast.stmts, self.source, set())
+        self.declare(stmts)
+        collect(self.errors)
+        self.check_overrides()
+        for s in stmts:
+            self.attempt(self.statement, s)
+        collect(self.errors)
+        self.check_lets()
+        self.check_objectives(stmts)
+        collect(self.errors)
+        self.errors += shapes.check(self.out)
+        collect(self.errors)
+        self.out.solve = config.check_solve([s for s in stmts if isinstance(s, ast.Solve)], self.out)
+        return self.out
+
+    def declare(self, stmts) -> None:
+        self.data_dims = {d.id for s in stmts if isinstance(s, ast.Data)
+                          for d in (s.type.dims or ()) if isinstance(d, ast.Name)}
+        for s in stmts:
+            kind = _KIND_OF.get(type(s))
+            if kind is None:
+                self.declare_latents(s)
+                continue
+            if s.name in self.scope.kinds:
+                first = self.out.spans[s.name]
+                self.errors.append(NameError_(f"'{s.name}' is declared twice", keyword_span(s.span, ""),
+                                              f"first declared at {first}"))
+                continue
+            self.scope.kinds[s.name] = kind
+            self.out.spans[s.name] = s.span
+            if kind == "fn":
+                self.scope.fns[s.name] = s
+
+    def declare_latents(self, s) -> None:
+        """Names of model and guide blocks: known, so that using them says 'not supported yet'."""
+        if isinstance(s, (ast.Model, ast.Guide)):
+            for inner in s.body:
+                if isinstance(inner, (ast.Param, ast.Sample)) and inner.name not in self.scope.kinds:
+                    self.scope.kinds[inner.name] = "latent"
+                    self.out.spans[inner.name] = inner.span
+
+    def check_overrides(self) -> None:
+        consts = [n for n, k in self.scope.kinds.items() if k == "const"]
+        for name in self.overrides:
+            if name not in consts:
+                hint = did_you_mean(name, consts) or (known_list(consts) if consts else "this program has no const")
+                raise NameError_(f"--set {name}: no const named '{name}'", None, hint)
+
+    # ---- statements ---------------------------------------------------------------------------
+    def statement(self, s) -> None:
+        if type(s) in _UNSUPPORTED:
+            word, what, hint = _UNSUPPORTED[type(s)]
+            raise unsupported(what, keyword_span(s.span, word or s.name), hint)
+        if isinstance(s, (ast.Dim, ast.Const)):
+            value = self.constant(s.value) if s.name not in self.overrides else self.override(s)
+            if isinstance(s, ast.Dim):
+                if not (np.ndim(value) == 0 and float(value) == int(value) and int(value) >= 0):
+                    raise TypeError_(f"dim {s.name} must be a non-negative integer", s.value.span, None)
+                self.out.dims[s.name] = int(value)
+            else:
+                self.out.consts[s.name] = value
+        elif isinstance(s, ast.Data):
+            self.out.data[s.name] = self.data(s)
+        elif isinstance(s, ast.Param):
+            self.out.params[s.name] = self.param(s)
+        elif isinstance(s, ast.Let):
+            self.out.lets[s.name] = self.resolve.expr(s.value)
+        elif isinstance(s, ast.Fn):
+            self.out.fns[s.name] = ir.FnDecl(s.name, tuple(p.name for p in s.params),
+                                             self.resolve.fn_body(s), span=s.span)
+        elif isinstance(s, ast.Report):
+            if s.name in self.out.reports or s.name in self.scope.kinds:
+                raise NameError_(f"report '{s.name}' clashes with another name", s.span, None)
+            self.out.reports[s.name] = self.resolve.expr(s.value)
+
+    def override(self, s: ast.Const):
+        text = str(self.overrides[s.name])
+        try:
+            expr = parse(Source(f"const {s.name} = {text}", f"--set {s.name}")).stmts[0].value
+        except GradlangError:
+            raise TypeError_(f"--set {s.name}={text}: not a number or an array", None,
+                             "write --set lam=0.3 or --set w=[1, 2]") from None
+        return self.constant(expr)
+
+    def constant(self, e):
+        """Evaluate a constant expression (numbers, arrays, other consts and dims, built-ins)."""
+        expr = self.resolve.expr(e)
+        for r in refs(expr):
+            if r.kind in ("data", "param", "let"):
+                raise TypeError_(f"a const cannot depend on {r.kind} '{r.name}'", r.span,
+                                 "consts are known before the program runs")
+        ev = Evaluator(self.out, {}, {}, self.out.consts, self.out.dims)
+        with jax.ensure_compile_time_eval():
+            value = ev.eval(expr)
+        if hasattr(value, "log_prob"):
+            raise TypeError_("a const must be a number or an array, not a distribution", e.span, None)
+        return value if isinstance(value, (int, float, bool)) else np.asarray(value)
+
+    def shape(self, t: ast.Type, where: str) -> tuple:
+        if t.dims is None:
+            return ()
+        shape = []
+        for d in t.dims:
+            if isinstance(d, ast.Name) and self.scope.kinds.get(d.id) not in ("dim", "const"):
+                if d.id in self.scope.kinds:
+                    raise TypeError_(f"'{d.id}' is a {self.scope.kinds[d.id]}, not a size", d.span, None)
+                shape.append(d.id)  # a symbolic dim, bound by the data
+                continue
+            value = self.constant(d)
+            if np.ndim(value) != 0 or float(value) != int(value) or int(value) < 0:
+                raise TypeError_(f"a dim of {where} must be a non-negative integer", d.span, None)
+            shape.append(int(value))
+        return tuple(shape)
+
+    def data(self, s: ast.Data) -> ir.DataDecl:
+        if s.type.base not in types.ELEMENT_TYPES or s.type.args or s.type.kwargs:
+            hint = "data is real, int or bool" + ("; domains are for parameters" if s.type.base in types.DOMAINS else "")
+            raise TypeError_(f"unknown element type '{s.type.base}' for data {s.name}", s.type.span, hint)
+        source = None
+        if s.default is not None:
+            source = self.load_source(s)
+        return ir.DataDecl(s.name, ir.TensorType(s.type.base, self.shape(s.type, f"data {s.name}")),
+                           source, str(Path(self.source.name).parent) if self.source.name != "<string>" else "",
+                           span=s.span)
+
+    def load_source(self, s: ast.Data) -> tuple[str, str]:
+        d = s.default
+        ok = (isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and d.func.id == "load"
+              and 1 <= len(d.args) <= 2 and not d.kwargs and all(isinstance(a, ast.String) for a in d.args))
+        if not ok:
+            raise TypeError_(f"the default of data {s.name} must be load(\"file\", \"array\")", d.span,
+                             f'write: data {s.name}: ... = load("data/file.npz", "{s.name}")')
+        return (d.args[0].value, d.args[1].value if len(d.args) > 1 else s.name)
+
+    def param(self, s: ast.Param) -> ir.ParamDecl:
+        domain = types.domain_of(s.type, lambda a: self.constant(a), f"param {s.name}")
+        shape = self.shape(s.type, f"param {s.name}")
+        types.check_rank(domain, shape, s.type, f"param {s.name}")
+        for d in shape:
+            if isinstance(d, str) and d not in self.data_dims:
+                raise TypeError_(f"size '{d}' of param {s.name} is not known", s.type.span,
+                                 f"declare `dim {d} = ...`, or use {d} in the shape of a data declaration")
+        init = None
+        if s.init is not None:
+            if isinstance(s.init, ast.Name) and s.init.id in ("zeros", "ones"):
+                init = ir.Lit(0.0 if s.init.id == "zeros" else 1.0, span=s.init.span)
+            else:
+                init = self.resolve.expr(s.init)
+                for r in refs(init):
+                    if r.kind in ("param", "let"):
+                        raise TypeError_(f"the initial value of {s.name} cannot depend on {r.kind} "
+                                         f"'{r.name}'", r.span, None)
+        return ir.ParamDecl(s.name, ir.TensorType("real", shape), domain, init, span=s.span)
+
+    def check_lets(self) -> None:
+        """Lets may be declared in any order; a cycle among them is an error."""
+        state: dict[str, int] = {}
+
+        def visit(name: str, path: list[str]):
+            if state.get(name) == 2:
+                return
+            if state.get(name) == 1:
+                cycle = path[path.index(name):] + [name]
+                raise NameError_(f"let {name} depends on itself: {' -> '.join(cycle)}",
+                                 keyword_span(self.out.spans[name], "let"), None)
+            state[name] = 1
+            for r in refs(self.out.lets[name], "let"):
+                visit(r.name, path + [name])
+            state[name] = 2
+
+        for name in self.out.lets:
+            self.attempt(visit, name, [])
+
+    def check_objectives(self, stmts) -> None:
+        found = [s for s in stmts if isinstance(s, (ast.Objective, ast.ObjectiveSet, ast.Saddle))]
+        if not found:
+            self.errors.append(TypeError_("the program has no objective", None,
+                                          "add `minimize <expression>` or `maximize <expression>`"))
+            return
+        if len(found) > 1:
+            self.errors.append(TypeError_("a program has one objective statement", keyword_span(
+                found[1].span, found[1].sense if hasattr(found[1], "sense") else "minimize"),
+                f"the first is at {found[0].span}; name several in one: minimize {{ a: ..., b: ... }}"))
+            return
+        s = found[0]
+        if isinstance(s, ast.Objective):
+            self.out.objectives.append(ir.ObjectiveIR("objective", s.sense, self.resolve.expr(s.value),
+                                                      span=s.value.span))
+        elif isinstance(s, ast.ObjectiveSet):
+            seen = set()
+            for item in s.items:
+                if item.name in seen:
+                    self.errors.append(NameError_(f"objective '{item.name}' is named twice", item.span, None))
+                seen.add(item.name)
+                self.out.objectives.append(ir.ObjectiveIR(item.name, s.sense, self.resolve.expr(item.value),
+                                                          span=item.value.span))
+
+
+def check(program: ast.Program, source: Source, overrides: dict | None = None) -> ir.Program:
+    """Check ``program`` and return its IR; raises a ``GradlangError`` with every error found."""
+    return Checker(program, source, overrides).run()

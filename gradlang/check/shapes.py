@@ -1,0 +1,120 @@
+"""Shape and element-type inference by abstract evaluation.
+
+Each symbolic dim (``N``, bound later by the data) gets a distinct sentinel size; the program's
+lets, objectives, reports and inits are then evaluated under ``jax.eval_shape``, so NumPy's own
+broadcasting and shape rules apply, and the evaluator raises a located error at the first node
+whose operands do not fit.  Sentinels are mapped back to names in messages and in ``infer``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..backend.evaluate import Evaluator
+from ..errors import GradlangError, TypeError_
+from ..ir import nodes as ir
+from ..ir.visit import refs
+
+_DTYPES = {"real": jnp.float32, "int": jnp.int32, "bool": jnp.bool_}
+_FIRST_SENTINEL = 100_003  # far from any size a program writes by hand
+
+
+def symbolic_dims(program: ir.Program) -> list[str]:
+    names = []
+    for decl in list(program.data.values()) + list(program.params.values()):
+        for d in decl.type.shape:
+            if isinstance(d, str) and d not in names:
+                names.append(d)
+    return names
+
+
+def abstract_inputs(program: ir.Program, sizes: dict[str, int]):
+    """ShapeDtypeStructs for data and (constrained) params, with symbolic dims at ``sizes``."""
+    def concrete(shape):
+        return tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+
+    data = {n: jax.ShapeDtypeStruct(concrete(d.type.shape), _DTYPES[d.type.elem]) for n, d in program.data.items()}
+    params = {n: jax.ShapeDtypeStruct(concrete(p.type.shape), jnp.float32) for n, p in program.params.items()}
+    return data, params
+
+
+def _sentinels(program: ir.Program) -> dict[str, int]:
+    return {name: _FIRST_SENTINEL + 2 * i for i, name in enumerate(symbolic_dims(program))}
+
+
+def evaluate_abstract(program: ir.Program, expr, record: dict | None = None):
+    sizes = _sentinels(program)
+    data, params = abstract_inputs(program, sizes)
+    names = {v: k for k, v in sizes.items()}
+    dims = {**program.dims, **sizes}
+
+    def run(data, params):
+        ev = Evaluator(program, data, params, program.consts, dims, record=record, dim_names=names)
+        value = ev.eval(expr)
+        return None if hasattr(value, "log_prob") else value
+
+    return jax.eval_shape(run, data, params), names
+
+
+def _type(struct, names) -> str:
+    if struct is None:
+        return "a distribution"
+    elem = "bool" if struct.dtype == jnp.bool_ else ("int" if jnp.issubdtype(struct.dtype, jnp.integer) else "real")
+    if not struct.shape:
+        return elem
+    return f"{elem}[{', '.join(names.get(d, str(d)) for d in struct.shape)}]"
+
+
+def check(program: ir.Program) -> list[GradlangError]:
+    """Evaluate every let, objective, report and init abstractly; return the errors found."""
+    errors: list[GradlangError] = []
+    failed: set[str] = set()
+
+    def attempt(expr, depends_on_failed: bool):
+        if depends_on_failed:
+            return None
+        try:
+            return evaluate_abstract(program, expr)
+        except GradlangError as err:
+            errors.append(err)
+            return None
+
+    for name, expr in program.lets.items():
+        if attempt(expr, any(r.name in failed for r in refs(expr, "let"))) is None:
+            failed.add(name)
+    for obj in program.objectives:
+        out = attempt(obj.value, any(r.name in failed for r in refs(obj.value, "let")))
+        if out is not None:
+            struct, names = out
+            if struct is None or struct.shape != ():
+                errors.append(TypeError_(f"an objective must be a real scalar, not {_type(struct, names)}",
+                                         obj.span, "reduce it, e.g. with mean(...) or sum(...)"))
+            elif struct.dtype == jnp.bool_:
+                errors.append(TypeError_("an objective must be real, not bool", obj.span, None))
+    for name, expr in program.reports.items():
+        attempt(expr, any(r.name in failed for r in refs(expr, "let")))
+    for p in program.params.values():
+        if p.init is not None and not isinstance(p.init, ir.Dist):
+            out = attempt(p.init, False)
+            if out is not None:
+                struct, names = out
+                target = tuple(names.get(d, d) for d in p.type.shape)
+                try:
+                    jnp.broadcast_shapes(struct.shape, tuple(
+                        _sentinels(program)[d] if isinstance(d, str) else d for d in p.type.shape))
+                except ValueError:
+                    errors.append(TypeError_(f"the initial value of {p.name} is {_type(struct, names)}, "
+                                             f"which does not fit its shape {list(target)}", p.init.span,
+                                             "use a number, or an array of the declared shape"))
+    return errors
+
+
+def infer(program: ir.Program, expr) -> dict[int, str]:
+    """Types of every node of ``expr``, as text, keyed by ``id(node)`` (for the IR printer)."""
+    record: dict = {}
+    try:
+        _, names = evaluate_abstract(program, expr, record)
+    except GradlangError:
+        return {}
+    return {k: _type(jax.ShapeDtypeStruct(*v), names) for k, v in record.items()}

@@ -1,0 +1,63 @@
+"""Declared types: element types for data, domains for parameters (NumPyro's ``biject_to``)."""
+
+from __future__ import annotations
+
+import numpyro.distributions.constraints as C
+
+from ..errors import TypeError_, choice_help
+from ..ir import nodes as ir
+from ..syntax import ast
+
+ELEMENT_TYPES = ("real", "int", "bool")
+
+# domain word -> (number of arguments, constraint factory)
+DOMAINS = {
+    "real": (0, lambda: C.real),
+    "positive": (0, lambda: C.positive),
+    "unit": (0, lambda: C.unit_interval),
+    "simplex": (0, lambda: C.simplex),
+    "interval": (2, lambda a, b: C.interval(a, b)),
+    "greater": (1, lambda a: C.greater_than(a)),
+    "less": (1, lambda b: C.less_than(b)),
+    "ordered": (0, lambda: C.ordered_vector),
+    "positive_ordered": (0, lambda: C.positive_ordered_vector),
+    "lower_cholesky": (0, lambda: C.lower_cholesky),
+    "corr_cholesky": (0, lambda: C.corr_cholesky),
+    "positive_definite": (0, lambda: C.positive_definite),
+}
+# Domains whose values are vectors or matrices: the least number of dims they need.
+_MIN_RANK = {"simplex": 1, "ordered": 1, "positive_ordered": 1, "lower_cholesky": 2,
+             "corr_cholesky": 2, "positive_definite": 2}
+
+
+def constraint(domain: ir.Domain):
+    """The NumPyro constraint of a domain; ``biject_to`` of it maps R^n onto the domain."""
+    return DOMAINS[domain.name][1](*domain.args)
+
+
+def domain_of(t: ast.Type, const_value, where: str) -> ir.Domain:
+    """Resolve a parameter's domain word and its (constant) arguments."""
+    if t.base not in DOMAINS:
+        hint = choice_help(t.base, DOMAINS)
+        if t.base in ("int", "bool"):
+            hint = "parameters are real-valued: use real, or a constrained domain"
+        raise TypeError_(f"unknown domain '{t.base}' for {where}", t.span, hint)
+    arity = DOMAINS[t.base][0]
+    if len(t.args) != arity or t.kwargs:
+        raise TypeError_(f"domain '{t.base}' takes {arity} argument{'s' if arity != 1 else ''}, "
+                         f"not {len(t.args) + len(t.kwargs)}", t.span,
+                         {2: "write interval(low, high)", 1: f"write {t.base}(bound)"}.get(arity,
+                                                                                       f"write {t.base}"))
+    args = tuple(float(const_value(a)) for a in t.args)
+    if t.base == "interval" and not args[0] < args[1]:
+        raise TypeError_(f"interval({args[0]:g}, {args[1]:g}) is empty", t.span,
+                         "the lower bound must be below the upper bound")
+    return ir.Domain(t.base, args)
+
+
+def check_rank(domain: ir.Domain, shape: tuple, t: ast.Type, where: str) -> None:
+    need = _MIN_RANK.get(domain.name, 0)
+    if len(shape) < need:
+        example = f"{domain.name}[K]" if need == 1 else f"{domain.name}[K, K]"
+        raise TypeError_(f"domain '{domain.name}' needs at least {need} dim{'s' if need > 1 else ''} "
+                         f"for {where}", t.span, f"write e.g. {example}")

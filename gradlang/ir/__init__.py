@@ -1,0 +1,1 @@
+"""The typed intermediate representation: resolved names, explicit declarations, spans kept."""

@@ -1,0 +1,178 @@
+"""IR nodes.  Names are resolved (every ``Ref`` says what it refers to), user functions are explicit
+calls, every node keeps the span of the source it came from.  Element types and shapes are inferred
+by abstract evaluation (``check.shapes``) and shown by the printer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+from ..source import Span
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Lit(Node):
+    """A literal number (kept a Python scalar so JAX treats it as weakly typed)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Ref(Node):
+    """A reference: kind is data | param | const | dim | let | local | builtin."""
+
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Prim(Node):
+    """A built-in operation: an operator (add, matmul, ...) or a NumPy-named function."""
+
+    op: str
+    args: tuple["Expr", ...] = ()
+    kwargs: tuple[tuple[str, "Expr"], ...] = ()
+
+
+@dataclass(frozen=True)
+class ArrayLit(Node):
+    items: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class SliceIR(Node):
+    start: "Expr | None"
+    stop: "Expr | None"
+    step: "Expr | None"
+
+
+@dataclass(frozen=True)
+class Index(Node):
+    value: "Expr"
+    items: tuple["Expr | SliceIR", ...]
+
+
+@dataclass(frozen=True)
+class CallFn(Node):
+    """A call of a user function; arguments complete (defaults filled in by the checker)."""
+
+    name: str
+    args: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class Block(Node):
+    """Local bindings evaluated in order, then the value: ``let a = ...; a + 1``."""
+
+    bindings: tuple[tuple[str, "Expr"], ...]
+    value: "Expr"
+
+
+@dataclass(frozen=True)
+class Dist(Node):
+    """A distribution value (NumPyro's, by snake_case name); used by ``log_prob`` and param inits."""
+
+    name: str
+    args: tuple["Expr", ...] = ()
+    kwargs: tuple[tuple[str, "Expr"], ...] = ()
+
+
+Expr = Union[Lit, Ref, Prim, ArrayLit, Index, CallFn, Block, Dist]
+
+
+# ---- declarations ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TensorType:
+    """Element type and shape; a dim is an int, a symbolic name, or None (unknown)."""
+
+    elem: str
+    shape: tuple[int | str | None, ...] = ()
+
+    def __str__(self) -> str:
+        if not self.shape:
+            return self.elem
+        return f"{self.elem}[{', '.join('?' if d is None else str(d) for d in self.shape)}]"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A parameter's domain word and its arguments (``interval(0, 1)`` -> ("interval", (0, 1)))."""
+
+    name: str
+    args: tuple[float, ...] = ()
+
+    def __str__(self) -> str:
+        return self.name + (f"({', '.join(map(str, self.args))})" if self.args else "")
+
+
+@dataclass(frozen=True)
+class DataDecl(Node):
+    name: str
+    type: TensorType
+    source: tuple[str, str] | None  # (path relative to the .grad file's folder, array name)
+    base_dir: str = ""
+
+
+@dataclass(frozen=True)
+class ParamDecl(Node):
+    name: str
+    type: TensorType
+    domain: Domain
+    init: Expr | None  # a constant expression, a bare zeros/ones, or a Dist to sample from
+
+
+@dataclass(frozen=True)
+class FnDecl(Node):
+    name: str
+    params: tuple[str, ...]
+    body: Expr
+
+
+@dataclass(frozen=True)
+class ObjectiveIR(Node):
+    """One objective.  ``sense`` is what the user wrote; the loss is ``value`` or ``-value``."""
+
+    name: str
+    sense: str
+    value: Expr
+
+
+@dataclass(frozen=True)
+class ConfigValue(Node):
+    """A ``solve`` field value: a number, a string, a word, or a call of a choice word."""
+
+    kind: str  # number | string | word | call | array
+    value: Any = None
+    args: tuple["ConfigValue", ...] = ()
+    kwargs: tuple[tuple[str, "ConfigValue"], ...] = ()
+
+
+@dataclass
+class Program:
+    """A checked program: every declaration by kind, in source order."""
+
+    source: Any
+    dims: dict[str, int | None] = field(default_factory=dict)
+    consts: dict[str, np.ndarray | float | int] = field(default_factory=dict)
+    data: dict[str, DataDecl] = field(default_factory=dict)
+    params: dict[str, ParamDecl] = field(default_factory=dict)
+    lets: dict[str, Expr] = field(default_factory=dict)
+    fns: dict[str, FnDecl] = field(default_factory=dict)
+    objectives: list[ObjectiveIR] = field(default_factory=list)
+    reports: dict[str, Expr] = field(default_factory=dict)
+    solve: dict[str, ConfigValue] = field(default_factory=dict)
+    spans: dict[str, Span] = field(default_factory=dict)  # declaration spans by name
+
+    def replace(self, **changes) -> "Program":
+        new = Program(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        for k, v in changes.items():
+            setattr(new, k, v)
+        return new

@@ -1,0 +1,88 @@
+"""Built-in functions and operators, by NumPy's names and meanings (``jax.numpy``/``jax.nn``).
+
+Shapes are never written down here: the checker infers them by evaluating these very functions
+abstractly, so a built-in's shape rule is NumPy's own.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def sumsq(x):
+    """sum(x^2): the squared Euclidean norm."""
+    return jnp.sum(jnp.square(x))
+
+
+def norm1(x):
+    """sum(|x|): the l1 norm of all entries."""
+    return jnp.sum(jnp.abs(x))
+
+
+def norm2(x):
+    """sqrt(sum(x^2)): the Euclidean norm of all entries."""
+    return jnp.sqrt(jnp.sum(jnp.square(x)))
+
+
+def log_prob(dist, x):
+    """The log density of a distribution expression at x, summed over the batch of sites."""
+    return jnp.sum(dist.log_prob(x))
+
+
+def mixture(weights, components):
+    """A finite mixture: categorical weights over a list of component distributions."""
+    import numpyro.distributions as nd
+
+    return nd.MixtureGeneral(nd.Categorical(probs=weights), list(components))
+
+
+OPERATORS = {
+    "+": "add", "-": "subtract", "*": "multiply", "/": "divide", "@": "matmul", "^": "power",
+    "==": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater",
+    ">=": "greater_equal", "and": "logical_and", "or": "logical_or",
+}
+UNARY = {"-": "negative", "not": "logical_not"}
+
+_NUMPY = """
+    abs absolute sign exp exp2 expm1 log log2 log10 log1p sqrt cbrt square reciprocal sin cos tan
+    arcsin arccos arctan arctan2 sinh cosh tanh arcsinh arccosh arctanh floor ceil round trunc clip
+    maximum minimum where isfinite isnan logaddexp hypot power mod fmod
+    add subtract multiply divide matmul negative equal not_equal less less_equal greater greater_equal
+    logical_and logical_or logical_not
+    sum mean var std max min prod median argmax argmin cumsum cumprod all any
+    dot vdot inner outer kron einsum tensordot cross
+    stack concatenate hstack vstack reshape ravel transpose swapaxes moveaxis expand_dims squeeze
+    diag diagonal tril triu eye zeros ones full zeros_like ones_like full_like arange linspace
+    trace sort argsort flip roll take tile repeat broadcast_to
+""".split()
+_LINALG = "cholesky solve inv det slogdet norm eigh svd qr pinv matrix_power".split()
+_NN = "relu relu6 softplus sigmoid softmax log_softmax log_sigmoid gelu silu swish elu selu leaky_relu celu glu hard_tanh one_hot".split()
+_SCIPY = {"logsumexp": jax.scipy.special.logsumexp, "gammaln": jax.scipy.special.gammaln,
+          "digamma": jax.scipy.special.digamma, "erf": jax.scipy.special.erf,
+          "logit": jax.scipy.special.logit, "expit": jax.scipy.special.expit,
+          "xlogy": jax.scipy.special.xlogy, "betaln": jax.scipy.special.betaln}
+
+FUNCTIONS: dict[str, object] = {}
+FUNCTIONS.update({n: getattr(jnp, n) for n in _NUMPY})
+FUNCTIONS.update({n: getattr(jnp.linalg, n) for n in _LINALG if n not in FUNCTIONS})
+FUNCTIONS.update({n: getattr(jax.nn, n) for n in _NN})
+FUNCTIONS.update(_SCIPY)
+FUNCTIONS.update({"sumsq": sumsq, "norm1": norm1, "norm2": norm2, "log_prob": log_prob,
+                  "mixture": mixture, "det": jnp.linalg.det, "inv": jnp.linalg.inv,
+                  "solve": jnp.linalg.solve})
+
+# Functions whose first argument is a sequence: an array literal there stays a list of arrays.
+SEQUENCE_FIRST = {"stack", "concatenate", "hstack", "vstack", "mixture"}
+
+# Arguments that must be static Python values (shapes, axes, sizes).
+STATIC_ARGS = {
+    "reshape": (1,), "eye": (0, 1), "zeros": (0,), "ones": (0,), "full": (0,), "arange": (0, 1, 2),
+    "linspace": (2,), "tile": (1,), "repeat": (1,), "broadcast_to": (1,), "expand_dims": (1,),
+    "one_hot": (1,), "swapaxes": (1, 2), "moveaxis": (1, 2), "roll": (1,), "matrix_power": (1,),
+}
+STATIC_KWARGS = {"axis", "axes", "keepdims", "shape", "num_classes", "k", "ord", "ddof", "num"}
+
+CONSTANTS = {"pi": float(np.pi), "e": float(np.e), "inf": float("inf"), "nan": float("nan"),
+             "true": True, "false": False, "None": None}

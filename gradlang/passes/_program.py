@@ -1,0 +1,18 @@
+"""Apply an expression rewrite to every expression of a program."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+from ..ir import nodes as ir
+
+
+def map_expressions(program: ir.Program, fn: Callable[[ir.Expr], ir.Expr]) -> ir.Program:
+    return program.replace(
+        lets={n: fn(e) for n, e in program.lets.items()},
+        objectives=[replace(o, value=fn(o.value)) for o in program.objectives],
+        reports={n: fn(e) for n, e in program.reports.items()},
+        params={n: replace(p, init=fn(p.init)) if p.init is not None else p for n, p in program.params.items()},
+        fns={n: replace(f, body=fn(f.body)) for n, f in program.fns.items()},
+    )
