@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from ..errors import DataError
@@ -90,7 +91,10 @@ def bind(program: ir.Program, arrays: dict) -> tuple[dict[str, np.ndarray], dict
     bound_by: dict[str, str] = {}
     out = {}
     for name, decl in program.data.items():
-        arr = np.asarray(arrays[name])
+        arr = arrays[name]
+        traced = isinstance(arr, jax.core.Tracer)  # objective_fn under jit/grad: shapes only
+        if not traced:
+            arr = np.asarray(arr)
         declared = decl.type
         if arr.ndim != len(declared.shape):
             raise DataError(f"data '{name}' has shape {tuple(arr.shape)} but is declared {declared}",
@@ -105,6 +109,9 @@ def bind(program: ir.Program, arrays: dict) -> tuple[dict[str, np.ndarray], dict
                           else f"{want} = {size}") if isinstance(want, str) else f"size {size}"
                 raise DataError(f"data '{name}' has shape {tuple(arr.shape)} but is declared {declared}",
                                 decl.span, f"dim {axis} should be {origin}")
+        if traced:
+            out[name] = arr.astype(_NUMPY_DTYPES[declared.elem])
+            continue
         if declared.elem != "real" and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
             raise DataError(f"data '{name}' is declared {declared.elem} but has fractional values",
                             decl.span, "declare it real")

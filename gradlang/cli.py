@@ -1,0 +1,219 @@
+"""The command line: check, run, compile, list, examples.  Exit codes: 0 ok, 1 user error, 2 bug."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import GradlangError, InternalError
+
+EXIT_OK, EXIT_USER, EXIT_BUG = 0, 1, 2
+err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False)
+
+
+def examples_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "examples", here.parent / "examples"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "examples"
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name.strip():
+            raise GradlangError(f"--set {pair}: expected name=value", None, "e.g. --set lam=0.3")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def cmd_check(args) -> int:
+    from .api import compile as compile_program
+
+    program = compile_program(args.file)
+    n = len(program.ir.params)
+    console.print(f"{args.file}: ok ({n} param{'s' if n != 1 else ''}, "
+                  f"{len(program.ir.objectives)} objective{'s' if len(program.ir.objectives) != 1 else ''})")
+    return EXIT_OK
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None, None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[bold]step {task.completed}/{task.total}"), BarColumn(),
+                   TextColumn("objective {task.fields[objective]}"), TextColumn("{task.fields[rate]} steps/s"),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=False)
+    state = {"task": None}
+
+    def update(done, total, objective):
+        import time
+
+        if state["task"] is None:
+            state["task"] = bar.add_task("fit", total=total, objective="", rate="")
+            state["t0"], state["d0"] = time.perf_counter(), done
+        elapsed = time.perf_counter() - state["t0"]
+        rate = (done - state["d0"]) / elapsed if elapsed > 0 else 0
+        bar.update(state["task"], completed=done, objective=f"{objective:.6g}",
+                   rate=f"{rate:,.0f}" if rate else "…")
+
+    return bar, update
+
+
+def _summary(result) -> None:
+    table = Table(title=None, show_header=True, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("value", overflow="fold")
+    table.add_row("objective", f"{result.objective:.8g}")
+    if len(result.objectives) > 1:
+        for k, v in result.objectives.items():
+            table.add_row(f"objective {k}", f"{v:.8g}")
+    for k, v in result.reports.items():
+        table.add_row(f"report {k}", _short(v))
+    for k, v in result.params.items():
+        table.add_row(f"param {k}", _short(v))
+    table.add_row("steps", f"{result.steps} in {result.seconds:.2f} s (seed {result.seed})")
+    console.print(table)
+
+
+def _short(v) -> str:
+    import numpy as np
+
+    v = np.asarray(v)
+    if v.ndim == 0:
+        return f"{v.item():.6g}"
+    flat = ", ".join(f"{x:.4g}" for x in v.ravel()[:6])
+    return f"{list(v.shape)} [{flat}{', …' if v.size > 6 else ''}]"
+
+
+def write_out(result, path: str) -> None:
+    import numpy as np
+
+    out = Path(path)
+    if out.suffix == ".npz":
+        arrays = {f"params/{k}": v for k, v in result.params.items()}
+        arrays |= {f"reports/{k}": np.asarray(v) for k, v in result.reports.items()}
+        arrays |= {"objective": np.asarray(result.objective), "history/step": np.asarray(result.history["step"]),
+                   "history/objective": np.asarray(result.history["objective"]),
+                   "steps": np.asarray(result.steps), "seed": np.asarray(result.seed)}
+        np.savez(out, **arrays)
+    else:
+        out.write_text(json.dumps(result.to_json(), indent=1))
+
+
+def cmd_run(args) -> int:
+    from .api import Program
+    from .backend.runtime import NonFiniteError
+    from .pipeline import read_source
+
+    program = Program(read_source(args.file), overrides=_parse_sets(args.set))
+    bar, update = _progress(args.quiet)
+    try:
+        if bar:
+            with bar:
+                result = program.fit(data=args.data, steps=args.steps, seed=args.seed, progress=update)
+        else:
+            result = program.fit(data=args.data, steps=args.steps, seed=args.seed)
+    except NonFiniteError as err:
+        if err.result is not None and args.out:
+            write_out(err.result, args.out)
+            err_console.print(f"wrote the last finite state to {args.out}")
+        raise
+    if not args.quiet:
+        _summary(result)
+    if args.out:
+        write_out(result, args.out)
+    return EXIT_OK
+
+
+def cmd_compile(args) -> int:
+    from .emit import emit
+
+    console.print(emit(args.file, args.emit), markup=False, highlight=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    from .listing import listing
+
+    rows = listing(args.kind)
+    table = Table(show_header=True, header_style="bold")
+    for col in ("name", "summary", "reference"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_examples(args) -> int:
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("example")
+    table.add_column("what it is", overflow="fold")
+    for path in sorted(examples_dir().glob("*.grad")):
+        first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+        table.add_row(str(path), first)
+    console.print(table)
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradlang", description="Compile and run gradlang (.grad) programs.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    c = sub.add_parser("check", help="parse and check a program")
+    c.add_argument("file")
+    c.set_defaults(fn=cmd_check)
+    r = sub.add_parser("run", help="compile and solve a program")
+    r.add_argument("file")
+    r.add_argument("--data", help="an .npz or .csv file with the program's data")
+    r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a const")
+    r.add_argument("--steps", type=int, help="override the solve block's steps")
+    r.add_argument("--seed", type=int, help="override the solve block's seed")
+    r.add_argument("--out", help="write the result to R.json or R.npz")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.set_defaults(fn=cmd_run)
+    m = sub.add_parser("compile", help="print a stage of compilation")
+    m.add_argument("file")
+    m.add_argument("--emit", default="ir", help="ast | ir | ir:PASS | jaxpr")
+    m.set_defaults(fn=cmd_compile)
+    li = sub.add_parser("list", help="list the choices of a kind (optimizers, schedules, ...)")
+    li.add_argument("kind", help="optimizers | schedules | distributions | builtins | domains | passes")
+    li.set_defaults(fn=cmd_list)
+    e = sub.add_parser("examples", help="list the example gallery")
+    e.set_defaults(fn=cmd_examples)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser().print_help()
+        return EXIT_USER
+    try:
+        return args.fn(args)
+    except InternalError as err:
+        err_console.print(err.render(), markup=False)
+        return EXIT_BUG
+    except GradlangError as err:
+        err_console.print(err.render(), markup=False)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return EXIT_USER
+    except Exception as err:  # noqa: BLE001 - a bug: say so, never a bare traceback
+        err_console.print(f"internal error: {type(err).__name__}: {err}\n"
+                          "help: this is a bug in gradlang; please report it with the program", markup=False)
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

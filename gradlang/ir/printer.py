@@ -1,0 +1,107 @@
+"""IR -> readable text, each expression annotated with its inferred type."""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+
+from . import nodes as ir
+
+
+def expr(e, types: dict[int, str] | None = None) -> str:
+    types = types or {}
+    text = _expr(e, types)
+    return text
+
+
+def _typed(e, text: str, types) -> str:
+    t = types.get(id(e))
+    return f"{text} : {t}" if t and not isinstance(e, (ir.Lit, ir.Ref)) else text
+
+
+def _expr(e, types) -> str:
+    if isinstance(e, ir.Lit):
+        return "None" if e.value is None else repr(e.value)
+    if isinstance(e, ir.Ref):
+        return f"{e.kind}:{e.name}" if e.kind not in ("local",) else e.name
+    if isinstance(e, ir.Prim):
+        parts = [_expr(a, types) for a in e.args] + [f"{k}={_expr(v, types)}" for k, v in e.kwargs]
+        return _typed(e, f"{e.op}({', '.join(parts)})", types)
+    if isinstance(e, ir.Dist):
+        parts = [_expr(a, types) for a in e.args] + [f"{k}={_expr(v, types)}" for k, v in e.kwargs]
+        return f"dist.{e.name}({', '.join(parts)})"
+    if isinstance(e, ir.ArrayLit):
+        return _typed(e, "[" + ", ".join(_expr(i, types) for i in e.items) + "]", types)
+    if isinstance(e, ir.Index):
+        items = []
+        for i in e.items:
+            if isinstance(i, ir.SliceIR):
+                b = lambda x: "" if x is None else _expr(x, types)  # noqa: E731
+                items.append(f"{b(i.start)}:{b(i.stop)}" + (f":{b(i.step)}" if i.step is not None else ""))
+            else:
+                items.append(_expr(i, types))
+        return _typed(e, f"{_expr(e.value, types)}[{', '.join(items)}]", types)
+    if isinstance(e, ir.CallFn):
+        return _typed(e, f"call {e.name}({', '.join(_expr(a, types) for a in e.args)})", types)
+    if isinstance(e, ir.Block):
+        binds = "; ".join(f"let {n} = {_expr(v, types)}" for n, v in e.bindings)
+        return _typed(e, f"{{ {binds}; {_expr(e.value, types)} }}", types)
+    return repr(e)
+
+
+def program(p: ir.Program, infer=None) -> str:
+    """The whole program; ``infer(expr) -> {id: type}`` annotates types where given."""
+    types = lambda e: infer(p, e) if infer else {}  # noqa: E731
+    out = []
+    for n, v in p.dims.items():
+        out.append(f"dim {n} = {v}")
+    for n, v in p.consts.items():
+        out.append(f"const {n} = {v!r}")
+    for n, d in p.data.items():
+        src = f"  <- load({d.source[0]!r}, {d.source[1]!r})" if d.source else ""
+        out.append(f"data {n}: {d.type}{src}")
+    for n, d in p.params.items():
+        init = f" = {_expr(d.init, {})}" if d.init is not None else ""
+        out.append(f"param {n}: {d.type} in {d.domain}{init}")
+    for n, f in p.fns.items():
+        out.append(f"fn {n}({', '.join(f.params)}) = {_expr(f.body, {})}")
+    for n, e in p.lets.items():
+        out.append(f"let {n} = {expr(e, types(e))}")
+    for o in p.objectives:
+        out.append(f"objective {o.name} ({o.sense}) = {expr(o.value, types(o.value))}")
+    for n, e in p.reports.items():
+        out.append(f"report {n} = {expr(e, types(e))}")
+    if p.solve is not None and not isinstance(p.solve, dict):
+        s = p.solve
+        out.append(f"solve: optimizer={config(s.optimizer)} steps={s.steps} batch={s.batch} seed={s.seed} "
+                   f"log_every={s.log_every}" + (f" aggregator={s.aggregator}" if s.aggregator else ""))
+    return "\n".join(out)
+
+
+def config(v: ir.ConfigValue) -> str:
+    if v.kind == "call":
+        parts = [config(a) for a in v.args] + [f"{k}={config(a)}" for k, a in v.kwargs]
+        return f"{v.value}({', '.join(parts)})"
+    if v.kind == "array":
+        return "[" + ", ".join(config(a) for a in v.args) + "]"
+    return str(v.value)
+
+
+def tree(node, indent: str = "") -> str:
+    """A dataclass tree (the AST) as an indented outline; spans shown as line:col."""
+    if isinstance(node, tuple):
+        return "\n".join(tree(n, indent) for n in node) if node else indent + "()"
+    if not is_dataclass(node):
+        return indent + repr(node)
+    span = getattr(node, "span", None)
+    head = indent + type(node).__name__ + (f"  @{span.line}:{span.col}" if span else "")
+    lines = [head]
+    for f in fields(node):
+        if f.name == "span":
+            continue
+        value = getattr(node, f.name)
+        if is_dataclass(value) or (isinstance(value, tuple) and value and is_dataclass(value[0])):
+            lines.append(f"{indent}  {f.name}:")
+            lines.append(tree(value, indent + "    "))
+        else:
+            lines.append(f"{indent}  {f.name}: {value!r}")
+    return "\n".join(lines)

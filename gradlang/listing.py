@@ -1,0 +1,36 @@
+"""``gradlang list KIND``: names, one-line summaries and citations from the registries."""
+
+from __future__ import annotations
+
+import inspect
+
+from .check.types import DOMAINS
+from .errors import ConfigError, choice_help
+from .lib.builtins import FUNCTIONS
+from .lib.distributions import DISTRIBUTIONS
+from .lib.optimizers import OPTIMIZERS
+from .lib.schedules import SCHEDULES
+from .passes import PIPELINE
+
+
+def _first_line(obj) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def listing(kind: str) -> list[tuple[str, str, str]]:
+    kind = kind.rstrip("s") if kind not in ("passes", "pass") else "pass"
+    if kind in ("optimizer", "schedule"):
+        reg = OPTIMIZERS if kind == "optimizer" else SCHEDULES
+        return [(e.name + str(inspect.signature(e.value)), e.summary, e.cite) for e in reg.entries()]
+    if kind == "distribution":
+        return [(n, _first_line(c).split(".")[0], "NumPyro (Phan et al., 2019)") for n, c in sorted(DISTRIBUTIONS.items())]
+    if kind == "builtin":
+        return [(n, _first_line(f)[:80], "") for n, f in sorted(FUNCTIONS.items())]
+    if kind == "domain":
+        return [(n, f"{a} argument(s); biject_to({f.__code__.co_names[-1] if f.__code__.co_names else n})",
+                 "NumPyro constraints") for n, (a, f) in DOMAINS.items()]
+    if kind == "pass":
+        return [(p.__name__, _first_line(inspect.getmodule(p)), "") for p in PIPELINE]
+    kinds = ["optimizers", "schedules", "distributions", "builtins", "domains", "passes"]
+    raise ConfigError(f"unknown kind '{kind}'", None, choice_help(kind, kinds))

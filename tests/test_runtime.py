@@ -1,0 +1,156 @@
+"""The loop: reproducible seeds, the last finite state kept on NaN, minibatches, history, reports."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradlang
+from gradlang.errors import GradlangError
+
+REGRESSION = """
+data X: real[N, D]
+data y: real[N]
+param w: real[D] = normal(0, 0.1)
+param s: positive = 1
+minimize mean((X @ w - y)^2) / s + log(s)
+report norm = norm2(w)
+solve { optimizer = adam(lr = 0.05); steps = 300; batch = 16; log_every = 50 }
+"""
+
+
+def _data(n=200, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    return {"X": X, "y": (X @ np.arange(1, d + 1) + 0.1 * rng.normal(size=n)).astype(np.float32)}
+
+
+def test_same_seed_gives_bit_identical_parameters():
+    prog = gradlang.compile(REGRESSION)
+    a = prog.fit(data=_data(), seed=3)
+    b = prog.fit(data=_data(), seed=3)
+    c = prog.fit(data=_data(), seed=4)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    assert not np.array_equal(a.params["w"], c.params["w"])
+    assert a.history == b.history
+
+
+def test_history_and_reports_at_each_log_point():
+    result = gradlang.compile(REGRESSION).fit(data=_data())
+    assert result.history["step"] == [50, 100, 150, 200, 250, 300]
+    assert len(result.history["objective"]) == 6
+    assert len(result.history["reports"]["norm"]) == 6
+    np.testing.assert_allclose(result.reports["norm"], np.linalg.norm(result.params["w"]), rtol=1e-5)
+    assert result.params["s"] > 0
+
+
+def test_minibatch_loop_matches_hand_written_jax():
+    """The compiled loop is the same computation as a hand-written Optax loop drawing the same
+    minibatch indices (randint on the same key stream)."""
+    data = _data()
+    prog = gradlang.compile(REGRESSION.replace("normal(0, 0.1)", "0"))
+    result = prog.fit(data=data, steps=40)
+
+    X, y = jnp.asarray(data["X"]), jnp.asarray(data["y"])
+    opt = optax.adam(0.05)
+    key = jax.random.PRNGKey(0)
+    key, _ = jax.random.split(key)
+    params = {"s": jnp.zeros(()), "w": jnp.zeros(4)}  # s = exp(0) = 1 in the unconstrained space
+    state = opt.init(params)
+
+    def loss(p, Xb, yb):
+        s = jnp.exp(p["s"])
+        return jnp.mean((Xb @ p["w"] - yb) ** 2) / s + jnp.log(s)
+
+    for _ in range(40):
+        key, sub = jax.random.split(key)
+        idx = jax.random.randint(sub, (16,), 0, 200)
+        g = jax.grad(loss)(params, X[idx], y[idx])
+        updates, state = opt.update(g, state, params)
+        params = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(result.params["w"], params["w"], rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params["s"], np.exp(params["s"]), rtol=2e-5)
+
+
+def test_nan_stops_the_run_and_keeps_last_finite_state():
+    # sqrt(w - 3) turns NaN once gradient descent pushes w below 3 (w starts at 5, the optimum
+    # of (w - 1)^2 pulls it down by 0.5 a step): step 1 w=5 -> 4, step 2 -> 3.2, step 3 -> NaN.
+    prog = gradlang.compile("""
+param w: real = 5
+minimize (w - 1)^2 + sqrt(w - 3)
+solve { optimizer = sgd(lr = 0.125); steps = 100; log_every = 10 }
+""")
+    with pytest.raises(gradlang.NonFiniteError) as info:
+        prog.fit()
+    err = info.value
+    assert "non-finite at step" in err.message
+    assert err.span is not None and err.span.line == 3
+    result = err.result
+    assert np.isfinite(result.params["w"])
+    # replay by hand: keep stepping while the loss and the new iterate stay finite
+    w, last_finite, steps = 5.0, 5.0, 0
+    grad = jax.grad(lambda w: (w - 1) ** 2 + jnp.sqrt(w - 3))
+    while True:
+        value = (w - 1) ** 2 + np.sqrt(w - 3) if w >= 3 else np.nan
+        new = w - 0.125 * float(grad(w))
+        if not (np.isfinite(value) and np.isfinite(new)):
+            break
+        w, steps = new, steps + 1
+        last_finite = w
+    assert result.steps == steps
+    np.testing.assert_allclose(result.params["w"], last_finite, rtol=1e-6)
+
+
+def test_maximize_reports_the_maximised_value():
+    result = gradlang.compile("param x: real = 0\nmaximize -(x - 2)^2 + 1\nsolve { optimizer = sgd(lr = 0.1); steps = 200 }").fit()
+    np.testing.assert_allclose(result.params["x"], 2.0, atol=1e-4)
+    np.testing.assert_allclose(result.objective, 1.0, atol=1e-6)
+
+
+def test_domains_stay_in_their_sets():
+    prog = gradlang.compile("""
+const target = [0.7, 0.2, 0.1]
+param p: simplex[3]
+param u: unit = 0.9
+param r: interval(2, 5) = 4
+param c: ordered[3]
+minimize sumsq(p - target) + (u - 0.25)^2 + (r - 10)^2 + sumsq(c - [3, 1, 2])
+solve { optimizer = adam(lr = 0.05); steps = 1500 }
+""")
+    res = prog.fit()
+    np.testing.assert_allclose(res.params["p"], [0.7, 0.2, 0.1], atol=2e-3)
+    np.testing.assert_allclose(res.params["u"], 0.25, atol=2e-3)
+    assert 4.9 < res.params["r"] < 5.0  # pushed to the upper bound, never past it
+    assert np.all(np.diff(res.params["c"]) > 0)
+
+
+def test_several_objectives_with_sum_aggregator():
+    res = gradlang.compile("""
+param x: real = 0
+minimize { a: (x - 1)^2, b: (x + 3)^2 }
+solve { optimizer = sgd(lr = 0.1); steps = 300; aggregator = sum }
+""").fit()
+    np.testing.assert_allclose(res.params["x"], -1.0, atol=1e-4)
+    assert set(res.objectives) == {"a", "b"}
+    np.testing.assert_allclose(res.objective, res.objectives["a"] + res.objectives["b"], rtol=1e-6)
+
+
+def test_consts_overridden_by_keyword():
+    prog = gradlang.compile("const c = 1\nparam x: real = 0\nminimize (x - c)^2\nsolve { optimizer = sgd(lr = 0.2); steps = 100 }")
+    np.testing.assert_allclose(prog.fit(c=4).params["x"], 4.0, atol=1e-4)
+    with pytest.raises(GradlangError, match="no const named 'd'"):
+        prog.fit(d=3)
+
+
+def test_objective_fn_is_a_pure_jax_function():
+    prog = gradlang.compile("data X: real[N, D]\ndata y: real[N]\nparam w: real[D]\nparam s: positive\n"
+                            "minimize mean((X @ w - y)^2) / s")
+    data = _data()
+    f = jax.jit(prog.objective_fn)
+    params = {"w": jnp.ones(4), "s": jnp.asarray(2.0)}
+    expected = np.mean((data["X"] @ np.ones(4) - data["y"]) ** 2) / 2
+    np.testing.assert_allclose(f(params, data), expected, rtol=1e-5)
+    g = jax.grad(prog.objective_fn)(params, data)
+    np.testing.assert_allclose(g["s"], -expected / 2, rtol=1e-4)
