@@ -126,7 +126,7 @@ def cmd_run(args) -> int:
     except NonFiniteError as err:
         if err.result is not None and args.out:
             write_out(err.result, args.out)
-            err_console.print(f"wrote the last finite state to {args.out}")
+            report_error(f"wrote the last finite state to {args.out}")
         raise
     if not args.quiet:
         _summary(result)
@@ -156,14 +156,22 @@ def cmd_list(args) -> int:
 
 
 def cmd_examples(args) -> int:
-    table = Table(show_header=True, header_style="bold")
-    table.add_column("example")
+    folder = examples_dir()
+    table = Table(show_header=True, header_style="bold", title=f"gallery in {folder}")
+    table.add_column("example", no_wrap=True)
     table.add_column("what it is", overflow="fold")
-    for path in sorted(examples_dir().glob("*.grad")):
+    for path in sorted(folder.glob("*.grad")):
         first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
-        table.add_row(str(path), first)
+        table.add_row(path.name, first)
     console.print(table)
+    console.print(f"run one with: gradlang run {folder / 'least_squares.grad'}", soft_wrap=True)
     return EXIT_OK
+
+
+def report_error(text: str) -> None:
+    """Errors go to stderr as plain text: never wrapped, so carets stay under their columns."""
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -201,17 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except InternalError as err:
-        err_console.print(err.render(), markup=False)
+        report_error(err.render())
         return EXIT_BUG
     except GradlangError as err:
-        err_console.print(err.render(), markup=False)
+        report_error(err.render())
         return EXIT_USER
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        report_error("interrupted")
         return EXIT_USER
     except Exception as err:  # noqa: BLE001 - a bug: say so, never a bare traceback
-        err_console.print(f"internal error: {type(err).__name__}: {err}\n"
-                          "help: this is a bug in gradlang; please report it with the program", markup=False)
+        report_error(f"internal error: {type(err).__name__}: {err}\n"
+                     "help: this is a bug in gradlang; please report it with the program")
         return EXIT_BUG
 
 

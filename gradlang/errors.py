@@ -110,7 +110,11 @@ def collect(errors: list[GradlangError]) -> None:
 
 
 def did_you_mean(name: str, known) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    """The nearest known name: a close spelling, else the one known name that ``name`` begins."""
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close and len(name) >= 3:
+        close = [k for k in known if k.startswith(name)][:1] if sum(k.startswith(name) for k in known) == 1 else []
     return f"did you mean '{close[0]}'?" if close else None
 
 

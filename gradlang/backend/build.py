@@ -55,7 +55,8 @@ class Model(eqx.Module):
                 value = value.sample(k, shape[: len(shape) - len(value.event_shape)] if value.event_shape
                                      else shape)
             value = jnp.broadcast_to(jnp.asarray(value, jnp.float32), shape)
-            if not bool(jnp.all(constraint(p.domain).check(value))):
+            inside = jnp.all(constraint(p.domain).check(value))
+            if not isinstance(inside, jax.core.Tracer) and not bool(inside):
                 raise TypeError_(f"the initial value of {name} is outside its domain {p.domain}",
                                  p.init.span, "choose a value inside the domain, or leave the init out")
             out[name] = t.inv(value).astype(jnp.float32)
