@@ -76,15 +76,16 @@ def batch_axis_arrays(model: Model, batch: int | None) -> tuple[list[str], int]:
 
 
 def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, batch: int | None):
-    """One optimisation step as a scan body: (carry, t) -> (carry, loss)."""
+    """One optimisation step as a scan body: (carry, t) -> (carry, loss).  ``data`` is the traced
+    argument of the enclosing jit, so arrays are never baked into the executable as constants."""
     def loss_on(u, d):
         return model.loss(u, d)
 
     def step(carry, t):
         u, opt_state, key, bad = carry
-        key, sub = jax.random.split(key)
         d = data
-        if batched:
+        if batched:  # a fresh key per step only when something random happens
+            key, sub = jax.random.split(key)
             idx = jax.random.randint(sub, (batch,), 0, n_rows)
             d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
         f = lambda p: loss_on(p, d)  # noqa: E731
@@ -110,13 +111,13 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     u = model.init(init_key, data)
     opt_state = opt.init(u)
     batched, n_rows = batch_axis_arrays(model, batch)
-    step = make_step(model, opt, data, batched, n_rows, batch)
 
     @jax.jit
-    def chunk(carry, ts):
-        return jax.lax.scan(step, carry, ts)
+    def chunk(carry, ts, data):
+        return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch), carry, ts)
 
-    evaluate = jax.jit(lambda u: (model.objective_values(u, data), model.reports(u, data)))
+    evaluate_jit = jax.jit(lambda u, data: (model.objective_values(u, data), model.reports(u, data)))
+    evaluate = lambda u: evaluate_jit(u, data)  # noqa: E731
     sign = -1.0 if model.program.objectives[0].sense == "maximize" else 1.0
     history: dict[str, list] = {"step": [], "objective": [], "reports": {n: [] for n in model.program.reports}}
     carry = (u, opt_state, key, jnp.asarray(-1, jnp.int32))
@@ -126,7 +127,7 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     try:
         while done < steps:
             n = min(log_every, steps - done)
-            carry, losses = chunk(carry, jnp.arange(done, done + n, dtype=jnp.int32))
+            carry, losses = chunk(carry, jnp.arange(done, done + n, dtype=jnp.int32), data)
             done += n
             bad = int(carry[3])
             if bad >= 0:
