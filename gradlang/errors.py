@@ -19,9 +19,11 @@ class Diagnostic:
     span: Span | None = None
     help: str | None = None
     extra_spans: list[Span] = field(default_factory=list)
+    file: str | None = None  # for whole-program errors, which have no span
 
     def render(self, kind: str = "error") -> str:
-        head = f"{self.span}: {kind}: {self.message}" if self.span else f"{kind}: {self.message}"
+        where = str(self.span) if self.span else self.file
+        head = f"{where}: {kind}: {self.message}" if where else f"{kind}: {self.message}"
         out = [head]
         spans = ([self.span] if self.span else []) + self.extra_spans
         if self.span is not None and self.span.source is not None:
@@ -49,11 +51,12 @@ class GradlangError(Exception):
 
     kind = "error"
 
-    def __init__(self, message: str | list[Diagnostic], span: Span | None = None, help: str | None = None):
+    def __init__(self, message: str | list[Diagnostic], span: Span | None = None, help: str | None = None,
+                 file: str | None = None):
         if isinstance(message, list):
             self.diagnostics = message
         else:
-            self.diagnostics = [Diagnostic(message, span, help)]
+            self.diagnostics = [Diagnostic(message, span, help, file=file)]
         super().__init__(self.render())
 
     @property
@@ -112,7 +115,8 @@ def collect(errors: list[GradlangError]) -> None:
 def did_you_mean(name: str, known) -> str | None:
     """The nearest known name: a close spelling, else the one known name that ``name`` begins."""
     known = list(known)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    close = [k for k in known if k.lower() == name.lower() and k != name][:1]
+    close = close or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if not close and len(name) >= 3:
         close = [k for k in known if k.startswith(name)][:1] if sum(k.startswith(name) for k in known) == 1 else []
     return f"did you mean '{close[0]}'?" if close else None

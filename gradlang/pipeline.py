@@ -34,7 +34,8 @@ def compile_source(source: Source, overrides: dict | None = None, until: str | N
     except GradlangError:
         raise
     except RecursionError:
-        raise GradlangError("the program nests too deeply", None, "split long expressions with let") from None
+        raise GradlangError("the program nests too deeply", None, "split long expressions with let",
+                            file=source.name) from None
     except Exception as err:  # noqa: BLE001 - the boundary between user errors and bugs
         raise InternalError(f"{type(err).__name__}: {err}", None,
                             "this is a bug in gradlang; please report it with the program") from err

@@ -12,6 +12,11 @@ class Source:
     text: str
     name: str = "<string>"
 
+    def __post_init__(self):
+        # one newline convention for the lexer and for the lines shown under errors; no BOM
+        text = self.text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+        object.__setattr__(self, "text", text)
+
     def line(self, number: int) -> str:
         lines = self.text.splitlines()
         return lines[number - 1] if 1 <= number <= len(lines) else ""

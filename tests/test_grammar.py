@@ -73,7 +73,7 @@ def test_equality_ignores_spans():
     assert parse("let a = 1 + 2") == parse("\n\n  let   a=1+2  # comment")
 
 
-@pytest.mark.parametrize("text, where", [("let a = (1 + 2", (1, 15)), ("let a = $", (1, 9)),
+@pytest.mark.parametrize("text, where", [("let a = (1 + 2", (1, 9)), ("let a = $", (1, 9)),
                                          ("minimize\n", (1, 9)), ("let a = 'x'", (1, 9))])
 def test_syntax_errors_are_located(text, where):
     with pytest.raises(GradlangError) as info:

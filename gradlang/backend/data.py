@@ -12,7 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, did_you_mean
 from ..ir import nodes as ir
 
 _NUMPY_DTYPES = {"real": np.float32, "int": np.int32, "bool": np.bool_}
@@ -79,9 +79,14 @@ def gather(program: ir.Program, supplied: dict | None) -> dict[str, np.ndarray]:
                                 f"it has: {', '.join(sorted(cache[path]))}")
             out[name] = cache[path][decl.source[1]]
         if name not in out:
-            raise DataError(f"no data for '{name}'", decl.span,
-                            f'pass it (--data file.npz, or fit(data={{"{name}": ...}})), or declare a default: '
-                            f'= load("file.npz", "{name}")')
+            given = [k for k in supplied if k != "__csv__"]
+            close = did_you_mean(name, given)
+            if given:
+                hint = (f"{close} " if close else "") + f"the supplied data has: {', '.join(sorted(given))}"
+            else:
+                hint = (f'pass it (--data file.npz, or fit(data={{"{name}": ...}})), or declare a default: '
+                        f'= load("file.npz", "{name}")')
+            raise DataError(f"no data for '{name}'", decl.span, hint)
     return out
 
 

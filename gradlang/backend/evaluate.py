@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import TypeError_
+from ..errors import GradlangError, TypeError_, did_you_mean
 from ..ir import nodes as ir
 from ..lib.builtins import FUNCTIONS, SEQUENCE_FIRST, STATIC_ARGS, STATIC_KWARGS
 from ..lib.distributions import DISTRIBUTIONS
@@ -96,13 +96,14 @@ class Evaluator:
         if isinstance(e, ir.Prim):
             return self._prim(e, local)
         if isinstance(e, ir.ArrayLit):
-            items = [self.eval(i, local) for i in e.items]
-            try:
-                return jnp.stack([jnp.asarray(i) for i in items])
-            except (TypeError, ValueError):
-                kinds = ", ".join(self.type_of(i) for i in items)
-                raise TypeError_(f"the items of an array must have one shape, not {kinds}", e.span,
-                                 "use concatenate([...]) to join arrays of different lengths") from None
+            items = [jnp.asarray(self.eval(i, local)) for i in e.items]
+            for node, item in zip(e.items[1:], items[1:]):
+                if item.shape != items[0].shape:
+                    raise TypeError_(f"the items of an array must have one shape: the first is "
+                                     f"{self.type_of(items[0])}, this one {self.type_of(item)}", node.span,
+                                     "to join vectors of different lengths use concatenate([...])"
+                                     if items[0].ndim == 1 else None)
+            return jnp.stack(items)
         if isinstance(e, ir.Index):
             return self._index(e, local)
         if isinstance(e, ir.CallFn):
@@ -147,11 +148,14 @@ class Evaluator:
                 with jax.ensure_compile_time_eval():  # constants stay constants: sizes, axes
                     return fn(*args, **kwargs)
             return fn(*args, **kwargs)
-        except (TypeError, ValueError, IndexError, ZeroDivisionError) as err:
-            raise self._op_error(e, args, kwargs, err) from None
+        except GradlangError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a built-in applied to what it cannot take
+            raise self._op_error(e, fn, args, kwargs, err) from None
 
-    def _op_error(self, e: ir.Prim, args, kwargs, err: Exception) -> TypeError_:
+    def _op_error(self, e: ir.Prim, fn, args, kwargs, err: Exception) -> TypeError_:
         kinds = [self.type_of(a) for a in args]
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         if e.op in _VERBS and len(args) == 2:
             symbol = _OPERATOR_SYMBOLS.get(e.op)
             help_ = None
@@ -159,16 +163,29 @@ class Evaluator:
                 help_ = "the last dim of the left side must equal the first dim of the right side"
             elif symbol:
                 help_ = "shapes broadcast as in NumPy: dims must be equal or 1, counted from the right"
+            if any(a is None for a in args):
+                return TypeError_("None is not a value", e.span, "it adds an axis inside indexing only: x[:, None]")
             return TypeError_(f"cannot {_VERBS[e.op]} {kinds[0]} and {kinds[1]}", e.span, help_)
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-        unexpected = [k for k in kwargs if "unexpected keyword" in detail and k in detail]
-        if unexpected:
-            return TypeError_(f"{e.op}() has no argument '{unexpected[0]}'", e.span, None)
-        shown = ", ".join(kinds + [f"{k} = ..." for k in kwargs])
+        if "unexpected keyword argument" in detail:
+            known = _parameters(fn)
+            bad = next((k for k in kwargs if k not in known), None) if known else None
+            if bad:
+                hint = did_you_mean(bad, known) or f"its arguments: {', '.join(known)}"
+                return TypeError_(f"{e.op}() has no argument '{bad}'", e.span, hint)
+        if "axis" in kwargs and ("out of bounds" in detail or "axis" in detail) and args:
+            ndim = getattr(args[0], "ndim", 0)
+            return TypeError_(f"axis {kwargs['axis']} is out of range for {kinds[0]}", e.span,
+                              f"a {kinds[0]} has axes 0 to {ndim - 1} (or -{ndim} to -1)" if ndim else
+                              "a scalar has no axes")
+        if e.op == "log_prob" and args and not hasattr(args[0], "log_prob"):
+            return TypeError_("log_prob needs a distribution first, like log_prob(normal(0, 1), x)", e.span, None)
+        shown = ", ".join(kinds + [f"{k} = {self.type_of(v)}" for k, v in kwargs.items()])
         return TypeError_(f"cannot apply {e.op} to ({shown})", e.span, detail)
 
     def _index(self, e: ir.Index, local: dict):
         value = self.eval(e.value, local)
+        if not hasattr(value, "shape"):
+            value = jnp.asarray(value)
         items = []
         for item in e.items:
             if isinstance(item, ir.SliceIR):
@@ -179,16 +196,30 @@ class Evaluator:
                 items.append(None)
             else:
                 items.append(self.eval(item, local))
+        kind = self.type_of(value)
+        wanted = sum(1 for i in items if i is not None)
+        if wanted > value.ndim:
+            raise TypeError_(f"cannot index {kind} with {wanted} indices", e.span,
+                             f"it has {value.ndim} dim{'s' if value.ndim != 1 else ''}")
+        axis = 0
+        for item, node in zip(items, e.items):
+            if item is None:
+                continue
+            if not isinstance(item, slice):
+                if isinstance(item, (float, np.floating)) or (hasattr(item, "dtype") and
+                                                             jnp.issubdtype(item.dtype, jnp.floating)):
+                    raise TypeError_(f"an index must be an integer, not {self.type_of(item)}", node.span,
+                                     "round it, or compute it from integers")
+                if isinstance(item, (int, np.integer)) and not -value.shape[axis] <= item < value.shape[axis]:
+                    size = value.shape[axis]
+                    raise TypeError_(f"index {item} is out of range for {kind}", node.span,
+                                     f"valid indices on that dim: 0 to {size - 1} (or -{size} to -1)")
+            axis += 1
         try:
-            if not hasattr(value, "shape"):
-                value = jnp.asarray(value)
-            wanted = sum(1 for i in items if i is not None)
-            if wanted > value.ndim:
-                raise IndexError("too many indices")
             return value[tuple(items)]
-        except (TypeError, ValueError, IndexError) as err:
-            raise TypeError_(f"cannot index {self.type_of(value)} with {len(items)} indices", e.span,
-                             str(err).splitlines()[0]) from None
+        except Exception as err:  # noqa: BLE001
+            raise TypeError_(f"cannot index {kind} with ({', '.join(self.type_of(i) for i in items)})",
+                             e.span, str(err).splitlines()[0]) from None
 
     def _dist(self, e: ir.Dist, local: dict):
         cls = DISTRIBUTIONS[e.name]
@@ -196,6 +227,25 @@ class Evaluator:
         kwargs = {k: self.eval(a, local) for k, a in e.kwargs}
         try:
             return cls(*args, **kwargs)
-        except (TypeError, ValueError) as err:
-            raise TypeError_(f"cannot build the {e.name} distribution", e.span,
+        except Exception as err:  # noqa: BLE001
+            known = _parameters(cls)
+            bad = next((k for k in kwargs if known and k not in known), None)
+            if bad:
+                return_hint = did_you_mean(bad, known) or f"its arguments: {', '.join(known)}"
+                raise TypeError_(f"{e.name}() has no argument '{bad}'", e.span, return_hint) from None
+            raise TypeError_(f"cannot build the {e.name} distribution from "
+                             f"({', '.join(self.type_of(a) for a in args)})", e.span,
                              str(err).splitlines()[0]) from None
+
+
+def _parameters(fn) -> list[str]:
+    """Keyword-usable parameter names of a built-in or distribution (empty when unknown)."""
+    import inspect
+
+    try:
+        target = fn.__init__ if isinstance(fn, type) else fn
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.name not in ("self", "args", "kwargs", "validate_args")
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
+import optax
 
 from ..errors import ConfigError, choice_help, did_you_mean
 from ..ir import nodes as ir
-from ..lib.optimizers import OPTIMIZERS
+from ..lib.optimizers import OPTIMIZERS, takes_optimizers
 from ..lib.schedules import SCHEDULES
 
 
@@ -21,25 +22,40 @@ def _arg(v: ir.ConfigValue, total_steps: int):
     if v.kind == "number":
         value = v.value
         return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
-    if v.kind == "string":
-        return v.value
     if v.kind == "array":
         return [_arg(a, total_steps) for a in v.args]
-    if v.kind == "word" and v.value not in OPTIMIZERS and v.value not in SCHEDULES:
-        return v.value
-    return _call(v, total_steps)
+    if v.kind == "string" or (v.kind == "word" and v.value not in OPTIMIZERS and v.value not in SCHEDULES):
+        shown = f'"{v.value}"' if v.kind == "string" else v.value
+        raise ConfigError(f"{shown} is not a number, an optimizer or a schedule", v.span,
+                          did_you_mean(str(v.value), OPTIMIZERS.names() + SCHEDULES.names())
+                          or "optimizer arguments are numbers (lr = 0.01) or schedules (lr = cosine(0.01))")
+    return _call(v, total_steps, top=False)
 
 
-def _call(v: ir.ConfigValue, total_steps: int):
+def _call(v: ir.ConfigValue, total_steps: int, top: bool = True):
     if v.kind not in ("word", "call"):
         raise ConfigError("expected an optimizer, like adam(lr = 0.01)", v.span,
                           choice_help("", OPTIMIZERS.names()))
+    if v.value not in SCHEDULES and v.value not in OPTIMIZERS:
+        if top:
+            raise ConfigError(f"unknown optimizer '{v.value}'", v.span, choice_help(v.value, OPTIMIZERS.names()))
+        nearest = did_you_mean(v.value, OPTIMIZERS.names() + SCHEDULES.names())
+        is_schedule = nearest is not None and nearest.split("'")[1] in SCHEDULES
+        kind, known = ("schedule", SCHEDULES.names()) if is_schedule else \
+            ("optimizer or schedule", OPTIMIZERS.names() + SCHEDULES.names())
+        raise ConfigError(f"unknown {kind} '{v.value}'", v.span, choice_help(v.value, known))
     registry = SCHEDULES if v.value in SCHEDULES else OPTIMIZERS
-    entry = registry.get(v.value, v.span)
-    fn = entry.value
+    fn = registry.get(v.value, v.span).value
     args = [_arg(a, total_steps) for a in v.args]
     kwargs = {k: _arg(a, total_steps) for k, a in v.kwargs}
     signature = inspect.signature(fn)
+    names = [p for p in signature.parameters if p not in ("opts",)]
+    for (k, _), span in zip(v.kwargs, v.name_spans or [v.span] * len(v.kwargs)):
+        if k not in signature.parameters:
+            about = " (lr is the learning rate)" if "lr" in names and k in ("learning_rate", "step_size", "eta") else ""
+            hint = did_you_mean(k, names)
+            raise ConfigError(f"{v.value}() has no argument '{k}'", span,
+                              (f"{hint} " if hint else "") + f"its arguments: {', '.join(names)}{about}")
     if registry is SCHEDULES and "steps" in signature.parameters:
         try:
             if "steps" not in signature.bind_partial(*args, **kwargs).arguments:
@@ -49,17 +65,21 @@ def _call(v: ir.ConfigValue, total_steps: int):
     try:
         signature.bind(*args, **kwargs)
     except TypeError as err:
-        names = [p for p in signature.parameters if p not in ("opts",)]
-        bad = [k for k, _ in v.kwargs if k not in signature.parameters]
-        if bad:
-            raise ConfigError(f"{v.value}() has no argument '{bad[0]}'", v.span,
-                              (did_you_mean(bad[0], names) or "") + f" its arguments: {', '.join(names)}") from None
         raise ConfigError(f"wrong arguments to {v.value}(): {err}", v.span,
                           f"its arguments: {', '.join(names)}") from None
+    if takes_optimizers(fn):
+        inner = args if "opts" in signature.parameters else args[:1]
+        for a, node in zip(inner, v.args):
+            if not isinstance(a, optax.GradientTransformation):
+                raise ConfigError(f"{v.value}() takes optimizers, not {node.kind}s", node.span,
+                                  f"e.g. {v.value}(clip_by_global_norm(1.0), adam(lr = 0.01))" if v.value == "chain"
+                                  else f"e.g. {v.value}(adam(lr = 0.01))")
+        if not inner:
+            raise ConfigError(f"{v.value}() needs at least one optimizer", v.span, None)
     try:
         return fn(*args, **kwargs)
-    except Exception as err:  # a wrong kind of argument (a word where a number goes, say)
-        raise ConfigError(f"cannot build {v.value}(...): {err}", v.span, None) from None
+    except Exception as err:  # noqa: BLE001 - a wrong kind of argument (a word where a number goes)
+        raise ConfigError(f"cannot build {v.value}(...)", v.span, str(err).splitlines()[0] if str(err) else None) from None
 
 
 def build_optimizer(cfg: ir.ConfigValue, total_steps: int):

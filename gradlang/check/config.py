@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import ConfigError, GradlangError, choice_help, collect
 from ..ir import nodes as ir
 from ..source import Span
 from ..syntax import ast
-from .names import unsupported
+from .names import name_span, unsupported
 
 CHOICES = {
     "method": ["gradient", "proximal", "fista", "admm", "gda", "extragradient", "optimistic", "mirror_prox"],
@@ -58,7 +60,8 @@ def config_value(e, program: ir.Program) -> ir.ConfigValue:
         return ir.ConfigValue("word", e.id, span=e.span)
     if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
         return ir.ConfigValue("call", e.func.id, tuple(config_value(a, program) for a in e.args),
-                              tuple((k.name, config_value(k.value, program)) for k in e.kwargs), span=e.span)
+                              tuple((k.name, config_value(k.value, program)) for k in e.kwargs),
+                              tuple(name_span(k.span, k.name) for k in e.kwargs), span=e.span)
     if isinstance(e, ast.Array):
         return ir.ConfigValue("array", None, tuple(config_value(a, program) for a in e.items), span=e.span)
     raise ConfigError("a solve setting is a number, a word, or a call like adam(lr = 0.01)",
@@ -66,8 +69,10 @@ def config_value(e, program: ir.Program) -> ir.ConfigValue:
 
 
 def _integer(v: ir.ConfigValue, name: str, minimum: int) -> int:
-    if v.kind != "number" or float(v.value) != int(v.value) or int(v.value) < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}", v.span, None)
+    ok = v.kind == "number" and np.ndim(v.value) == 0 and np.isfinite(float(v.value))
+    if not ok or float(v.value) != int(v.value) or not minimum <= int(v.value) < 2**31:
+        example = {"steps": 1000, "batch": 64, "seed": 0, "log_every": 100}[name]
+        raise ConfigError(f"{name} must be an integer >= {minimum}", v.span, f"e.g. {name} = {example}")
     return int(v.value)
 
 
@@ -90,7 +95,8 @@ def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
     for f in (blocks[0].fields if blocks else ()):
         try:
             if f.name not in FIELDS:
-                raise ConfigError(f"unknown solve field '{f.name}'", f.span, choice_help(f.name, FIELDS))
+                raise ConfigError(f"unknown solve field '{f.name}'", name_span(f.span, f.name),
+                                  choice_help(f.name, FIELDS))
             if f.name in seen:
                 raise ConfigError(f"solve field '{f.name}' is set twice", f.span, f"first set at {seen[f.name]}")
             seen[f.name] = f.span
@@ -119,5 +125,25 @@ def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
             raise unsupported(f"aggregator '{agg}'" + (" (the default for several objectives)" if
                               settings.aggregator is None else "") + " is", where,
                               "Jacobian-descent aggregators come later; set aggregator = mean or sum")
-    build_optimizer(settings.optimizer, settings.steps)  # validates names and arguments
+    validate_optimizer(build_optimizer(settings.optimizer, settings.steps), settings.optimizer)
     return settings
+
+
+def validate_optimizer(opt, cfg: ir.ConfigValue) -> None:
+    """Trace one update on a small parameter tree, so that wrong kinds of arguments (a word where a
+    learning rate goes, say) are reported here, at the optimizer's span, not in the middle of a run."""
+    import jax
+    import jax.numpy as jnp
+
+    params = {"vector": jnp.zeros(3), "matrix": jnp.zeros((2, 2))}
+
+    def one_update(p):
+        f = lambda q: sum(jnp.sum(x**2) for x in jax.tree.leaves(q))  # noqa: E731
+        value, grads = jax.value_and_grad(f)(p)
+        return opt.update(grads, opt.init(p), p, value=value, grad=grads, value_fn=f)
+
+    try:
+        jax.eval_shape(one_update, params)
+    except Exception as err:  # noqa: BLE001 - any failure here is a wrong argument
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError("this optimizer cannot run with these arguments", cfg.span, detail) from None

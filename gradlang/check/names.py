@@ -21,6 +21,17 @@ def keyword_span(span: Span | None, word: str) -> Span | None:
     return Span(span.line, span.col, span.line, span.col + len(word), span.source)
 
 
+def name_span(span: Span | None, name: str) -> Span | None:
+    """The span of ``name`` where it first appears inside a statement's first line."""
+    if span is None or span.source is None:
+        return span
+    line = span.source.line(span.line)
+    at = line.find(name, span.col - 1)
+    if at < 0:
+        return keyword_span(span, "")
+    return Span(span.line, at + 1, span.line, at + 1 + len(name), span.source)
+
+
 def unsupported(what: str, span: Span | None, hint: str | None = None) -> UnsupportedError:
     return UnsupportedError(f"{what} not supported yet", span,
                             hint or "this version of gradlang parses it but cannot run it yet")
@@ -65,6 +76,9 @@ class Resolver:
     # ---- expressions --------------------------------------------------------------------------
     def _expr(self, e, local: frozenset) -> ir.Expr:
         if isinstance(e, ast.Number):
+            if isinstance(e.value, int) and e.value >= 2**31:
+                raise TypeError_(f"the integer {e.value} does not fit in 32 bits", e.span,
+                                 f"write it as a real number: {float(e.value):g}")
             return ir.Lit(e.value, span=e.span)
         if isinstance(e, ast.String):
             raise TypeError_("a string is not a value here", e.span,
@@ -72,6 +86,9 @@ class Resolver:
         if isinstance(e, ast.Name):
             return self._name(e, local)
         if isinstance(e, ast.Array):
+            if not e.items:
+                raise TypeError_("an empty array has no element type or shape", e.span,
+                                 "use zeros(0) for an empty vector")
             return ir.ArrayLit(tuple(self._expr(i, local) for i in e.items), span=e.span)
         if isinstance(e, ast.BinOp):
             return ir.Prim(OPERATORS[e.op], (self._expr(e.left, local), self._expr(e.right, local)),
@@ -88,6 +105,8 @@ class Resolver:
                 if isinstance(s, ast.Slice):
                     bound = lambda x: None if x is None else self._expr(x, local)  # noqa: E731
                     items.append(ir.SliceIR(bound(s.start), bound(s.stop), bound(s.step), span=s.span))
+                elif isinstance(s, ast.Name) and s.id == "None" and s.id not in local:
+                    items.append(ir.Lit(None, span=s.span))
                 else:
                     items.append(self._expr(s, local))
             return ir.Index(self._expr(e.value, local), tuple(items), span=e.span)
@@ -110,6 +129,8 @@ class Resolver:
                               "probabilistic models arrive in a later version")
         if kind is not None:
             return ir.Ref(kind, e.id, span=e.span)
+        if e.id == "None":
+            raise TypeError_("None is not a value", e.span, "it adds an axis inside indexing only: x[:, None]")
         if e.id in CONSTANTS:
             return ir.Lit(CONSTANTS[e.id], span=e.span)
         hint = did_you_mean(e.id, list(local) + self.scope.visible() + list(CONSTANTS))

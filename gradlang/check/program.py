@@ -16,7 +16,7 @@ from ..source import Source
 from ..syntax import ast
 from ..syntax.parser import parse
 from . import config, shapes, types
-from .names import Resolver, Scope, keyword_span, unsupported
+from .names import Resolver, Scope, keyword_span, name_span, unsupported
 
 _KIND_OF = {ast.Dim: "dim", ast.Const: "const", ast.Data: "data", ast.Param: "param",
             ast.Let: "let", ast.Fn: "fn"}
@@ -119,8 +119,8 @@ class Checker:
                 continue
             if s.name in self.scope.kinds:
                 first = self.out.spans[s.name]
-                self.errors.append(NameError_(f"'{s.name}' is declared twice", keyword_span(s.span, ""),
-                                              f"first declared at {first}"))
+                self.errors.append(NameError_(f"'{s.name}' is declared twice", name_span(s.span, s.name),
+                                              f"first declared at {first}; rename one of them"))
                 continue
             self.scope.kinds[s.name] = kind
             self.out.spans[s.name] = s.span
@@ -150,8 +150,10 @@ class Checker:
         if isinstance(s, (ast.Dim, ast.Const)):
             value = self.constant(s.value) if s.name not in self.overrides else self.override(s)
             if isinstance(s, ast.Dim):
-                if not (np.ndim(value) == 0 and float(value) == int(value) and int(value) >= 0):
-                    raise TypeError_(f"dim {s.name} must be a non-negative integer", s.value.span, None)
+                if not (np.ndim(value) == 0 and np.isfinite(float(value)) and float(value) == int(value)
+                        and 0 <= int(value) < 2**31):
+                    raise TypeError_(f"dim {s.name} must be a non-negative integer", s.value.span,
+                                     f"write e.g. dim {s.name} = 8")
                 self.out.dims[s.name] = int(value)
             else:
                 self.out.consts[s.name] = value
@@ -162,6 +164,10 @@ class Checker:
         elif isinstance(s, ast.Let):
             self.out.lets[s.name] = self.resolve.expr(s.value)
         elif isinstance(s, ast.Fn):
+            names = [p.name for p in s.params]
+            for i, p in enumerate(s.params):
+                if p.name in names[:i]:
+                    raise NameError_(f"parameter '{p.name}' of {s.name}() is named twice", p.span, None)
             self.out.fns[s.name] = ir.FnDecl(s.name, tuple(p.name for p in s.params),
                                              self.resolve.fn_body(s), span=s.span)
         elif isinstance(s, ast.Report):
@@ -185,6 +191,10 @@ class Checker:
             if r.kind in ("data", "param", "let"):
                 raise TypeError_(f"a const cannot depend on {r.kind} '{r.name}'", r.span,
                                  "consts are known before the program runs")
+            if r.kind in ("const", "dim") and r.name not in (self.out.consts if r.kind == "const" else self.out.dims):
+                first = self.out.spans.get(r.name)
+                raise NameError_(f"{r.kind} '{r.name}' is used before it has a value", r.span,
+                                 f"declare it above this line (it is declared at {first})" if first else None)
         ev = Evaluator(self.out, {}, {}, self.out.consts, self.out.dims)
         with jax.ensure_compile_time_eval():
             value = ev.eval(expr)
@@ -203,7 +213,7 @@ class Checker:
                 shape.append(d.id)  # a symbolic dim, bound by the data
                 continue
             value = self.constant(d)
-            if np.ndim(value) != 0 or float(value) != int(value) or int(value) < 0:
+            if np.ndim(value) != 0 or not np.isfinite(float(value)) or float(value) != int(value) or int(value) < 0:
                 raise TypeError_(f"a dim of {where} must be a non-negative integer", d.span, None)
             shape.append(int(value))
         return tuple(shape)
@@ -258,11 +268,14 @@ class Checker:
             if state.get(name) == 1:
                 cycle = path[path.index(name):] + [name]
                 raise NameError_(f"let {name} depends on itself: {' -> '.join(cycle)}",
-                                 keyword_span(self.out.spans[name], "let"), None)
+                                 name_span(self.out.spans[name], name),
+                                 "a let cannot use its own value; compute it from other names")
             state[name] = 1
-            for r in refs(self.out.lets[name], "let"):
-                visit(r.name, path + [name])
-            state[name] = 2
+            try:
+                for r in refs(self.out.lets[name], "let"):
+                    visit(r.name, path + [name])
+            finally:
+                state[name] = 2
 
         for name in self.out.lets:
             self.attempt(visit, name, [])
@@ -271,7 +284,8 @@ class Checker:
         found = [s for s in stmts if isinstance(s, (ast.Objective, ast.ObjectiveSet, ast.Saddle))]
         if not found:
             self.errors.append(TypeError_("the program has no objective", None,
-                                          "add `minimize <expression>` or `maximize <expression>`"))
+                                          "add `minimize <expression>` or `maximize <expression>`",
+                                          file=self.source.name))
             return
         if len(found) > 1:
             self.errors.append(TypeError_("a program has one objective statement", keyword_span(
@@ -279,6 +293,10 @@ class Checker:
                 f"the first is at {found[0].span}; name several in one: minimize {{ a: ..., b: ... }}"))
             return
         s = found[0]
+        if not self.out.params and not isinstance(s, ast.Saddle):
+            self.errors.append(TypeError_("the program has no parameters to optimise",
+                                          keyword_span(s.span, s.sense), "declare one: param w: real[D] = 0"))
+            return
         if isinstance(s, ast.Objective):
             self.out.objectives.append(ir.ObjectiveIR("objective", s.sense, self.resolve.expr(s.value),
                                                       span=s.value.span))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import numpyro.distributions.constraints as C
 
 from ..errors import TypeError_, choice_help
@@ -37,18 +38,27 @@ def constraint(domain: ir.Domain):
 
 def domain_of(t: ast.Type, const_value, where: str) -> ir.Domain:
     """Resolve a parameter's domain word and its (constant) arguments."""
+    if t.base in ("int", "bool"):
+        raise TypeError_(f"{where} cannot be {t.base}: parameters are real-valued", t.span,
+                         "use real, or a constrained domain such as positive or interval(a, b)")
     if t.base not in DOMAINS:
-        hint = choice_help(t.base, DOMAINS)
-        if t.base in ("int", "bool"):
-            hint = "parameters are real-valued: use real, or a constrained domain"
-        raise TypeError_(f"unknown domain '{t.base}' for {where}", t.span, hint)
+        raise TypeError_(f"unknown domain '{t.base}' for {where}", t.span, choice_help(t.base, DOMAINS))
     arity = DOMAINS[t.base][0]
-    if len(t.args) != arity or t.kwargs:
+    if t.kwargs:
+        raise TypeError_(f"the bounds of domain '{t.base}' are positional", t.kwargs[0].span,
+                         {2: "write interval(0, 1)", 1: f"write {t.base}(0)"}.get(arity, f"write {t.base}"))
+    if len(t.args) != arity:
         raise TypeError_(f"domain '{t.base}' takes {arity} argument{'s' if arity != 1 else ''}, "
                          f"not {len(t.args) + len(t.kwargs)}", t.span,
                          {2: "write interval(low, high)", 1: f"write {t.base}(bound)"}.get(arity,
                                                                                        f"write {t.base}"))
-    args = tuple(float(const_value(a)) for a in t.args)
+    args = []
+    for a in t.args:
+        value = const_value(a)
+        if np.ndim(value) != 0:
+            raise TypeError_(f"a bound of domain '{t.base}' must be a number", a.span, None)
+        args.append(float(value))
+    args = tuple(args)
     if t.base == "interval" and not args[0] < args[1]:
         raise TypeError_(f"interval({args[0]:g}, {args[1]:g}) is empty", t.span,
                          "the lower bound must be below the upper bound")

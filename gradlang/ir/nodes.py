@@ -153,6 +153,7 @@ class ConfigValue(Node):
     value: Any = None
     args: tuple["ConfigValue", ...] = ()
     kwargs: tuple[tuple[str, "ConfigValue"], ...] = ()
+    name_spans: tuple = field(default=(), compare=False, repr=False)  # where each keyword is written
 
 
 @dataclass

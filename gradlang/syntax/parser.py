@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..errors import SyntaxError_
 from ..source import Source, Span
@@ -49,50 +49,106 @@ def _lark() -> Lark:
 
 
 _TOKEN_WORDS = {
-    "_NL": "a newline", "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
+    "_NL": "the end of the line", "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
     "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "TILDE": "'~'", "SEMICOLON": "';'",
+    "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/' or '@'", "COMP_OP": "a comparison",
     "$END": "the end of the file",
 }
+_EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR", "LSQB", "MINUS", "EXPECT", "NOT"}
+_CONTINUATION = {"ADD_OP", "MUL_OP", "COMP_OP", "CIRCUMFLEX", "AND", "OR", "DOT", "LPAR", "LSQB"}
+_STATEMENT_WORDS = {"use", "dim", "const", "data", "param", "fn", "extern", "prox", "let", "minimize",
+                    "maximize", "report", "subject", "solve", "lower", "model", "guide", "target"}
+_CLOSERS = {"(": ("RPAR", ")"), "[": ("RSQB", "]"), "{": ("RBRACE", "}")}
+
+
+def _word(t: str) -> str:
+    if t in _TOKEN_WORDS:
+        return _TOKEN_WORDS[t]
+    try:
+        pattern = _lark().get_terminal(t).pattern
+        return f"'{pattern.value}'" if pattern.type == "str" else t.lower()
+    except KeyError:
+        return t.lower()
 
 
 def _describe(terminals) -> str:
+    """What the parser would have accepted, in words: 'an expression' stands for everything that
+    can start one; operators that could continue an expression are left out."""
+    terminals = set(terminals)
     words = []
-    for t in sorted(terminals):
-        if t in _TOKEN_WORDS:
-            words.append(_TOKEN_WORDS[t])
-        else:
-            try:
-                pattern = _lark().get_terminal(t).pattern
-                words.append(f"'{pattern.value}'" if pattern.type == "str" else t.lower())
-            except KeyError:
-                words.append(t.lower())
-    words = sorted(set(words))
-    if len(words) > 8:
-        return ", ".join(words[:8]) + ", ..."
-    return ", ".join(words)
+    if len(terminals & _EXPRESSION_START) >= 3:
+        words.append("an expression")
+        terminals -= _EXPRESSION_START
+    terminals -= _CONTINUATION
+    words += sorted({_word(t) for t in terminals})
+    if not words:
+        return "an operator"
+    return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1]
+
+
+def _unclosed(text: str, upto: int) -> tuple[str, int] | None:
+    """The innermost bracket still open at ``upto`` (skipping strings and comments)."""
+    stack: list[tuple[str, int]] = []
+    i = 0
+    while i < min(upto, len(text)):
+        ch = text[i]
+        if ch == "#":
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        if ch == '"':
+            i += 1
+            while i < len(text) and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+        elif ch in "([{":
+            stack.append((ch, i))
+        elif ch in ")]}" and stack and "([{"[")]}".index(ch)] == stack[-1][0]:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
+
+
+def _position(source: Source, pos: int) -> tuple[int, int]:
+    line = source.text.count("\n", 0, pos) + 1
+    return line, pos - (source.text.rfind("\n", 0, pos) + 1) + 1
 
 
 def _syntax_error(err: UnexpectedInput, source: Source) -> SyntaxError_:
     line, col = max(err.line, 1), max(err.column, 1)
     if isinstance(err, UnexpectedToken):
         tok = err.token
-        if tok.type == "$END":
+        expected = set(err.accepts or err.expected)
+        at_end = tok.type == "$END"
+        pos = len(source.text) if at_end else tok.start_pos
+        if at_end:
             lines = source.text.splitlines() or [""]
             line, col = len(lines), len(lines[-1]) + 1
-            span = Span(line, col, line, col + 1, source)
-            return SyntaxError_("unexpected end of file", span, f"expected {_describe(err.expected)}")
-        width = max(len(str(tok)), 1) if tok.type != "_NL" else 1
-        what = "a newline" if tok.type == "_NL" else f"'{tok}'"
-        span = Span(line, col, line, col + width, source)
-        hint = f"expected {_describe(err.accepts or err.expected)}"
-        if tok.type == "_NL":
-            hint += " before the end of the line"
-        return SyntaxError_(f"unexpected {what}", span, hint)
+        what = "the end of the file" if at_end else ("the end of the line" if tok.type == "_NL" else f"'{tok}'")
+        width = 1 if at_end or tok.type == "_NL" else max(len(str(tok)), 1)
+        here = Span(line, col, line, col + width, source)
+        opener = _unclosed(source.text, pos)
+        if opener and _CLOSERS[opener[0]][0] in expected:
+            o_line, o_col = _position(source, opener[1])
+            closer = _CLOSERS[opener[0]][1]
+            return SyntaxError_(f"this '{opener[0]}' is never closed", Span(o_line, o_col, o_line, o_col + 1, source),
+                                f"add '{closer}' before {what} at {line}:{col}")
+        if str(tok) in _STATEMENT_WORDS and ("_NL" in expected or "SEMICOLON" in expected):
+            return SyntaxError_(f"unexpected '{tok}': one statement has ended and another begins", here,
+                                "put each statement on its own line, or separate them with ';'")
+        if tok.type in ("_NL", "$END") and len(expected & _EXPRESSION_START) >= 3:
+            return SyntaxError_(f"expected an expression, found {what}", here,
+                                "the statement is incomplete: write its value here (a number, a name, a call, ...)")
+        return SyntaxError_(f"unexpected {what}", here, f"expected {_describe(expected)}")
     if isinstance(err, UnexpectedCharacters):
         char = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else "?"
         span = Span(line, col, line, col + 1, source)
-        hint = "strings use double quotes" if char == "'" else f"expected {_describe(err.allowed)}"
+        if char == "'":
+            hint = "strings use double quotes"
+        elif not char.isascii():
+            hint = "names are ASCII letters, digits and '_'"
+        else:
+            hint = f"expected {_describe(err.allowed)}"
         return SyntaxError_(f"unexpected character {char!r}", span, hint)
     span = Span(line, col, line, col + 1, source)
     return SyntaxError_("unexpected end of file", span, None)
@@ -111,7 +167,13 @@ def parse(text: str | Source, name: str = "<string>") -> ast.Program:
         tree = _lark().parse(source.text)
     except (UnexpectedToken, UnexpectedCharacters, UnexpectedEOF) as err:
         raise _syntax_error(err, source) from None
-    return BuildAst(source).transform(tree)
+    try:
+        return BuildAst(source).transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, RecursionError):
+            raise SyntaxError_("the program nests too deeply", None,
+                               "split the long expression with let", file=source.name) from None
+        raise
 
 
 __all__ = ["parse", "grammar_path", "Token"]
