@@ -82,9 +82,27 @@ def _call(v: ir.ConfigValue, total_steps: int, top: bool = True):
         raise ConfigError(f"cannot build {v.value}(...)", v.span, str(err).splitlines()[0] if str(err) else None) from None
 
 
+GRADIENT_ONLY = {"clip", "clip_by_global_norm", "adaptive_grad_clip", "add_noise"}
+
+
+def _takes_a_step(cfg: ir.ConfigValue) -> bool:
+    """Whether an optimizer expression contains something that turns gradients into steps (a bare
+    clip would move the parameters along the gradient, not against it)."""
+    if cfg.kind not in ("word", "call"):
+        return False
+    inner = list(cfg.args) + [v for _, v in cfg.kwargs]
+    if cfg.value in GRADIENT_ONLY or cfg.value in ("chain", "lookahead"):
+        return any(_takes_a_step(a) for a in inner)
+    return True
+
+
 def build_optimizer(cfg: ir.ConfigValue, total_steps: int):
     """The Optax transformation a solve block's ``optimizer`` field names."""
     if cfg.kind in ("word", "call") and cfg.value in SCHEDULES:
         raise ConfigError(f"'{cfg.value}' is a schedule, not an optimizer", cfg.span,
                           f"use it as a learning rate: adam(lr = {cfg.value}(...))")
-    return _call(cfg, total_steps)
+    opt = _call(cfg, total_steps)
+    if not _takes_a_step(cfg):
+        raise ConfigError(f"{cfg.value}(...) only transforms gradients: nothing here takes a step", cfg.span,
+                          "chain it with an optimizer: chain(clip_by_global_norm(1.0), adam(lr = 0.01))")
+    return opt

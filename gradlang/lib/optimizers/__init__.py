@@ -6,9 +6,13 @@ Conventions every entry follows (the runtime relies on them):
   declaration order.  The learning rate is always ``lr`` and may be a float or a schedule (a
   callable step -> value, see ``gradlang.lib.schedules``).  It returns an
   ``optax.GradientTransformationExtraArgs``.
-* Wrappers take optimisers: their first parameter is ``opt`` (no default) or, for ``chain``,
-  ``*opts``; ``takes_optimizers(fn)`` tells them apart.  The gradient wrappers (clip,
-  clip_by_global_norm, adaptive_grad_clip, add_noise) transform the gradient *before* ``opt``.
+* Wrappers take optimisers.  ``chain(*opts)`` and ``lookahead(opt, ...)`` require them (first
+  parameter ``opts``/``opt``; ``takes_optimizers(fn)`` is true for exactly these).  The gradient
+  transforms clip, clip_by_global_norm, adaptive_grad_clip, add_noise take their numbers first
+  and an optional ``opt`` last: alone (``clip_by_global_norm(1.0)``) they are the Optax
+  transform, to put before an optimiser in a chain as in ``chain(clip_by_global_norm(1),
+  adamw(...))``; with ``opt`` they are exactly ``chain(transform, opt)``.  Alone as the whole
+  optimiser they would step *along* the (clipped) gradient: the checker should refuse that.
 * Update-call convention: the runtime always calls
   ``opt.update(grads, state, params, value=loss, grad=grads, value_fn=f)`` with ``f`` the loss as
   a function of ``params`` alone (same batch as ``grads``; it must be differentiable, twice
@@ -82,6 +86,17 @@ def needs_value_fn(opt, params) -> bool:
 
 
 def takes_optimizers(fn) -> bool:
-    """Whether a registered entry is a wrapper: first parameter ``opt`` or ``*opts``."""
+    """Whether an entry requires optimisers (chain, lookahead): first parameter ``opt``/``*opts``."""
     first = next(iter(inspect.signature(fn).parameters.values()), None)
     return first is not None and first.name in ("opt", "opts")
+
+
+def gradient_transform(name: str, make, opt, *numbers):
+    """The gradient transforms' common tail: ``make()`` alone (for a chain) or chained before ``opt``."""
+    if any(isinstance(x, optax.GradientTransformation) for x in numbers):
+        raise TypeError(f"{name}() takes its numbers first and the optimizer last, "
+                        f"e.g. {name}(1.0, adam()) or chain({name}(1.0), adam())")
+    if opt is not None and not isinstance(opt, optax.GradientTransformation):
+        raise TypeError(f"{name}(): opt must be an optimizer, not {opt!r}")
+    tx = optax.with_extra_args_support(make())
+    return tx if opt is None else optax.chain(tx, opt)
