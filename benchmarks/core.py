@@ -4,13 +4,12 @@ Ridge regression, N=20000, D=50, Adam.  Each side is timed end to end (compile i
 counts; the per-step time is the difference divided by the difference in steps, so compile cancels.
 Prints the figures and the ratio gradlang / hand-written (the contract: <= 1.05).
 
-    python benchmarks/core.py [--steps-small 1000 --steps-large 6000 --repeats 5]
+    python benchmarks/core.py [--steps-small 1000 --steps-large 11000 --repeats 7]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import jax
@@ -72,30 +71,37 @@ def compiled(prog, data, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def per_step(fn, small: int, large: int, repeats: int) -> tuple[float, float]:
-    diffs, totals = [], []
+def measure(fns: dict, small: int, large: int, repeats: int) -> dict:
+    """Interleaved timings (each repeat runs every contender at both step counts, so drift in the
+    machine's speed hits all alike); per step = (min at large - min at small) / (large - small),
+    the minimum being the least disturbed run."""
+    times = {name: {small: [], large: []} for name in fns}
     for _ in range(repeats):
-        t_small, t_large = fn(small), fn(large)
-        diffs.append((t_large - t_small) / (large - small))
-        totals.append(t_large)
-    return statistics.median(diffs), statistics.median(totals)
+        for steps in (small, large):
+            for name, fn in fns.items():
+                times[name][steps].append(fn(steps))
+    return {name: ((min(t[large]) - min(t[small])) / (large - small), min(t[large]))
+            for name, t in times.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps-small", type=int, default=1000)
-    ap.add_argument("--steps-large", type=int, default=6000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps-large", type=int, default=11000)
+    ap.add_argument("--repeats", type=int, default=7)
     a = ap.parse_args()
     data = make_data()
     prog = gradlang.compile(PROGRAM)
-    hand_written(data, 1000), compiled(prog, data, 1000)  # warm caches and imports
-    ours, ours_total = per_step(lambda s: compiled(prog, data, s), a.steps_small, a.steps_large, a.repeats)
-    ref, ref_total = per_step(lambda s: hand_written(data, s), a.steps_small, a.steps_large, a.repeats)
-    print(f"device: {jax.devices()[0].device_kind}  N=20000 D=50 adam, median of {a.repeats}")
-    print(f"{'':24s}{'per step (us)':>16s}{'end to end, ' + str(a.steps_large) + ' steps (s)':>34s}")
-    print(f"{'hand-written JAX+Optax':24s}{ref * 1e6:16.2f}{ref_total:34.3f}")
-    print(f"{'gradlang':24s}{ours * 1e6:16.2f}{ours_total:34.3f}")
+    fns = {"hand-written JAX+Optax": lambda s: hand_written(data, s),
+           "gradlang": lambda s: compiled(prog, data, s)}
+    for fn in fns.values():
+        fn(1000)  # warm imports and caches
+    res = measure(fns, a.steps_small, a.steps_large, a.repeats)
+    print(f"device: {jax.devices()[0].device_kind}  ridge N=20000 D=50 adam, min of {a.repeats} interleaved repeats")
+    print(f"{'':24s}{'per step (us)':>16s}{'end to end, ' + str(a.steps_large) + ' steps (s)':>36s}")
+    for name, (step, total) in res.items():
+        print(f"{name:24s}{step * 1e6:16.2f}{total:36.3f}")
+    (ours, ours_total), (ref, ref_total) = res["gradlang"], res["hand-written JAX+Optax"]
     print(f"ratio gradlang / hand-written: per step {ours / ref:.3f}, end to end {ours_total / ref_total:.3f}")
 
 

@@ -73,11 +73,13 @@ class Model(eqx.Module):
 
     def loss(self, unconstrained: dict, data: dict) -> jnp.ndarray:
         """The scalar minimised: maximised objectives negated; several combined by the aggregator."""
+        objectives = self.program.objectives
+        if len(objectives) == 1:  # the common case, without stacking
+            ev = self.evaluator(self.constrain(unconstrained), data)
+            value = ev.eval(objectives[0].value)
+            return value if objectives[0].sense == "minimize" else -value
         values = self.objective_values(unconstrained, data)
-        signs = jnp.array([1.0 if o.sense == "minimize" else -1.0 for o in self.program.objectives])
-        terms = signs * values
-        if len(self.program.objectives) == 1:
-            return terms[0]
+        terms = jnp.array([1.0 if o.sense == "minimize" else -1.0 for o in objectives]) * values
         return jnp.mean(terms) if self.program.solve.aggregator == "mean" else jnp.sum(terms)
 
     def reports(self, unconstrained: dict, data: dict) -> dict[str, Any]:

@@ -75,12 +75,14 @@ def batch_axis_arrays(model: Model, batch: int | None) -> tuple[list[str], int]:
     return names, model.dims[dim]
 
 
-def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, batch: int | None):
-    """One optimisation step as a scan body: (carry, t) -> (carry, loss).  ``data`` is the traced
-    argument of the enclosing jit, so arrays are never baked into the executable as constants."""
-    def loss_on(u, d):
-        return model.loss(u, d)
+def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, batch: int | None,
+              guarded: bool = False):
+    """One optimisation step as a scan body over the carry (params, opt state, key, failed step).
 
+    ``data`` is the traced argument of the enclosing jit, so arrays are never baked into the
+    executable as constants.  The fast step is exactly value_and_grad, update, apply — the loop a
+    user would write by hand.  The guarded step, used only to replay a chunk that went non-finite,
+    also refuses any non-finite step and records the first one."""
     def step(carry, t):
         u, opt_state, key, bad = carry
         d = data
@@ -88,18 +90,23 @@ def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, ba
             key, sub = jax.random.split(key)
             idx = jax.random.randint(sub, (batch,), 0, n_rows)
             d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
-        f = lambda p: loss_on(p, d)  # noqa: E731
+        f = lambda p: model.loss(p, d)  # noqa: E731
         value, grads = jax.value_and_grad(f)(u)
         updates, new_state = opt.update(grads, opt_state, u, value=value, grad=grads, value_fn=f)
         new_u = optax.apply_updates(u, updates)
-        finite = jnp.isfinite(value) & jnp.all(jnp.stack(
-            [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(new_u)]))
+        if not guarded:
+            return (new_u, new_state, key, bad), value
+        finite = _all_finite(value, new_u)
         ok = finite & (bad < 0)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-        carry = (keep(new_u, u), keep(new_state, opt_state), key, jnp.where((bad < 0) & ~finite, t, bad))
-        return carry, value
+        kept = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_u, u)
+        return (kept, new_state, key, jnp.where((bad < 0) & ~finite, t, bad)), value
 
     return step
+
+
+def _all_finite(value, tree) -> jnp.ndarray:
+    # one fused reduction: the sum of everything is finite iff every entry is
+    return jnp.isfinite(jnp.sum(value) + sum(jnp.sum(x) for x in jax.tree.leaves(tree)))
 
 
 def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int, batch: int | None,
@@ -114,7 +121,13 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
 
     @jax.jit
     def chunk(carry, ts, data):
-        return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch), carry, ts)
+        carry, losses = jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch), carry, ts)
+        return carry, losses, _all_finite(losses, carry[0])
+
+    @jax.jit
+    def replay(carry, ts, data):
+        """The same steps again, refusing the first non-finite one (same keys, same batches)."""
+        return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch, guarded=True), carry, ts)
 
     evaluate_jit = jax.jit(lambda u, data: (model.objective_values(u, data), model.reports(u, data)))
     evaluate = lambda u: evaluate_jit(u, data)  # noqa: E731
@@ -127,12 +140,14 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     try:
         while done < steps:
             n = min(log_every, steps - done)
-            carry, losses = chunk(carry, jnp.arange(done, done + n, dtype=jnp.int32), data)
-            done += n
-            bad = int(carry[3])
-            if bad >= 0:
-                done = bad
+            ts = jnp.arange(done, done + n, dtype=jnp.int32)
+            before = carry
+            carry, losses, finite = chunk(carry, ts, data)
+            if not bool(finite):
+                carry, losses = replay(before, ts, data)
+                done = int(carry[3])
                 break
+            done += n
             values = sign * float(losses[-1]) if len(model.program.objectives) == 1 else float(losses[-1])
             history["step"].append(done)
             history["objective"].append(values)
@@ -145,7 +160,8 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     except KeyboardInterrupt:
         interrupted = True
     u, opt_state = carry[0], carry[1]
-    u_final = final_params(opt_state, u)
+    failed = int(carry[3]) >= 0
+    u_final = u if failed else final_params(opt_state, u)  # a failed run's state is not trusted
     values, reports = evaluate(u_final)
     names = [o.name for o in model.program.objectives]
     objectives = {n: float(v) for n, v in zip(names, values)}
@@ -160,7 +176,7 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
         history=history, steps=done, seed=seed, seconds=time.perf_counter() - start,
         unconstrained={k: np.asarray(v) for k, v in u_final.items()},
     )
-    if int(carry[3]) >= 0:
+    if failed:
         obj, bad = model.program.objectives[0], int(carry[3])
         err = NonFiniteError(f"the objective or its update became non-finite at step {bad + 1}", obj.span,
                              f"the result keeps the parameters after step {bad}, the last finite ones; "
