@@ -1,7 +1,8 @@
 """gradlang: a small language for differentiable and probabilistic programs."""
 
 from .api import Program, compile
-from .backend.runtime import NonFiniteError, Result
+from .backend.result import Result
+from .backend.runtime import NonFiniteError
 from .errors import GradlangError
 
 __version__ = "0.1.0"

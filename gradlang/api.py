@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from .backend import data as data_mod
 from .backend.build import Model, build
 from .backend.optimizer import build_optimizer
-from .backend.runtime import Result, run
+from .backend.result import Result
+from .backend.runtime import run
 from .errors import GradlangError
 from .ir import nodes as ir
 from .pipeline import compile_source, read_source

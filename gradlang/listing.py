@@ -28,8 +28,8 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
     if kind == "builtin":
         return [(n, _first_line(f)[:80], "") for n, f in sorted(FUNCTIONS.items())]
     if kind == "domain":
-        return [(n, f"{a} argument(s); biject_to({f.__code__.co_names[-1] if f.__code__.co_names else n})",
-                 "NumPyro constraints") for n, (a, f) in DOMAINS.items()]
+        return [(n + {0: "", 1: "(a)", 2: "(a, b)"}[arity], words, "NumPyro biject_to(constraint)")
+                for n, (arity, _, words) in DOMAINS.items()]
     if kind == "pass":
         return [(p.__name__, _first_line(inspect.getmodule(p)), "") for p in PIPELINE]
     kinds = ["optimizers", "schedules", "distributions", "builtins", "domains", "passes"]

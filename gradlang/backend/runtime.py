@@ -1,16 +1,16 @@
 """The optimisation loop: ``lax.scan`` over chunks of steps on device, the host in between.
 
 Between chunks the host updates the progress bar, appends to the history and evaluates reports
-every ``log_every`` steps, and checks the non-finite flag.  Inside a step a non-finite objective or
-update is never applied: the carry keeps the last finite state and records the step, so a run that
-fails at step 5000 returns the parameters of step 4999.
+every ``log_every`` steps, and checks one flag: were the chunk's objectives and final parameters
+finite?  The hot loop is exactly the hand-written one.  When a chunk went non-finite it is replayed
+from its start (same keys, same minibatches) with a guarded step that refuses the first non-finite
+update, so a run that fails at step 5000 returns the parameters after step 4999.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -20,40 +20,7 @@ import optax
 from ..errors import RuntimeError_
 from ..lib.optimizers import final_params
 from .build import Model
-
-
-@dataclass
-class Result:
-    """What a run returns: parameters in their domains, objective(s), reports and the history."""
-
-    params: dict[str, np.ndarray]
-    objective: float
-    objectives: dict[str, float]
-    reports: dict[str, Any]
-    history: dict[str, list]
-    steps: int
-    seed: int
-    seconds: float
-    constraints: dict[str, dict] = field(default_factory=dict)
-    unconstrained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-
-    def to_json(self) -> dict:
-        """The ``--out R.json`` layout."""
-        def plain(x):
-            x = np.asarray(x)
-            return x.item() if x.ndim == 0 else x.tolist()
-
-        return {
-            "objective": float(self.objective),
-            "objectives": {k: float(v) for k, v in self.objectives.items()},
-            "params": {k: plain(v) for k, v in self.params.items()},
-            "reports": {k: plain(v) for k, v in self.reports.items()},
-            "constraints": self.constraints,
-            "history": {"step": list(self.history["step"]), "objective": list(self.history["objective"])},
-            "steps": int(self.steps),
-            "seed": int(self.seed),
-            "seconds": float(self.seconds),
-        }
+from .result import Result
 
 
 class NonFiniteError(RuntimeError_):

@@ -11,20 +11,20 @@ from ..syntax import ast
 
 ELEMENT_TYPES = ("real", "int", "bool")
 
-# domain word -> (number of arguments, constraint factory)
+# domain word -> (number of arguments, NumPyro constraint factory, the set in words)
 DOMAINS = {
-    "real": (0, lambda: C.real),
-    "positive": (0, lambda: C.positive),
-    "unit": (0, lambda: C.unit_interval),
-    "simplex": (0, lambda: C.simplex),
-    "interval": (2, lambda a, b: C.interval(a, b)),
-    "greater": (1, lambda a: C.greater_than(a)),
-    "less": (1, lambda b: C.less_than(b)),
-    "ordered": (0, lambda: C.ordered_vector),
-    "positive_ordered": (0, lambda: C.positive_ordered_vector),
-    "lower_cholesky": (0, lambda: C.lower_cholesky),
-    "corr_cholesky": (0, lambda: C.corr_cholesky),
-    "positive_definite": (0, lambda: C.positive_definite),
+    "real": (0, lambda: C.real, "the real line"),
+    "positive": (0, lambda: C.positive, "(0, inf)"),
+    "unit": (0, lambda: C.unit_interval, "(0, 1)"),
+    "simplex": (0, lambda: C.simplex, "probability vectors: entries >= 0 summing to 1"),
+    "interval": (2, lambda a, b: C.interval(a, b), "(a, b)"),
+    "greater": (1, lambda a: C.greater_than(a), "(a, inf)"),
+    "less": (1, lambda b: C.less_than(b), "(-inf, b)"),
+    "ordered": (0, lambda: C.ordered_vector, "increasing vectors"),
+    "positive_ordered": (0, lambda: C.positive_ordered_vector, "positive increasing vectors"),
+    "lower_cholesky": (0, lambda: C.lower_cholesky, "lower-triangular with a positive diagonal"),
+    "corr_cholesky": (0, lambda: C.corr_cholesky, "Cholesky factors of correlation matrices"),
+    "positive_definite": (0, lambda: C.positive_definite, "symmetric positive-definite matrices"),
 }
 # Domains whose values are vectors or matrices: the least number of dims they need.
 _MIN_RANK = {"simplex": 1, "ordered": 1, "positive_ordered": 1, "lower_cholesky": 2,

@@ -1,0 +1,42 @@
+"""The result of a run: parameters in their domains, objective values, reports, history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Result:
+    """What a run returns: parameters in their domains, objective(s), reports and the history."""
+
+    params: dict[str, np.ndarray]
+    objective: float
+    objectives: dict[str, float]
+    reports: dict[str, Any]
+    history: dict[str, list]
+    steps: int
+    seed: int
+    seconds: float
+    constraints: dict[str, dict] = field(default_factory=dict)
+    unconstrained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict:
+        """The ``--out R.json`` layout."""
+        def plain(x):
+            x = np.asarray(x)
+            return x.item() if x.ndim == 0 else x.tolist()
+
+        return {
+            "objective": float(self.objective),
+            "objectives": {k: float(v) for k, v in self.objectives.items()},
+            "params": {k: plain(v) for k, v in self.params.items()},
+            "reports": {k: plain(v) for k, v in self.reports.items()},
+            "constraints": self.constraints,
+            "history": {"step": list(self.history["step"]), "objective": list(self.history["objective"])},
+            "steps": int(self.steps),
+            "seed": int(self.seed),
+            "seconds": float(self.seconds),
+        }
