@@ -37,7 +37,7 @@ class Program:
         """The model with its dims bound to ``data`` (a dict of arrays or an .npz/.csv path)."""
         supplied = data_mod.read_file(data) if isinstance(data, (str, Path)) else data
         arrays, dims = data_mod.bind(self.ir, data_mod.gather(self.ir, supplied))
-        return build(self.ir, dims), arrays
+        return build(self.ir, dims, arrays, self.ir.solve.batch), arrays
 
     @property
     def objective_fn(self) -> Callable:
@@ -48,7 +48,7 @@ class Program:
         """
         def objective(params: dict, data: dict):
             arrays, dims = data_mod.bind(self.ir, data)
-            model = build(self.ir, dims)
+            model = build(self.ir, dims, arrays if self.ir.model is not None else None)
             unconstrained = {n: model.transform(n).inv(jnp.asarray(v)) for n, v in params.items()}
             return model.loss(unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()})
 

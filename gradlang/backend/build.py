@@ -2,6 +2,8 @@
 
 Parameters live in an unconstrained space; ``biject_to`` of each domain's NumPyro constraint maps
 them onto the domain, so the optimiser never leaves it and users only ever see domain values.
+A program with a model also carries its ``PPL`` (model and guide as NumPyro programs) and the
+parameters of its guide families (``theta.loc``, ``auto_loc``, ...), optimised alongside.
 """
 
 from __future__ import annotations
@@ -12,12 +14,40 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 from numpyro.distributions.transforms import biject_to
 
 from ..check.types import constraint
 from ..errors import TypeError_
 from ..ir import nodes as ir
+from ..ir.visit import walk
 from .evaluate import Evaluator
+from .ppl import PPL
+
+
+def is_stochastic(program: ir.Program) -> bool:
+    """Whether the objective is a Monte-Carlo estimate (it then needs a fresh key every step)."""
+    return any(isinstance(n, (ir.Expect, ir.VIObjective)) for o in program.objectives for n in walk(o.value))
+
+
+def batch_axis(program: ir.Program, dims: dict, batch: int | None) -> tuple[str | None, list[str], int]:
+    """The batch dim (the symbolic dim leading the most data declarations), the data arrays
+    minibatched along it, and its full size."""
+    if not batch:
+        return None, [], 0
+    leads = [d.type.shape[0] for d in program.data.values() if d.type.shape and isinstance(d.type.shape[0], str)]
+    if not leads:
+        return None, [], 0
+    dim = max(set(leads), key=leads.count)
+    names = [n for n, d in program.data.items() if d.type.shape and d.type.shape[0] == dim]
+    return dim, names, dims[dim]
+
+
+class Opaque:
+    """Holds a static value that JAX must not look into (eqx checks static fields for arrays)."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 class Model(eqx.Module):
@@ -26,12 +56,25 @@ class Model(eqx.Module):
     program: ir.Program = eqx.field(static=True)
     dims: dict = eqx.field(static=True)
     dim_names: dict = eqx.field(static=True)
+    ppl: PPL | None = eqx.field(static=True, default=None)
+    family_params: Opaque = eqx.field(static=True, default_factory=lambda: Opaque({}))
+
+    @property
+    def family(self) -> dict:
+        """Guide-family parameters: name -> (constraint, constrained initial value)."""
+        return self.family_params.value
 
     def transform(self, name: str):
+        if name in self.family:
+            return biject_to(self.family[name][0])
         return biject_to(constraint(self.program.params[name].domain))
 
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self.dims[d] if isinstance(d, str) else d for d in self.program.params[name].type.shape)
+
+    @property
+    def stochastic(self) -> bool:
+        return is_stochastic(self.program)
 
     # ---- parameters ----------------------------------------------------------------------------
     def constrain(self, unconstrained: dict) -> dict:
@@ -39,7 +82,8 @@ class Model(eqx.Module):
 
     def init(self, key, data: dict) -> dict:
         """Unconstrained initial values: inverse transform of each init; zeros (in the
-        unconstrained space) where no init is written, which is the domain's centre."""
+        unconstrained space) where no init is written, which is the domain's centre.  Guide
+        family parameters start where their family puts them."""
         out = {}
         keys = jax.random.split(key, max(len(self.program.params), 1))
         ev = self.evaluator({}, data)
@@ -60,25 +104,42 @@ class Model(eqx.Module):
                 raise TypeError_(f"the initial value of {name} is outside its domain {p.domain}",
                                  p.init.span, "choose a value inside the domain, or leave the init out")
             out[name] = t.inv(value).astype(jnp.float32)
+        for name, (c, value) in self.family.items():
+            out[name] = jnp.asarray(biject_to(c).inv(value), jnp.float32)
         return out
 
     # ---- values --------------------------------------------------------------------------------
-    def evaluator(self, params: dict, data: dict) -> Evaluator:
-        return Evaluator(self.program, data, params, self.program.consts, self.dims, dim_names=self.dim_names)
+    def evaluator(self, params: dict, data: dict, key=None) -> Evaluator:
+        vi = None
+        if self.ppl is not None or key is not None:
+            from .vi import VI
 
-    def objective_values(self, unconstrained: dict, data: dict) -> jnp.ndarray:
+            vi = VI(self.ppl, data, params, key if key is not None else jax.random.PRNGKey(0))
+        return Evaluator(self.program, data, params, self.program.consts, self.dims,
+                         dim_names=self.dim_names, vi=vi)
+
+    def objective_values(self, unconstrained: dict, data: dict, key=None) -> jnp.ndarray:
         """Each objective's value as the user wrote it (maximised ones not negated)."""
-        ev = self.evaluator(self.constrain(unconstrained), data)
+        with numpyro.validation_enabled(False):
+            return self._objective_values(unconstrained, data, key)
+
+    def _objective_values(self, unconstrained: dict, data: dict, key=None) -> jnp.ndarray:
+        ev = self.evaluator(self.constrain(unconstrained), data, key)
         return jnp.stack([jnp.asarray(ev.eval(o.value), jnp.float32) for o in self.program.objectives])
 
-    def loss(self, unconstrained: dict, data: dict) -> jnp.ndarray:
-        """The scalar minimised: maximised objectives negated; several combined by the aggregator."""
+    def loss(self, unconstrained: dict, data: dict, key=None) -> jnp.ndarray:
+        """The scalar minimised: maximised objectives negated; several combined by the aggregator.
+        NumPyro's argument checks are off here: data were checked against supports at build."""
+        with numpyro.validation_enabled(False):
+            return self._loss(unconstrained, data, key)
+
+    def _loss(self, unconstrained: dict, data: dict, key=None) -> jnp.ndarray:
         objectives = self.program.objectives
         if len(objectives) == 1:  # the common case, without stacking
-            ev = self.evaluator(self.constrain(unconstrained), data)
+            ev = self.evaluator(self.constrain(unconstrained), data, key)
             value = ev.eval(objectives[0].value)
             return value if objectives[0].sense == "minimize" else -value
-        values = self.objective_values(unconstrained, data)
+        values = self._objective_values(unconstrained, data, key)
         terms = jnp.array([1.0 if o.sense == "minimize" else -1.0 for o in objectives]) * values
         return jnp.mean(terms) if self.program.solve.aggregator == "mean" else jnp.sum(terms)
 
@@ -87,12 +148,23 @@ class Model(eqx.Module):
         return {n: ev.eval(e) for n, e in self.program.reports.items()}
 
 
-def build(program: ir.Program, dims: dict[str, int]) -> Model:
+def build(program: ir.Program, dims: dict[str, int], data: dict | None = None, batch: int | None = None) -> Model:
+    """The model of ``program`` at ``dims``; with a model block, ``data`` (the full arrays) is
+    traced once to learn the latents and the guide family's parameters."""
     names: dict[int, str] = {}
     for name, size in dims.items():
         if name not in program.dims:
             names[size] = name if size not in names else names[size]
-    return Model(program, dict(dims), names)
+    model = Model(program, dict(dims), names)
+    if program.model is None or data is None:
+        return model
+    batch_dim, batched, n_rows = batch_axis(program, dims, batch)
+    ppl = PPL(program, dict(dims), batch_dim, frozenset(batched), n_rows)
+    model = Model(program, dict(dims), names, ppl)
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    params = model.constrain(model.init(jax.random.PRNGKey(0), data))
+    family = ppl.prototype(jax.random.PRNGKey(0), data, params)
+    return Model(program, dict(dims), names, ppl, Opaque({n: (c, np.asarray(v)) for n, (v, c) in family.items()}))
 
 
 def to_numpy(tree) -> Any:

@@ -42,12 +42,20 @@ class Evaluator:
     """
 
     def __init__(self, program: ir.Program, data: dict, params: dict, consts: dict, dims: dict,
-                 record: dict | None = None, dim_names: dict[int, str] | None = None):
+                 record: dict | None = None, dim_names: dict[int, str] | None = None, vi=None):
         self.program = program
         self.values = {"data": data, "param": params, "const": consts, "dim": dims}
         self.record = record
         self.dim_names = dim_names or {}
+        self.vi = vi  # the Monte-Carlo context (backend.vi.VI) of a stochastic objective
         self._lets: dict[str, Any] = {}
+
+    def child(self) -> "Evaluator":
+        """The same values with a fresh cache of lets (for a traced sub-computation, e.g. a
+        vmapped particle, whose intermediate values must not leak out)."""
+        v = self.values
+        return Evaluator(self.program, v["data"], v["param"], v["const"], v["dim"], self.record,
+                         self.dim_names, self.vi)
 
     # ---- helpers -----------------------------------------------------------------------------
     def type_of(self, value) -> str:
@@ -117,6 +125,15 @@ class Evaluator:
             return self.eval(e.value, scope)
         if isinstance(e, ir.Dist):
             return self._dist(e, local)
+        if isinstance(e, (ir.Expect, ir.VIObjective, ir.LogDensity)):
+            if self.vi is None:
+                raise TypeError_("a Monte-Carlo expression cannot be evaluated here", e.span,
+                                 "expect, elbo, iwae and renyi belong in objectives")
+            if isinstance(e, ir.Expect):
+                return self.vi.expect(self, e, local)
+            if isinstance(e, ir.VIObjective):
+                return self.vi.objective(self, e, local)
+            return self.vi.log_density(e, local)
         raise TypeError(f"cannot evaluate {type(e).__name__}")
 
     def _ref(self, e: ir.Ref, local: dict):
@@ -184,8 +201,8 @@ class Evaluator:
 
     def _index(self, e: ir.Index, local: dict):
         value = self.eval(e.value, local)
-        if not hasattr(value, "shape"):
-            value = jnp.asarray(value)
+        if not hasattr(value, "shape") or isinstance(value, np.ndarray):
+            value = jnp.asarray(value)  # a const indexed by a traced integer must be a JAX array
         items = []
         for item in e.items:
             if isinstance(item, ir.SliceIR):

@@ -19,7 +19,7 @@ import optax
 
 from ..errors import RuntimeError_
 from ..lib.optimizers import final_params
-from .build import Model
+from .build import Model, batch_axis
 from .result import Result
 
 
@@ -27,19 +27,6 @@ class NonFiniteError(RuntimeError_):
     """The objective or an update became NaN/inf; ``.result`` holds the last finite state."""
 
     result: Result | None = None
-
-
-def batch_axis_arrays(model: Model, batch: int | None) -> tuple[list[str], int]:
-    """The data arrays minibatched together: those whose first dim is the batch dim, i.e. the
-    symbolic dim that leads the most data declarations."""
-    if not batch:
-        return [], 0
-    leads = [d.type.shape[0] for d in model.program.data.values() if d.type.shape and isinstance(d.type.shape[0], str)]
-    if not leads:
-        return [], 0
-    dim = max(set(leads), key=leads.count)
-    names = [n for n, d in model.program.data.items() if d.type.shape and d.type.shape[0] == dim]
-    return names, model.dims[dim]
 
 
 def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, batch: int | None,
@@ -50,14 +37,17 @@ def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, ba
     executable as constants.  The fast step is exactly value_and_grad, update, apply — the loop a
     user would write by hand.  The guarded step, used only to replay a chunk that went non-finite,
     also refuses any non-finite step and records the first one."""
+    stochastic = model.stochastic
+
     def step(carry, t):
         u, opt_state, key, bad = carry
-        d = data
-        if batched:  # a fresh key per step only when something random happens
-            key, sub = jax.random.split(key)
-            idx = jax.random.randint(sub, (batch,), 0, n_rows)
-            d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
-        f = lambda p: model.loss(p, d)  # noqa: E731
+        d, draw = data, None
+        if batched or stochastic:  # a fresh key per step only when something random happens
+            key, sub, draw = jax.random.split(key, 3)
+            if batched:
+                idx = jax.random.randint(sub, (batch,), 0, n_rows)
+                d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
+        f = lambda p: model.loss(p, d, draw)  # noqa: E731
         value, grads = jax.value_and_grad(f)(u)
         updates, new_state = opt.update(grads, opt_state, u, value=value, grad=grads, value_fn=f)
         new_u = optax.apply_updates(u, updates)
@@ -84,7 +74,7 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     key, init_key = jax.random.split(key)
     u = model.init(init_key, data)
     opt_state = opt.init(u)
-    batched, n_rows = batch_axis_arrays(model, batch)
+    _, batched, n_rows = batch_axis(model.program, model.dims, batch)
 
     @jax.jit
     def chunk(carry, ts, data):
@@ -96,7 +86,8 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
         """The same steps again, refusing the first non-finite one (same keys, same batches)."""
         return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch, guarded=True), carry, ts)
 
-    evaluate_jit = jax.jit(lambda u, data: (model.objective_values(u, data), model.reports(u, data)))
+    evaluate_jit = jax.jit(lambda u, data: (model.objective_values(u, data, jax.random.PRNGKey(seed + 1)),
+                                            model.reports(u, data)))
     evaluate = lambda u: evaluate_jit(u, data)  # noqa: E731
     sign = -1.0 if model.program.objectives[0].sense == "maximize" else 1.0
     history: dict[str, list] = {"step": [], "objective": [], "reports": {n: [] for n in model.program.reports}}

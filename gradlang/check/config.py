@@ -13,6 +13,7 @@ from ..errors import ConfigError, GradlangError, choice_help, collect
 from ..ir import nodes as ir
 from ..source import Span
 from ..syntax import ast
+from .config_value import config_value
 from .names import name_span, unsupported
 
 CHOICES = {
@@ -42,30 +43,6 @@ class SolveSettings:
     bilevel: ir.ConfigValue = field(default_factory=lambda: ir.ConfigValue("call", "implicit"))
     log_every: int = 100
     spans: dict[str, Span] = field(default_factory=dict)
-
-
-def config_value(e, program: ir.Program) -> ir.ConfigValue:
-    """A field's value as data: numbers, strings, words, calls of words, arrays; consts resolved."""
-    if isinstance(e, ast.Number):
-        return ir.ConfigValue("number", e.value, span=e.span)
-    if isinstance(e, ast.UnaryOp) and e.op == "-" and isinstance(e.operand, ast.Number):
-        return ir.ConfigValue("number", -e.operand.value, span=e.span)
-    if isinstance(e, ast.String):
-        return ir.ConfigValue("string", e.value, span=e.span)
-    if isinstance(e, ast.Name):
-        if e.id in program.consts:
-            return ir.ConfigValue("number", program.consts[e.id], span=e.span)
-        if e.id in program.dims:
-            return ir.ConfigValue("number", program.dims[e.id], span=e.span)
-        return ir.ConfigValue("word", e.id, span=e.span)
-    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
-        return ir.ConfigValue("call", e.func.id, tuple(config_value(a, program) for a in e.args),
-                              tuple((k.name, config_value(k.value, program)) for k in e.kwargs),
-                              tuple(name_span(k.span, k.name) for k in e.kwargs), span=e.span)
-    if isinstance(e, ast.Array):
-        return ir.ConfigValue("array", None, tuple(config_value(a, program) for a in e.items), span=e.span)
-    raise ConfigError("a solve setting is a number, a word, or a call like adam(lr = 0.01)",
-                      getattr(e, "span", None), None)
 
 
 def _integer(v: ir.ConfigValue, name: str, minimum: int) -> int:

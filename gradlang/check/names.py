@@ -12,37 +12,25 @@ from ..lib.builtins import CONSTANTS, FUNCTIONS, OPERATORS, UNARY
 from ..lib.distributions import DISTRIBUTIONS
 from ..source import Span
 from ..syntax import ast
+from .config_value import config_value
+from .spans import keyword_span, name_span, unsupported  # noqa: F401 - re-exported
 
 
-def keyword_span(span: Span | None, word: str) -> Span | None:
-    """The span of the first word of a statement (for messages about whole blocks)."""
-    if span is None:
-        return None
-    return Span(span.line, span.col, span.line, span.col + len(word), span.source)
-
-
-def name_span(span: Span | None, name: str) -> Span | None:
-    """The span of ``name`` where it first appears inside a statement's first line."""
-    if span is None or span.source is None:
-        return span
-    line = span.source.line(span.line)
-    at = line.find(name, span.col - 1)
-    if at < 0:
-        return keyword_span(span, "")
-    return Span(span.line, at + 1, span.line, at + 1 + len(name), span.source)
-
-
-def unsupported(what: str, span: Span | None, hint: str | None = None) -> UnsupportedError:
-    return UnsupportedError(f"{what} not supported yet", span,
-                            hint or "this version of gradlang parses it but cannot run it yet")
+VI_OBJECTIVES = ("elbo", "iwae", "renyi")
+FAMILY_WORDS = ("mean_field", "low_rank", "full_rank", "delta", "flow")
 
 
 class Scope:
-    """The program's global names, by kind: dim, const, data, param, let, fn."""
+    """The program's global names, by kind: dim, const, data, param, let, fn, latent."""
 
     def __init__(self):
         self.kinds: dict[str, str] = {}
         self.fns: dict[str, ast.Fn] = {}
+        self.has_model = False
+        self.has_guide = False
+        self.consts: dict = {}
+        self.dims: dict = {}
+        self.typed = None  # (ast.Type, where) -> (Domain, shape); set by the checker
 
     def visible(self) -> list[str]:
         return list(self.kinds)
@@ -51,6 +39,7 @@ class Scope:
 class Resolver:
     def __init__(self, scope: Scope):
         self.scope = scope
+        self.draws: set[str] = set()  # names bound by `z ~ guide` in the enclosing expect
 
     # ---- entry points -------------------------------------------------------------------------
     def expr(self, e, local: frozenset = frozenset()) -> ir.Expr:
@@ -114,8 +103,7 @@ class Resolver:
             raise unsupported("lower-level solutions (bilevel problems) are", e.span,
                               f"'{e.name}' of a lower block needs bilevel support, which comes later")
         if isinstance(e, ast.Expect):
-            raise unsupported("expect (Monte-Carlo objectives) is", keyword_span(e.span, "expect"),
-                              "probabilistic programs arrive with model/guide support")
+            return self._expect(e, local)
         raise TypeError_(f"unexpected {type(e).__name__}", getattr(e, "span", None))
 
     def _name(self, e: ast.Name, local: frozenset) -> ir.Expr:
@@ -125,8 +113,9 @@ class Resolver:
         if kind == "fn" or (kind is None and (e.id in FUNCTIONS or e.id in DISTRIBUTIONS)):
             raise TypeError_(f"'{e.id}' is a function, not a value", e.span, f"call it: {e.id}(...)")
         if kind == "latent":
-            raise unsupported("names declared in model and guide blocks are", e.span,
-                              "probabilistic models arrive in a later version")
+            raise TypeError_(f"'{e.id}' is a latent variable: it has no single value outside the model, "
+                             "the guide and expect blocks", e.span,
+                             "report a guide parameter instead; posterior summaries are in the result")
         if kind is not None:
             return ir.Ref(kind, e.id, span=e.span)
         if e.id == "None":
@@ -140,6 +129,10 @@ class Resolver:
         if not isinstance(e.func, ast.Name):
             raise TypeError_("only named functions can be called", e.func.span, None)
         name = e.func.id
+        if name in ("logp", "logq") and name not in self.scope.kinds:
+            return self._log_density(e, local)
+        if name in VI_OBJECTIVES and name not in self.scope.kinds:
+            return self._vi_objective(e)
         args = tuple(self._expr(a, local) for a in e.args)
         kwargs = tuple((k.name, self._expr(k.value, local)) for k in e.kwargs)
         if name in local:
@@ -160,6 +153,96 @@ class Resolver:
         hint = did_you_mean(name, known)
         raise NameError_(f"unknown function '{name}'", e.func.span,
                          hint or "define it with fn, or see `gradlang list builtins`")
+
+    # ---- probabilistic expressions -------------------------------------------------------------
+    def _int_arg(self, value, what: str, span) -> int:
+        if not (isinstance(value, ast.Number) and float(value.value) == int(value.value) and value.value >= 1):
+            raise TypeError_(f"{what} must be a whole number >= 1", getattr(value, "span", span), f"e.g. {what} = 8")
+        return int(value.value)
+
+    def _vi_objective(self, e: ast.Call) -> ir.VIObjective:
+        name = e.func.id
+        if not self.scope.has_model:
+            raise TypeError_(f"{name}() needs a model block", e.span, "declare model { ... } and a guide")
+        params = ["alpha", "particles"] if name == "renyi" else ["particles"]
+        bound = dict(zip(params, e.args))
+        for k in e.kwargs:
+            if k.name not in params:
+                raise TypeError_(f"{name}() has no argument '{k.name}'", k.span, f"its arguments: {', '.join(params)}")
+            bound[k.name] = k.value
+        particles = self._int_arg(bound["particles"], "particles", e.span) if "particles" in bound else 1
+        alpha = 0.0
+        if name == "renyi":
+            a = bound.get("alpha")
+            if isinstance(a, ast.UnaryOp) and isinstance(a.operand, ast.Number):
+                a = ast.Number(-a.operand.value, span=a.span)
+            if not isinstance(a, ast.Number) or float(a.value) == 1.0:
+                raise TypeError_("renyi(alpha, particles) needs a number alpha != 1", e.span,
+                                 "alpha = 1 is the ELBO: use elbo(particles)")
+            alpha = float(a.value)
+        return ir.VIObjective(name, particles, alpha, span=e.span)
+
+    def _log_density(self, e: ast.Call, local: frozenset) -> ir.LogDensity:
+        block = "model" if e.func.id == "logp" else "guide"
+        ok = (len(e.args) == 2 and not e.kwargs and isinstance(e.args[0], ast.Name) and e.args[0].id == block
+              and isinstance(e.args[1], ast.Name))
+        if not ok:
+            raise TypeError_(f"write {e.func.id}({block}, z) with z drawn by `z ~ guide`", e.span, None)
+        draw = e.args[1].id
+        if draw not in self.draws:
+            raise TypeError_(f"'{draw}' is not a draw of the guide", e.args[1].span,
+                             f"draw it first inside the expect block: {draw} ~ guide")
+        if not self.scope.has_model:
+            raise TypeError_(f"{e.func.id}() needs a model block", e.span, None)
+        return ir.LogDensity(block, draw, span=e.span)
+
+    def _expect(self, e: ast.Expect, local: frozenset) -> ir.Expect:
+        particles = 1
+        for a in e.args:
+            particles = self._int_arg(a, "particles", e.span)
+        for k in e.kwargs:
+            if k.name != "particles":
+                raise TypeError_(f"expect() has no argument '{k.name}'", k.span, "its argument: particles")
+            particles = self._int_arg(k.value, "particles", e.span)
+        stmts = []
+        saved = set(self.draws)
+        try:
+            for s in e.body.stmts:
+                if isinstance(s, ast.Let):
+                    stmts.append(ir.LetStmt(s.name, self._expr(s.value, local), span=s.span))
+                    local = local | {s.name}
+                elif isinstance(s, ast.Sample) and isinstance(s.dist, ast.Name) and s.dist.id == "guide":
+                    if not self.scope.has_guide:
+                        raise TypeError_("`~ guide` needs a guide", s.dist.span, "declare guide { ... } or guide = mean_field")
+                    stmts.append(ir.DrawGuide(s.name, span=s.span))
+                    self.draws.add(s.name)
+                elif isinstance(s, ast.Sample):
+                    stmts.append(self.sample(s, local, observed=False))
+                    local = local | {s.name}
+                else:
+                    raise TypeError_("'target +=' belongs in a model block", s.span, None)
+            value = self._expr(e.body.value, local)
+        finally:
+            self.draws = saved
+        return ir.Expect(particles, tuple(stmts), value, span=e.span)
+
+    def sample(self, s: ast.Sample, local: frozenset, observed: bool, allow_family: bool = False) -> ir.Sample:
+        """A sample statement: its distribution (or per-site family), estimator and declared type."""
+        via = config_value(s.via, self.scope) if s.via is not None else None
+        if isinstance(s.dist, ast.Name) and s.dist.id in FAMILY_WORDS or (
+                isinstance(s.dist, ast.Call) and isinstance(s.dist.func, ast.Name) and s.dist.func.id in FAMILY_WORDS):
+            if not allow_family:
+                raise TypeError_(f"'{s.dist.id if isinstance(s.dist, ast.Name) else s.dist.func.id}' is a guide "
+                                 "family: it belongs in a guide block", s.dist.span, None)
+            return ir.Sample(s.name, None, via, observed, family=config_value(s.dist, self.scope), span=s.span)
+        dist = self._expr(s.dist, local)
+        if not isinstance(dist, ir.Dist):
+            raise TypeError_("the right side of '~' must be a distribution", s.dist.span,
+                             "e.g. normal(0, 1), bernoulli(logits = z); `gradlang list distributions`")
+        domain, shape = None, None
+        if s.type is not None:
+            domain, shape = self.scope.typed(s.type, f"latent {s.name}")
+        return ir.Sample(s.name, dist, via, observed, domain, shape, span=s.span)
 
     def _user_call(self, fn: ast.Fn, e: ast.Call, args, kwargs, local) -> ir.Expr:
         params = [p.name for p in fn.params]

@@ -15,22 +15,17 @@ from ..ir.visit import refs
 from ..source import Source
 from ..syntax import ast
 from ..syntax.parser import parse
-from . import config, shapes, types
+from . import config, ppl, shapes, types
 from .names import Resolver, Scope, keyword_span, name_span, unsupported
 
 _KIND_OF = {ast.Dim: "dim", ast.Const: "const", ast.Data: "data", ast.Param: "param",
             ast.Let: "let", ast.Fn: "fn"}
 _UNSUPPORTED = {
-    ast.Model: ("model", "model blocks are", "probabilistic models arrive in a later version"),
-    ast.Guide: ("guide", "guide blocks are", "variational families arrive with model support"),
-    ast.GuideFamily: ("guide", "guide families are", "variational families arrive with model support"),
     ast.Lower: ("lower", "lower blocks (bilevel problems) are", None),
     ast.SubjectTo: ("subject", "constraints (subject to) are", None),
     ast.Prox: ("prox", "prox declarations are", "proximal methods arrive with method = proximal | fista"),
     ast.Extern: ("extern", "extern functions are", None),
     ast.Saddle: ("minimize", "saddle-point objectives are", None),
-    ast.Sample: (None, "sample statements outside a model are", "put them in a model or guide block"),
-    ast.Target: ("target", "'target +=' outside a model is", "put it in a model block"),
 }
 
 
@@ -83,6 +78,8 @@ class Checker:
         self.scope = Scope()
         self.resolve = Resolver(self.scope)
         self.out = ir.Program(source=source)
+        self.scope.consts, self.scope.dims = self.out.consts, self.out.dims
+        self.scope.typed = self.typed
         self.errors: list[GradlangError] = []
 
     def attempt(self, fn, *args):
@@ -95,12 +92,15 @@ class Checker:
     # ---- the stage ----------------------------------------------------------------------------
     def run(self) -> ir.Program:
         stmts = _expand_uses(self.ast.stmts, self.source, set())
+        self.data_dims = {d.id for s in stmts if isinstance(s, ast.Data)
+                          for d in (s.type.dims or ()) if isinstance(d, ast.Name)}
         self.declare(stmts)
         collect(self.errors)
         self.check_overrides()
         for s in stmts:
             self.attempt(self.statement, s)
         collect(self.errors)
+        ppl.cross_check(self)
         self.check_lets()
         self.check_objectives(stmts)
         collect(self.errors)
@@ -110,8 +110,6 @@ class Checker:
         return self.out
 
     def declare(self, stmts) -> None:
-        self.data_dims = {d.id for s in stmts if isinstance(s, ast.Data)
-                          for d in (s.type.dims or ()) if isinstance(d, ast.Name)}
         for s in stmts:
             kind = _KIND_OF.get(type(s))
             if kind is None:
@@ -128,12 +126,26 @@ class Checker:
                 self.scope.fns[s.name] = s
 
     def declare_latents(self, s) -> None:
-        """Names of model and guide blocks: known, so that using them says 'not supported yet'."""
-        if isinstance(s, (ast.Model, ast.Guide)):
+        """A model's latents (known everywhere, usable inside model, guide and expect) and a guide's
+        parameters (ordinary parameters of the program)."""
+        if isinstance(s, ast.Model):
+            if self.scope.has_model:
+                raise NameError_("a program has one model block", keyword_span(s.span, "model"), None)
+            self.scope.has_model = True
             for inner in s.body:
-                if isinstance(inner, (ast.Param, ast.Sample)) and inner.name not in self.scope.kinds:
+                if isinstance(inner, ast.Sample) and self.scope.kinds.get(inner.name) not in ("data",):
+                    if inner.name in self.scope.kinds:
+                        raise NameError_(f"'{inner.name}' is declared twice", name_span(inner.span, inner.name),
+                                         f"first declared at {self.out.spans[inner.name]}")
                     self.scope.kinds[inner.name] = "latent"
                     self.out.spans[inner.name] = inner.span
+        elif isinstance(s, (ast.Guide, ast.GuideFamily)):
+            if self.scope.has_guide:
+                raise NameError_("a program has one guide", keyword_span(s.span, "guide"), None)
+            self.scope.has_guide = True
+            for inner in (s.body if isinstance(s, ast.Guide) else ()):
+                if isinstance(inner, ast.Param):
+                    self.declare([inner])
 
     def check_overrides(self) -> None:
         consts = [n for n, k in self.scope.kinds.items() if k == "const"]
@@ -147,6 +159,16 @@ class Checker:
         if type(s) in _UNSUPPORTED:
             word, what, hint = _UNSUPPORTED[type(s)]
             raise unsupported(what, keyword_span(s.span, word or s.name), hint)
+        if isinstance(s, (ast.Sample, ast.Target)):
+            raise TypeError_(f"{'sample statements' if isinstance(s, ast.Sample) else chr(39) + 'target +=' + chr(39)}"
+                             " belong in a model block", keyword_span(s.span, s.name if isinstance(s, ast.Sample) else "target"),
+                             "write model { ... } around them, or use expect { ... } in an objective")
+        if isinstance(s, ast.Model):
+            self.out.model = ppl.model_block(self, s)
+        elif isinstance(s, ast.Guide):
+            self.out.guide = ppl.guide_block(self, s)
+        elif isinstance(s, ast.GuideFamily):
+            self.out.guide = ppl.guide_family(self, s)
         if isinstance(s, (ast.Dim, ast.Const)):
             value = self.constant(s.value) if s.name not in self.overrides else self.override(s)
             if isinstance(s, ast.Dim):
@@ -238,6 +260,16 @@ class Checker:
                              f'write: data {s.name}: ... = load("data/file.npz", "{s.name}")')
         return (d.args[0].value, d.args[1].value if len(d.args) > 1 else s.name)
 
+    def typed(self, t: ast.Type, where: str):
+        """The domain and shape of a typed latent (``sigma: positive ~ ...``, ``z: real[N, L] ~ ...``);
+        a discrete latent (``int``/``bool``) keeps its distribution's support."""
+        if t.base in ("int", "bool") and not t.args and not t.kwargs:
+            return None, self.shape(t, where)
+        domain = types.domain_of(t, lambda a: self.constant(a), where)
+        shape = self.shape(t, where)
+        types.check_rank(domain, shape, t, where)
+        return domain, shape
+
     def param(self, s: ast.Param) -> ir.ParamDecl:
         domain = types.domain_of(s.type, lambda a: self.constant(a), f"param {s.name}")
         shape = self.shape(s.type, f"param {s.name}")
@@ -293,7 +325,7 @@ class Checker:
                 f"the first is at {found[0].span}; name several in one: minimize {{ a: ..., b: ... }}"))
             return
         s = found[0]
-        if not self.out.params and not isinstance(s, ast.Saddle):
+        if not self.out.params and not isinstance(s, ast.Saddle) and not self.scope.has_guide:
             self.errors.append(TypeError_("the program has no parameters to optimise",
                                           keyword_span(s.span, s.sense), "declare one: param w: real[D] = 0"))
             return

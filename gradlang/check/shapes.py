@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from ..backend.evaluate import Evaluator
 from ..errors import GradlangError, TypeError_
 from ..ir import nodes as ir
-from ..ir.visit import refs
+from ..ir.visit import refs, walk
 
 _DTYPES = {"real": jnp.float32, "int": jnp.int32, "bool": jnp.bool_}
 _FIRST_SENTINEL = 100_003  # far from any size a program writes by hand
@@ -83,7 +83,10 @@ def check(program: ir.Program) -> list[GradlangError]:
     for name, expr in program.lets.items():
         if attempt(expr, any(r.name in failed for r in refs(expr, "let"))) is None:
             failed.add(name)
+    check_blocks(program, errors)
     for obj in program.objectives:
+        if any(isinstance(n, (ir.Expect, ir.VIObjective)) for n in walk(obj.value)):
+            continue  # Monte-Carlo objectives are traced when the program is built with its data
         out = attempt(obj.value, any(r.name in failed for r in refs(obj.value, "let")))
         if out is not None:
             struct, names = out
@@ -108,6 +111,47 @@ def check(program: ir.Program) -> list[GradlangError]:
                                              f"which does not fit its shape {list(target)}", p.init.span,
                                              "use a number, or an array of the declared shape"))
     return errors
+
+
+def check_blocks(program: ir.Program, errors: list) -> None:
+    """Evaluate the model's and guide's statements abstractly: each latent stands for an array of
+    its distribution's shape (or its declared shape), so shape errors point at their statement."""
+    for block in (program.model, program.guide):
+        if block is None:
+            continue
+        sizes = _sentinels(program)
+        data, params = abstract_inputs(program, sizes)
+        names = {v: k for k, v in sizes.items()}
+
+        def run(data, params, block=block):
+            ev = Evaluator(program, data, params, program.consts, {**program.dims, **sizes}, dim_names=names)
+            local: dict = {}
+            for st in block.stmts:
+                if isinstance(st, ir.LetStmt):
+                    local[st.name] = ev.eval(st.value, local)
+                elif isinstance(st, ir.Factor):
+                    value = ev.eval(st.value, local)
+                    if jnp.ndim(value) != 0:
+                        raise TypeError_("'target +=' needs a scalar", st.value.span, "sum it: target += sum(...)")
+                elif isinstance(st, ir.Sample) and st.dist is not None:
+                    d = ev.eval(st.dist, local)
+                    if not hasattr(d, "log_prob"):
+                        raise TypeError_("the right side of '~' must be a distribution", st.dist.span, None)
+                    shape = tuple(sizes.get(x, program.dims.get(x, x)) if isinstance(x, str) else x
+                                  for x in st.shape) if st.shape else tuple(d.batch_shape + d.event_shape)
+                    if st.observed:
+                        continue
+                    local[st.name] = jnp.zeros(shape, d.support.is_discrete and jnp.int32 or jnp.float32)
+                elif isinstance(st, ir.Sample):
+                    local[st.name] = jnp.zeros(())
+            return None
+
+        try:
+            jax.eval_shape(run, data, params)
+        except GradlangError as err:
+            errors.append(err)
+        except Exception:  # noqa: BLE001 - left for the traced build to report precisely
+            pass
 
 
 def infer(program: ir.Program, expr) -> dict[int, str]:

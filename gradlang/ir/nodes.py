@@ -171,9 +171,87 @@ class Program:
     reports: dict[str, Expr] = field(default_factory=dict)
     solve: dict[str, ConfigValue] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)  # declaration spans by name
+    model: Any = None  # ModelIR
+    guide: Any = None  # GuideIR
 
     def replace(self, **changes) -> "Program":
         new = Program(**{k: getattr(self, k) for k in self.__dataclass_fields__})
         for k, v in changes.items():
             setattr(new, k, v)
         return new
+
+
+# ---- probabilistic programs ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample(Node):
+    """``name ~ dist via estimator``.  ``observed``: the left side is data (or a let of data);
+    ``domain``/``shape``: a typed latent's declared domain and shape; ``family``: a per-site
+    guide family word (``mean_field``) instead of a distribution."""
+
+    name: str
+    dist: Expr | None
+    via: ConfigValue | None = None
+    observed: bool = False
+    domain: Domain | None = None
+    shape: tuple | None = None
+    family: ConfigValue | None = None
+
+
+@dataclass(frozen=True)
+class Factor(Node):
+    """``target += expr``: an extra log-density term."""
+
+    value: Expr
+
+
+@dataclass(frozen=True)
+class LetStmt(Node):
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True)
+class DrawGuide(Node):
+    """``z ~ guide`` inside expect: one joint draw of every latent of the guide."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class LogDensity(Node):
+    """``logp(model, z)`` / ``logq(guide, z)``: a block's log density at the draw ``z``."""
+
+    block: str  # model | guide
+    draw: str
+
+
+@dataclass(frozen=True)
+class Expect(Node):
+    """The Monte-Carlo mean of ``value`` over ``particles`` runs of ``stmts``; differentiated with the
+    estimator each sample statement names (a surrogate for the score-function ones)."""
+
+    particles: int
+    stmts: tuple
+    value: Expr
+
+
+@dataclass(frozen=True)
+class VIObjective(Node):
+    """``elbo(particles)``, ``iwae(particles)``, ``renyi(alpha, particles)``."""
+
+    kind: str
+    particles: int
+    alpha: float = 0.0
+
+
+@dataclass
+class ModelIR:
+    stmts: tuple  # Sample | Factor | LetStmt, in order
+    span: Any = None
+
+
+@dataclass
+class GuideIR:
+    stmts: tuple = ()  # Sample | LetStmt
+    family: ConfigValue | None = None  # a whole-guide family
+    span: Any = None

@@ -9,7 +9,14 @@ from ..ir import nodes as ir
 
 
 def map_expressions(program: ir.Program, fn: Callable[[ir.Expr], ir.Expr]) -> ir.Program:
+    """``fn`` applied to every expression, model and guide statements included."""
+    model, guide = program.model, program.guide
+    if model is not None:
+        model = ir.ModelIR(tuple(fn(st) for st in model.stmts), model.span)
+    if guide is not None:
+        guide = ir.GuideIR(tuple(fn(st) for st in guide.stmts), guide.family, guide.span)
     return program.replace(
+        model=model, guide=guide,
         lets={n: fn(e) for n, e in program.lets.items()},
         objectives=[replace(o, value=fn(o.value)) for o in program.objectives],
         reports={n: fn(e) for n, e in program.reports.items()},

@@ -1,0 +1,220 @@
+"""Model and guide blocks as NumPyro programs.
+
+``model_fn(data, params)`` and ``guide_fn(data, params)`` are ordinary NumPyro model functions
+built from the IR: each sample statement becomes ``numpyro.sample`` (observed ones with ``obs=``),
+``target +=`` becomes ``numpyro.factor``.  Each site is one log-density term: its distribution is
+expanded to the site's shape and its batch dims folded into the event.  With minibatches, sites over
+the batch dim are scaled by N / batch (``handlers.scale``).  A whole-guide family is a NumPyro
+autoguide of ``model_fn``; its parameters (``numpyro.param`` sites) are discovered by tracing it
+once and optimised with the program's own parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as nd
+from numpyro import handlers
+from numpyro.distributions.transforms import biject_to
+
+from ..check.types import constraint
+from ..errors import TypeError_
+from ..ir import nodes as ir
+from ..lib.families import FAMILIES
+from .evaluate import Evaluator
+
+
+class Constrained(nd.Distribution):
+    """A typed latent (``sigma: positive ~ normal(0, 2)``): the base's log density on the declared
+    domain.  Sampling (used only to initialise) maps a base draw onto the domain."""
+
+    def __init__(self, base: nd.Distribution, support):
+        self.base, self._support = base, support
+        super().__init__(base.batch_shape, base.event_shape)
+
+    @property
+    def support(self):
+        return self._support
+
+    def log_prob(self, value):
+        return self.base.log_prob(value)
+
+    def sample(self, key, sample_shape=()):
+        return biject_to(self._support)(self.base.sample(key, sample_shape))
+
+
+def shaped(d: nd.Distribution, shape: tuple | None, domain: ir.Domain | None = None) -> nd.Distribution:
+    """``d`` as one site of ``shape``: expanded, its batch dims moved into the event."""
+    if shape is not None:
+        batch = tuple(shape[: len(shape) - len(d.event_shape)])
+        if tuple(d.batch_shape) != batch:
+            d = d.expand(batch)
+    if d.batch_shape:
+        d = d.to_event(len(d.batch_shape))
+    return Constrained(d, constraint(domain)) if domain is not None and domain.name != "real" else d
+
+
+def config_args(cfg: ir.ConfigValue) -> tuple[list, dict]:
+    """Positional and keyword settings of a family or estimator call, as Python values."""
+    def value(v):
+        if v.kind == "number":
+            return v.value
+        if v.kind in ("word", "string"):
+            return v.value
+        if v.kind == "call":  # ema(0.9) and the like
+            return (v.value, [value(a) for a in v.args])
+        return [value(a) for a in v.args]
+
+    return [value(a) for a in cfg.args], {k: value(a) for k, a in cfg.kwargs}
+
+
+class PPL:
+    """The model/guide machinery of one program with its dims bound (static, built once)."""
+
+    def __init__(self, program: ir.Program, dims: dict, batch_dim: str | None, batched: frozenset, n_rows: int):
+        self.program = program
+        self.dims = dims
+        self.batch_dim = batch_dim
+        self.batched = batched
+        self.n_rows = n_rows
+        self.latents: dict[str, tuple[Any, tuple]] = {}  # name -> (support, shape), set by prototype()
+        self.autoguide = None
+        guide = program.guide
+        if guide is not None and guide.family is not None:
+            args, kwargs = config_args(guide.family)
+            self.autoguide = FAMILIES.get(guide.family.value, guide.family.span).value(*args, **kwargs).whole(self.model_fn)
+
+    # ---- evaluation context ------------------------------------------------------------------
+    def _context(self, data: dict, params: dict) -> tuple[Evaluator, float]:
+        dims = dict(self.dims)
+        scale = 1.0
+        if self.batch_dim and self.batched:
+            size = data[next(iter(self.batched))].shape[0]
+            dims[self.batch_dim] = size
+            scale = self.n_rows / size
+        ev = Evaluator(self.program, data, params, self.program.consts, dims)
+        return ev, scale
+
+    def _concrete(self, shape, ev: Evaluator) -> tuple:
+        return tuple(ev.values["dim"][d] if isinstance(d, str) else d for d in shape)
+
+    def _site_scale(self, site: ir.Sample, scale: float, shape: tuple | None) -> float:
+        if scale == 1.0:
+            return 1.0
+        if site.observed:
+            return scale if site.name in self.batched or self._from_batched(site) else 1.0
+        return scale if site.shape and site.shape[0] == self.batch_dim else 1.0
+
+    def _from_batched(self, site: ir.Sample) -> bool:
+        return False  # an observed let over batched data: scaled with its data (see model_fn)
+
+    # ---- the model ---------------------------------------------------------------------------
+    def model_fn(self, data: dict, params: dict):
+        ev, scale = self._context(data, params)
+        local: dict = {}
+        batched_lets: set[str] = set()
+        for i, st in enumerate(self.program.model.stmts):
+            if isinstance(st, ir.LetStmt):
+                local[st.name] = ev.eval(st.value, local)
+                if any(r.kind == "data" and r.name in self.batched for r in _refs(st.value)):
+                    batched_lets.add(st.name)
+            elif isinstance(st, ir.Factor):
+                numpyro.factor(f"target:{i}", ev.eval(st.value, local))
+            else:
+                d = ev.eval(st.dist, local)
+                _require_distribution(d, st)
+                if st.observed:
+                    value = local[st.name] if st.name in local else data[st.name]
+                    site_scale = scale if (st.name in self.batched or st.name in batched_lets) else 1.0
+                    with handlers.scale(scale=site_scale):
+                        numpyro.sample(st.name, shaped(d, tuple(jnp.shape(value))), obs=value,
+                                       infer={"span": st.span})
+                else:
+                    shape = self._concrete(st.shape, ev) if st.shape is not None else None
+                    with handlers.scale(scale=self._site_scale(st, scale, shape)):
+                        local[st.name] = numpyro.sample(st.name, shaped(d, shape, st.domain),
+                                                        infer={"span": st.span})
+
+    # ---- the guide ---------------------------------------------------------------------------
+    def guide_fn(self, data: dict, params: dict):
+        if self.autoguide is not None:
+            return self.autoguide(data, params)
+        ev, scale = self._context(data, params)
+        local: dict = {}
+        model_sites = {s.name: s for s in self.program.model.stmts if isinstance(s, ir.Sample)}
+        for st in self.program.guide.stmts:
+            if isinstance(st, ir.LetStmt):
+                local[st.name] = ev.eval(st.value, local)
+                continue
+            support, shape = self.latents[st.name]
+            declared = model_sites[st.name].shape
+            if declared is not None:  # follows the minibatch when it runs over the batch dim
+                shape = self._concrete(declared, ev)
+            if st.family is not None and scale != 1.0 and declared and declared[0] == self.batch_dim:
+                raise TypeError_(f"a {st.family.value} family for '{st.name}' needs one parameter per row of "
+                                 "the data, which minibatches do not see", st.family.span,
+                                 "compute the distribution from the data (an amortised guide), or drop batch")
+            if st.family is not None:
+                args, kwargs = config_args(st.family)
+                family = FAMILIES.get(st.family.value, st.family.span).value(*args, **kwargs)
+                if not hasattr(family, "site"):
+                    raise TypeError_(f"'{st.family.value}' is a whole-guide family", st.family.span,
+                                     f"write guide = {st.family.value}, or use mean_field for one latent")
+                d = family.site(st.name, support, shape)
+            else:
+                d = ev.eval(st.dist, local)
+                _require_distribution(d, st)
+                d = shaped(d, shape)
+            infer = {"span": st.span, "via": st.via}
+            with handlers.scale(scale=self._site_scale(model_sites[st.name], scale, shape)):
+                local[st.name] = numpyro.sample(st.name, d, infer=infer)
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def prototype(self, key, data: dict, params: dict) -> dict:
+        """Trace the model once (latent supports and shapes) and then the guide (the families'
+        parameters): returns ``{name: (constrained initial value, constraint)}`` of the latter."""
+        with numpyro.validation_enabled(True):
+            model_trace = handlers.trace(handlers.seed(self.model_fn, key)).get_trace(data, params)
+        for name, site in model_trace.items():
+            if site["type"] == "sample" and site["is_observed"]:
+                _check_support(name, site)
+        self.latents = {n: (s["fn"].support, tuple(jnp.shape(s["value"])))
+                        for n, s in model_trace.items() if s["type"] == "sample" and not s["is_observed"]}
+        if self.program.guide is None:
+            return {}
+        guide_trace = handlers.trace(handlers.seed(self.guide_fn, key)).get_trace(data, params)
+        return {n: (s["value"], s["kwargs"].get("constraint", nd.constraints.real))
+                for n, s in guide_trace.items() if s["type"] == "param"}
+
+
+def _check_support(name: str, site) -> None:
+    """Observed data must lie in the support of its distribution (checked once, on the full data,
+    so that the hot loop runs without NumPyro's per-call validation)."""
+    import numpy as np
+
+    fn = site["fn"]
+    base = fn
+    while hasattr(base, "base_dist"):
+        base = base.base_dist
+    inside = np.asarray(base.support(site["value"]))
+    if not inside.all():
+        bad = np.asarray(site["value"])[~inside].ravel()[:3]
+        from ..errors import DataError
+
+        raise DataError(f"data '{name}' has values outside the support of {type(base).__name__}: "
+                        f"{', '.join(f'{v:g}' for v in bad)}", (site.get("infer") or {}).get("span"),
+                        f"its support is {base.support}")
+
+
+def _refs(expr):
+    from ..ir.visit import refs
+
+    return refs(expr)
+
+
+def _require_distribution(d, st) -> None:
+    if not isinstance(d, nd.Distribution):
+        raise TypeError_("the right side of '~' must be a distribution", st.dist.span if st.dist else st.span, None)

@@ -1,0 +1,161 @@
+"""Monte-Carlo objectives: ``expect { ... }``, ``elbo``, ``iwae``, ``renyi``.
+
+Each particle runs the block's statements with its own key (particles are ``vmap``ped).  A sample
+statement draws with its estimator: reparameterised draws carry gradients along the path;
+score-function draws are constants whose ``log q`` enters a surrogate
+
+    L = mean_k [ f_k + sum_s stop(f_k - b_sk) * (log q_s(z_sk) - stop(log q_s(z_sk))) ]
+
+whose value is the Monte-Carlo estimate and whose gradient is the score-function estimator with
+baseline ``b`` (Williams 1992; "magic box" form of Foerster et al., DiCE, ICML 2018).
+
+``elbo(K)`` is ``expect(K) { z ~ guide; logp(model, z) - logq(guide, z) }``; ``iwae(K)`` is
+``log mean_k exp(w_k)`` (Burda, Grosse & Salakhutdinov, ICLR 2016) and ``renyi(a, K)`` is
+``1/(1-a) log mean_k exp((1-a) w_k)`` (Li & Turner, NeurIPS 2016), with ``w_k`` the log weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from numpyro import handlers
+from numpyro.infer.util import log_density
+from numpyro.primitives import Messenger
+
+from ..errors import TypeError_
+from ..ir import nodes as ir
+from ..lib.estimators import ESTIMATORS, default_estimator
+from .ppl import PPL, config_args
+
+
+class Draw:
+    """One joint draw of the guide: latent values, log q of the draw, score terms by site."""
+
+    def __init__(self, values: dict, logq, scores: dict):
+        self.values, self.logq, self.scores = values, logq, scores
+
+
+def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span):
+    if via is None:
+        return default_estimator(dist, particles)
+    args, kwargs = config_args(via)
+    try:
+        est = ESTIMATORS.get(via.value, via.span).value(*args, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise TypeError_(f"wrong settings for {via.value}: {err}", via.span, None) from None
+    why = est.check(dist)
+    if why:
+        raise TypeError_(why, via.span, "use score(baseline = rloo) for discrete latents")
+    return est
+
+
+class ApplyEstimators(Messenger):
+    """Draws every latent sample site with its estimator (after ``seed`` has given it a key)."""
+
+    def __init__(self, fn, particles: int, scores: dict):
+        self.particles, self.scores = particles, scores
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None:
+            return
+        infer = msg.get("infer") or {}
+        est = build_estimator(infer.get("via"), msg["fn"], self.particles, infer.get("span"))
+        key = msg["kwargs"].get("rng_key")
+        value, score = est.draw(msg["fn"], key)
+        msg["value"] = value
+        if score is not None:
+            self.scores[msg["name"]] = (score * (msg.get("scale") or 1.0), est)
+
+
+class VI:
+    """Evaluates the Monte-Carlo nodes of one trace of the objective."""
+
+    def __init__(self, ppl: PPL, data: dict, params: dict, key):
+        self.ppl, self.data, self.params = ppl, data, params
+        self.key = key
+        self.estimators: dict = {}  # site -> Estimator, filled while tracing (static)
+
+    def next_key(self):
+        self.key, sub = jax.random.split(self.key)
+        return sub
+
+    # ---- pieces ------------------------------------------------------------------------------
+    def draw_guide(self, key, particles: int) -> Draw:
+        scores: dict = {}
+        # the guide families' numpyro.param sites take the values being optimised
+        guide = handlers.seed(handlers.substitute(self.ppl.guide_fn, data=self.params), key)
+        trace = handlers.trace(ApplyEstimators(guide, particles, scores)).get_trace(self.data, self.params)
+        logq = 0.0
+        values = {}
+        for name, site in trace.items():
+            if site["type"] != "sample":
+                continue
+            lp = jnp.sum(site["fn"].log_prob(site["value"]))
+            logq = logq + (site["scale"] if site["scale"] is not None else 1.0) * lp
+            if not (site.get("infer") or {}).get("is_auxiliary"):
+                values[name] = site["value"]
+        return Draw(values, logq, scores)
+
+    def log_density(self, node: ir.LogDensity, local: dict):
+        draw = local[node.draw]
+        if node.block == "guide":
+            return draw.logq
+        value, _ = log_density(self.ppl.model_fn, (self.data, self.params), {}, draw.values)
+        return value
+
+    # ---- expect ------------------------------------------------------------------------------
+    def particle_values(self, ev, node: ir.Expect, local: dict):
+        """Per-particle values f [K] and score terms {site: [K]} (with their estimators)."""
+        def one(key):
+            child = ev.child()
+            scope = dict(local)
+            scores: dict = {}
+            keys = iter(jax.random.split(key, max(len(node.stmts), 1)))
+            for st in node.stmts:
+                if isinstance(st, ir.LetStmt):
+                    scope[st.name] = child.eval(st.value, scope)
+                elif isinstance(st, ir.DrawGuide):
+                    draw = self.draw_guide(next(keys), node.particles)
+                    scope[st.name] = draw
+                    scores.update(draw.scores)
+                else:
+                    dist = child.eval(st.dist, scope)
+                    est = build_estimator(st.via, dist, node.particles, st.span)
+                    value, score = est.draw(dist, next(keys))
+                    scope[st.name] = value
+                    if score is not None:
+                        scores[st.name] = (score, est)
+            f = child.eval(node.value, scope)
+            if jnp.ndim(f) != 0:
+                raise TypeError_("the last line of an expect block must be a scalar", node.value.span,
+                                 "reduce it, e.g. with sum(...)")
+            for name, (_, est) in scores.items():
+                self.estimators[name] = est
+            return jnp.asarray(f, jnp.float32), {n: s for n, (s, _) in scores.items()}
+
+        keys = jax.random.split(self.next_key(), node.particles)
+        return jax.vmap(one)(keys)
+
+    def expect(self, ev, node: ir.Expect, local: dict):
+        f, scores = self.particle_values(ev, node, local)
+        surrogate = f
+        for name, s in scores.items():
+            b = self.estimators[name].baseline(jax.lax.stop_gradient(f))
+            surrogate = surrogate + jax.lax.stop_gradient(f - b) * (s - jax.lax.stop_gradient(s))
+        return jnp.mean(surrogate)
+
+    def objective(self, ev, node: ir.VIObjective, local: dict):
+        weight = ir.Prim("subtract", (ir.LogDensity("model", "_z", span=node.span),
+                                      ir.LogDensity("guide", "_z", span=node.span)), span=node.span)
+        body = ir.Expect(node.particles, (ir.DrawGuide("_z", span=node.span),), weight, span=node.span)
+        if node.kind == "elbo":
+            return self.expect(ev, body, local)
+        w, scores = self.particle_values(ev, body, local)
+        a = 0.0 if node.kind == "iwae" else node.alpha
+        bound = (jax.nn.logsumexp((1.0 - a) * w) - math.log(node.particles)) / (1.0 - a)
+        for s in scores.values():  # score terms: the bound as the reward of all particles (no baseline)
+            bound = bound + jax.lax.stop_gradient(bound) * jnp.sum(s - jax.lax.stop_gradient(s))
+        return bound

@@ -1,0 +1,131 @@
+"""Checking model and guide blocks: which sites are observed, typed latents, a guide that covers
+exactly the model's latents, per-site and whole-guide families, estimator words."""
+
+from __future__ import annotations
+
+from ..errors import NameError_, TypeError_, choice_help
+from ..ir import nodes as ir
+from ..ir.visit import refs
+from ..syntax import ast
+from .config_value import config_value
+from .names import FAMILY_WORDS
+from .spans import keyword_span, name_span
+
+ESTIMATOR_WORDS = ("reparam", "score", "enum", "mvd", "gumbel", "straight_through")
+
+
+def _data_only(expr, data_lets: set) -> bool:
+    return all(r.kind in ("data", "const", "dim") or (r.kind == "local" and r.name in data_lets) for r in refs(expr))
+
+
+def model_block(checker, block: ast.Model) -> ir.ModelIR:
+    resolve, kinds = checker.resolve, checker.scope.kinds
+    local: frozenset = frozenset()
+    data_lets: set[str] = set()
+    stmts = []
+    for s in block.body:
+        if isinstance(s, ast.Let):
+            value = resolve.expr(s.value, local)
+            if _data_only(value, data_lets):
+                data_lets.add(s.name)
+            stmts.append(ir.LetStmt(s.name, value, span=s.span))
+            local = local | {s.name}
+        elif isinstance(s, ast.Sample):
+            observed = kinds.get(s.name) == "data" or s.name in data_lets
+            if observed and s.type is not None:
+                raise TypeError_(f"'{s.name}' is data: its type is declared with the data", s.type.span, None)
+            if observed and s.via is not None:
+                raise TypeError_(f"'{s.name}' is observed: it is not sampled, so it has no estimator", s.via.span, None)
+            if s.via is not None:
+                raise TypeError_("estimators belong to the guide (or to expect blocks), not to the model",
+                                 s.via.span, f"write `{s.name} ~ ... via {ast_word(s.via)}` in the guide")
+            site = resolve.sample(s, local, observed)
+            stmts.append(site)
+            if not observed:
+                local = local | {s.name}
+        elif isinstance(s, ast.Target):
+            stmts.append(ir.Factor(resolve.expr(s.value, local), span=s.span))
+        else:
+            raise TypeError_("a model block holds sample statements, lets and 'target +='",
+                             keyword_span(s.span, ""), "declare parameters and functions at the top level")
+    return ir.ModelIR(tuple(stmts), span=block.span)
+
+
+def ast_word(e) -> str:
+    return e.func.id if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) else getattr(e, "id", "...")
+
+
+def guide_block(checker, block: ast.Guide) -> ir.GuideIR:
+    resolve = checker.resolve
+    local: frozenset = frozenset()
+    stmts = []
+    for s in block.body:
+        if isinstance(s, ast.Param):
+            checker.out.params[s.name] = checker.param(s)
+        elif isinstance(s, ast.Let):
+            stmts.append(ir.LetStmt(s.name, resolve.expr(s.value, local), span=s.span))
+            local = local | {s.name}
+        elif isinstance(s, ast.Sample):
+            if checker.scope.kinds.get(s.name) != "latent":
+                hint = f"'{s.name}' is data: the guide draws only latents" if checker.scope.kinds.get(s.name) == "data" \
+                    else "the guide draws the model's latents"
+                raise NameError_(f"the model has no latent '{s.name}'", name_span(s.span, s.name), hint)
+            site = resolve.sample(s, local, observed=False, allow_family=True)
+            check_family(site.family)
+            stmts.append(site)
+            local = local | {s.name}
+        elif isinstance(s, ast.Fn):
+            raise TypeError_("declare functions at the top level", keyword_span(s.span, "fn"), None)
+        else:
+            raise TypeError_("a guide block holds params, lets and sample statements", keyword_span(s.span, ""), None)
+    return ir.GuideIR(tuple(stmts), None, span=block.span)
+
+
+def guide_family(checker, s: ast.GuideFamily) -> ir.GuideIR:
+    family = config_value(s.family, checker.out)
+    check_family(family)
+    return ir.GuideIR((), family, span=s.span)
+
+
+def check_family(family: ir.ConfigValue | None) -> None:
+    if family is None:
+        return
+    from ..lib.families import FAMILIES
+
+    FAMILIES.get(family.value, family.span)
+
+
+def cross_check(checker) -> None:
+    """The guide draws every latent of the model, once, after what it depends on."""
+    model, guide = checker.out.model, checker.out.guide
+    if guide is not None and model is None:
+        raise TypeError_("a guide needs a model block", keyword_span(guide.span, "guide"), None)
+    if model is None:
+        return
+    latents = [s.name for s in model.stmts if isinstance(s, ir.Sample) and not s.observed]
+    if guide is None:
+        return  # a model alone: usable through expect blocks and logp
+    if guide.family is not None:
+        return
+    drawn = [s.name for s in guide.stmts if isinstance(s, ir.Sample)]
+    for name in drawn:
+        if drawn.count(name) > 1:
+            site = next(s for s in guide.stmts if isinstance(s, ir.Sample) and s.name == name)
+            raise NameError_(f"the guide draws '{name}' twice", name_span(site.span, name), None)
+    missing = [n for n in latents if n not in drawn]
+    if missing:
+        raise TypeError_(f"the guide has no distribution for latent{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(repr(m) for m in missing)}", keyword_span(guide.span, "guide"),
+                         f"add e.g. `{missing[0]} ~ mean_field` to the guide, or use guide = mean_field")
+
+
+def check_estimator(via: ir.ConfigValue | None) -> None:
+    if via is None:
+        return
+    from ..lib.estimators import ESTIMATORS
+
+    ESTIMATORS.get(via.value, via.span)
+
+
+__all__ = ["model_block", "guide_block", "guide_family", "cross_check", "FAMILY_WORDS", "ESTIMATOR_WORDS",
+           "choice_help"]

@@ -1,0 +1,40 @@
+"""Gradient estimators for sample sites: one entry a file, registered under its file stem.
+
+An entry is a function of its settings returning an ``Estimator``: ``check`` says whether it fits a
+distribution, ``draw`` returns the sampled value and, for score-function estimators, the term
+``log q(value)`` whose gradient carries the score, and ``baseline`` maps the particles' objective
+values ``f`` (shape ``[K]``) to the baselines subtracted from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+from ...registry import Registry
+
+ESTIMATORS = Registry("estimator", "gradlang.lib.estimators")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    name: str
+
+    def check(self, dist) -> str | None:
+        """None when the estimator applies to ``dist``, else why not."""
+        return None
+
+    def draw(self, dist, key):
+        raise NotImplementedError
+
+    def baseline(self, f: jnp.ndarray) -> jnp.ndarray:
+        return jnp.zeros_like(f)
+
+
+def default_estimator(dist, particles: int) -> Estimator:
+    """Reparameterisation where the distribution has it, else the score function with a
+    leave-one-out baseline when there are several particles (no baseline for one)."""
+    if dist.has_rsample:
+        return ESTIMATORS.get("reparam").value()
+    return ESTIMATORS.get("score").value(baseline="rloo" if particles > 1 else "none")
