@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 
 from .backend import data as data_mod
@@ -41,16 +42,19 @@ class Program:
 
     @property
     def objective_fn(self) -> Callable:
-        """The loss as a pure JAX function ``(params, data) -> scalar``.
+        """The loss as a pure JAX function ``(params, data=None, key=None) -> scalar``.
 
         ``params`` maps names to values in their domains (as in ``Result.params``); ``data`` maps
-        names to arrays.  Maximised objectives are negated; several are combined by the aggregator.
+        names to arrays (default: the program's ``load`` defaults).  Maximised objectives are
+        negated; several are combined by the aggregator.  A Monte-Carlo objective (expect, elbo,
+        ...) draws with ``key``: its gradient is then one draw of the program's estimator.
         """
-        def objective(params: dict, data: dict):
-            arrays, dims = data_mod.bind(self.ir, data)
+        def objective(params: dict, data: dict | None = None, key=None):
+            arrays, dims = data_mod.bind(self.ir, data_mod.gather(self.ir, data))
             model = build(self.ir, dims, arrays if self.ir.model is not None else None)
             unconstrained = {n: model.transform(n).inv(jnp.asarray(v)) for n, v in params.items()}
-            return model.loss(unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()})
+            return model.loss(unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()},
+                              key if key is not None else (jax.random.PRNGKey(0) if model.stochastic else None))
 
         return objective
 
@@ -69,6 +73,17 @@ class Program:
         opt = build_optimizer(settings.optimizer, steps)
         return run(model, opt, arrays, steps=steps, seed=settings.seed if seed is None else int(seed),
                    log_every=settings.log_every, batch=settings.batch, progress=progress)
+
+
+    def sample_posterior(self, result: Result, n: int = 1000, data=None, seed: int = 0) -> dict:
+        """``n`` joint draws of the latents from the fitted guide: ``{latent: array [n, ...]}``."""
+        from .backend.posterior import sample_guide
+
+        if self.ir.guide is None:
+            raise GradlangError("this program has no guide to draw from", None, "add guide { ... } or guide = mean_field")
+        model, arrays = self.bind(data)
+        unconstrained = {k: jnp.asarray(v) for k, v in result.unconstrained.items()}
+        return sample_guide(model, unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()}, n, seed)
 
 
 def compile(path_or_source: str | Path, externs: dict | None = None) -> Program:  # noqa: A001

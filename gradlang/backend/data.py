@@ -63,6 +63,7 @@ def gather(program: ir.Program, supplied: dict | None) -> dict[str, np.ndarray]:
     for name, decl in program.data.items():
         if name in supplied:
             out[name] = supplied[name]
+            continue
         elif "__csv__" in supplied and len(decl.type.shape) == 2:
             found = _from_csv(name, decl, supplied, claimed)
             if found is not None:

@@ -195,6 +195,8 @@ def _check_support(name: str, site) -> None:
     so that the hot loop runs without NumPyro's per-call validation)."""
     import numpy as np
 
+    if isinstance(site["value"], jax.core.Tracer):
+        return  # data traced by the caller's jit: checked when the program is fitted
     fn = site["fn"]
     base = fn
     while hasattr(base, "base_dist"):

@@ -21,6 +21,7 @@ class Result:
     seed: int
     seconds: float
     constraints: dict[str, dict] = field(default_factory=dict)
+    posterior: dict[str, dict] = field(default_factory=dict)  # latent -> mean, sd, q5, q95 (from the guide)
     unconstrained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
@@ -39,4 +40,5 @@ class Result:
             "steps": int(self.steps),
             "seed": int(self.seed),
             "seconds": float(self.seconds),
-        }
+        } | ({"posterior": {name: {k: plain(v) for k, v in s.items()} for name, s in self.posterior.items()}}
+             if self.posterior else {})

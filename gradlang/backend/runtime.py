@@ -134,6 +134,10 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
         history=history, steps=done, seed=seed, seconds=time.perf_counter() - start,
         unconstrained={k: np.asarray(v) for k, v in u_final.items()},
     )
+    if model.ppl is not None and model.program.guide is not None:
+        from .posterior import sample_guide, summarize
+
+        result.posterior = summarize(sample_guide(model, u_final, data, 1000, seed + 2))
     if failed:
         obj, bad = model.program.objectives[0], int(carry[3])
         err = NonFiniteError(f"the objective or its update became non-finite at step {bad + 1}", obj.span,

@@ -37,7 +37,9 @@ class Draw:
         self.values, self.logq, self.scores = values, logq, scores
 
 
-def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span):
+def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span, site: str = "?"):
+    """The estimator a site names (or the default for its distribution); a misfit is a located error
+    naming the site and the distribution."""
     if via is None:
         return default_estimator(dist, particles)
     args, kwargs = config_args(via)
@@ -47,7 +49,8 @@ def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span):
         raise TypeError_(f"wrong settings for {via.value}: {err}", via.span, None) from None
     why = est.check(dist)
     if why:
-        raise TypeError_(why, via.span, "use score(baseline = rloo) for discrete latents")
+        raise TypeError_(f"site '{site}': {why}", via.span,
+                         "use score(baseline = rloo) for a discrete site (or enum for a finite support)")
     return est
 
 
@@ -62,7 +65,7 @@ class ApplyEstimators(Messenger):
         if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None:
             return
         infer = msg.get("infer") or {}
-        est = build_estimator(infer.get("via"), msg["fn"], self.particles, infer.get("span"))
+        est = build_estimator(infer.get("via"), msg["fn"], self.particles, infer.get("span"), msg["name"])
         key = msg["kwargs"].get("rng_key")
         value, score = est.draw(msg["fn"], key)
         msg["value"] = value
@@ -123,7 +126,7 @@ class VI:
                     scores.update(draw.scores)
                 else:
                     dist = child.eval(st.dist, scope)
-                    est = build_estimator(st.via, dist, node.particles, st.span)
+                    est = build_estimator(st.via, dist, node.particles, st.span, st.name)
                     value, score = est.draw(dist, next(keys))
                     scope[st.name] = value
                     if score is not None:

@@ -116,17 +116,19 @@ def check(program: ir.Program) -> list[GradlangError]:
 def check_blocks(program: ir.Program, errors: list) -> None:
     """Evaluate the model's and guide's statements abstractly: each latent stands for an array of
     its distribution's shape (or its declared shape), so shape errors point at their statement."""
-    for block in (program.model, program.guide):
-        if block is None:
-            continue
+    blocks = [b.stmts for b in (program.model, program.guide) if b is not None]
+    blocks += [n.stmts for o in program.objectives for n in walk(o.value) if isinstance(n, ir.Expect)]
+    for stmts in blocks:
         sizes = _sentinels(program)
         data, params = abstract_inputs(program, sizes)
         names = {v: k for k, v in sizes.items()}
 
-        def run(data, params, block=block):
+        def run(data, params, stmts=stmts):
             ev = Evaluator(program, data, params, program.consts, {**program.dims, **sizes}, dim_names=names)
             local: dict = {}
-            for st in block.stmts:
+            for st in stmts:
+                if isinstance(st, ir.DrawGuide):
+                    return None  # what follows uses the draw: checked when traced with the data
                 if isinstance(st, ir.LetStmt):
                     local[st.name] = ev.eval(st.value, local)
                 elif isinstance(st, ir.Factor):
@@ -137,6 +139,10 @@ def check_blocks(program: ir.Program, errors: list) -> None:
                     d = ev.eval(st.dist, local)
                     if not hasattr(d, "log_prob"):
                         raise TypeError_("the right side of '~' must be a distribution", st.dist.span, None)
+                    if st.via is not None:
+                        from ..backend.vi import build_estimator
+
+                        build_estimator(st.via, d, 2, st.span, st.name)
                     shape = tuple(sizes.get(x, program.dims.get(x, x)) if isinstance(x, str) else x
                                   for x in st.shape) if st.shape else tuple(d.batch_shape + d.event_shape)
                     if st.observed:
