@@ -26,7 +26,7 @@ from numpyro.primitives import Messenger
 
 from ..errors import TypeError_
 from ..ir import nodes as ir
-from ..lib.estimators import ESTIMATORS, default_estimator
+from ..lib.estimators import ESTIMATORS, Estimator, default_estimator
 from .ppl import PPL, config_args
 
 
@@ -113,34 +113,51 @@ class VI:
     def particle_values(self, ev, node: ir.Expect, local: dict):
         """Per-particle values f [K] and score terms {site: [K]} (with their estimators)."""
         def one(key):
-            child = ev.child()
-            scope = dict(local)
             scores: dict = {}
-            keys = iter(jax.random.split(key, max(len(node.stmts), 1)))
-            for st in node.stmts:
-                if isinstance(st, ir.LetStmt):
-                    scope[st.name] = child.eval(st.value, scope)
-                elif isinstance(st, ir.DrawGuide):
-                    draw = self.draw_guide(next(keys), node.particles)
-                    scope[st.name] = draw
-                    scores.update(draw.scores)
-                else:
-                    dist = child.eval(st.dist, scope)
-                    est = build_estimator(st.via, dist, node.particles, st.span, st.name)
-                    value, score = est.draw(dist, next(keys))
-                    scope[st.name] = value
-                    if score is not None:
-                        scores[st.name] = (score, est)
-            f = child.eval(node.value, scope)
-            if jnp.ndim(f) != 0:
-                raise TypeError_("the last line of an expect block must be a scalar", node.value.span,
-                                 "reduce it, e.g. with sum(...)")
+            f = self._run(ev.child(), node, 0, dict(local), key, scores, False)
             for name, (_, est) in scores.items():
                 self.estimators[name] = est
-            return jnp.asarray(f, jnp.float32), {n: s for n, (s, _) in scores.items()}
+            return f, {n: s for n, (s, _) in scores.items()}
 
         keys = jax.random.split(self.next_key(), node.particles)
         return jax.vmap(one)(keys)
+
+    def _run(self, ev, node: ir.Expect, i: int, scope: dict, key, scores: dict, repeated: bool):
+        """The statements from ``i`` on, then the value.  Each sample statement hands the rest of
+        the block to its estimator as a continuation, so enum and mvd can run it at other values.
+        ``repeated``: inside such a continuation, where a score term would be counted twice."""
+        if i == len(node.stmts):
+            f = ev.eval(node.value, scope)
+            if jnp.ndim(f) != 0:
+                raise TypeError_("the last line of an expect block must be a scalar", node.value.span,
+                                 "reduce it, e.g. with sum(...)")
+            return jnp.asarray(f, jnp.float32)
+        st = node.stmts[i]
+        key, sub = jax.random.split(key)
+        if isinstance(st, ir.LetStmt):
+            return self._run(ev, node, i + 1, {**scope, st.name: ev.eval(st.value, scope)}, key, scores, repeated)
+        if isinstance(st, ir.DrawGuide):
+            draw = self.draw_guide(sub, node.particles)
+            self._add_scores(scores, draw.scores, repeated, st)
+            return self._run(ev, node, i + 1, {**scope, st.name: draw}, key, scores, repeated)
+        dist = ev.eval(st.dist, scope)
+        est = build_estimator(st.via, dist, node.particles, st.span, st.name)
+        multi = type(est).apply is not Estimator.apply  # runs the rest more than once
+
+        def cont(value):
+            return self._run(ev, node, i + 1, {**scope, st.name: value}, key, scores, repeated or multi)
+
+        found: dict = {}
+        f = est.apply(dist, sub, cont, found, st.name)
+        self._add_scores(scores, found, repeated, st)
+        return f
+
+    @staticmethod
+    def _add_scores(scores: dict, found: dict, repeated: bool, st) -> None:
+        if found and repeated:
+            raise TypeError_("a score-function site after an enum or mvd site is not supported yet", st.span,
+                             "put the score-function sites first, or use reparam/enum after it")
+        scores.update(found)
 
     def expect(self, ev, node: ir.Expect, local: dict):
         f, scores = self.particle_values(ev, node, local)

@@ -3,7 +3,9 @@
 An entry is a function of its settings returning an ``Estimator``: ``check`` says whether it fits a
 distribution, ``draw`` returns the sampled value and, for score-function estimators, the term
 ``log q(value)`` whose gradient carries the score, and ``baseline`` maps the particles' objective
-values ``f`` (shape ``[K]``) to the baselines subtracted from them.
+values ``f`` (shape ``[K]``) to the baselines subtracted from them.  Estimators that evaluate the
+rest of the program at other values of the site (``enum``, ``mvd``) override ``apply``, which gets
+that rest as a function ``cont(value) -> f``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,20 @@ class Estimator:
 
     def baseline(self, f: jnp.ndarray) -> jnp.ndarray:
         return jnp.zeros_like(f)
+
+    def apply(self, dist, key, cont, scores: dict, name: str):
+        """Draw the site and run the rest of the program: ``f`` with this site's gradient."""
+        value, score = self.draw(dist, key)
+        if score is not None:
+            scores[name] = (score, self)
+        return cont(value)
+
+
+def base_of(dist):
+    """The distribution under ``expand``/``to_event`` wrappers (sites are wrapped that way)."""
+    while hasattr(dist, "base_dist"):
+        dist = dist.base_dist
+    return dist
 
 
 def default_estimator(dist, particles: int) -> Estimator:
