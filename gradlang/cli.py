@@ -116,6 +116,8 @@ def cmd_run(args) -> int:
     from .pipeline import read_source
 
     program = Program(read_source(args.file), overrides=_parse_sets(args.set))
+    if args.diagnose:
+        return _diagnose(program, args)
     bar, update = _progress(args.quiet)
     try:
         if bar:
@@ -132,6 +134,27 @@ def cmd_run(args) -> int:
         _summary(result)
     if args.out:
         write_out(result, args.out)
+    return EXIT_OK
+
+
+def _diagnose(program, args) -> int:
+    from .diagnose import diagnose, recommend
+
+    model, arrays = program.bind(args.data)
+    if not model.stochastic:
+        raise GradlangError("--diagnose compares gradient estimators: this objective is not a Monte-Carlo "
+                            "estimate", program.ir.objectives[0].span, "it applies to expect, elbo, iwae, renyi")
+    rows = diagnose(model, arrays, seed=args.seed or 0)
+    params = list(rows[0]["stats"])
+    table = Table(title="gradient variance at the initial parameters (500 draws)", header_style="bold")
+    for col in ["site", "estimator"] + [f"var {p}" for p in params] + ["total"]:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(row["site"], row["estimator"] + (" (biased)" if row["estimator"] in ("gumbel", "straight_through") else ""),
+                      *[f"{row['stats'][p][0]:.3g}" for p in params], f"{row['total']:.3g}")
+    console.print(table)
+    for site, est in recommend(rows).items():
+        console.print(f"recommendation for {site}: via {est}")
     return EXIT_OK
 
 
@@ -188,6 +211,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the solve block's seed")
     r.add_argument("--out", help="write the result to R.json or R.npz")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--diagnose", action="store_true",
+                   help="compare the gradient variance of the estimators at the initial parameters")
     r.set_defaults(fn=cmd_run)
     m = sub.add_parser("compile", help="print a stage of compilation")
     m.add_argument("file")

@@ -16,6 +16,7 @@ baseline ``b`` (Williams 1992; "magic box" form of Foerster et al., DiCE, ICML 2
 
 from __future__ import annotations
 
+import contextvars
 import math
 
 import jax
@@ -37,9 +38,14 @@ class Draw:
         self.values, self.logq, self.scores = values, logq, scores
 
 
+OVERRIDES: contextvars.ContextVar[dict] = contextvars.ContextVar("estimator_overrides", default={})
+
+
 def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span, site: str = "?"):
     """The estimator a site names (or the default for its distribution); a misfit is a located error
-    naming the site and the distribution."""
+    naming the site and the distribution.  ``OVERRIDES`` (site -> setting) replaces what the
+    program says, for the diagnostics."""
+    via = OVERRIDES.get().get(site, via)
     if via is None:
         return default_estimator(dist, particles)
     args, kwargs = config_args(via)
