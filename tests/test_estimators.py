@@ -124,3 +124,23 @@ def test_relaxed_estimators_run_and_point_the_right_way(via):
                    "  sum(reward * a)\n}", {"theta": np.zeros(4)}, 2000)
     mean = np.asarray(g["theta"]).mean(0)
     assert np.argmax(mean) == 1 and np.argmin(mean) == 3
+
+
+def test_greedy_baseline_is_unbiased():
+    p = np.exp(THETA) / np.exp(THETA).sum()
+    exact = (np.diag(p) - np.outer(p, p)) @ REWARD
+    g = _gradients(f"const reward = {REWARD.tolist()}\nparam theta: real[4] = 0\n"
+                   "maximize expect {\n  a ~ categorical(logits = theta) via score(baseline = greedy)\n  reward[a]\n}",
+                   {"theta": THETA})
+    _assert_unbiased(g["theta"], exact)
+
+
+def test_ema_baseline_trains_a_one_particle_policy():
+    """One particle: the default for a discrete site is score with an ema baseline; the policy
+    learns the best arm, and an explicit ema(0.8) does too."""
+    for via in ("", " via score(baseline = ema(0.8))"):
+        prog = gradlang.compile(f"const reward = {(REWARD + 3).tolist()}\nparam theta: real[4] = 0\n"
+                                f"maximize expect {{\n  a ~ categorical(logits = theta){via}\n  reward[a]\n}}\n"
+                                "solve { optimizer = adam(lr = 0.05); steps = 600 }")
+        r = prog.fit()
+        assert np.argmax(r.params["theta"]) == 1

@@ -40,7 +40,7 @@ def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, ba
     stochastic = model.stochastic
 
     def step(carry, t):
-        u, opt_state, key, bad = carry
+        u, opt_state, key, bad, est = carry
         d, draw = data, None
         if batched or stochastic:  # a fresh key per step only when something random happens
             key, sub, draw = jax.random.split(key, 3)
@@ -48,17 +48,29 @@ def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, ba
                 idx = jax.random.randint(sub, (batch,), 0, n_rows)
                 d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
         f = lambda p: model.loss(p, d, draw)  # noqa: E731
-        value, grads = jax.value_and_grad(f)(u)
+        if est:  # estimators with running state (ema baselines)
+            (value, est), grads = jax.value_and_grad(lambda p: model.loss_and_state(p, d, draw, est),
+                                                     has_aux=True)(u)
+        else:
+            value, grads = jax.value_and_grad(f)(u)
         updates, new_state = opt.update(grads, opt_state, u, value=value, grad=grads, value_fn=f)
         new_u = optax.apply_updates(u, updates)
         if not guarded:
-            return (new_u, new_state, key, bad), value
+            return (new_u, new_state, key, bad, est), value
         finite = _all_finite(value, new_u)
         ok = finite & (bad < 0)
         kept = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_u, u)
-        return (kept, new_state, key, jnp.where((bad < 0) & ~finite, t, bad)), value
+        return (kept, new_state, key, jnp.where((bad < 0) & ~finite, t, bad), est), value
 
     return step
+
+
+def initial_estimator_state(model: Model, u: dict, data: dict) -> dict:
+    """Zeros for every running estimator state the objective keeps (found by tracing it once)."""
+    if not model.stochastic:
+        return {}
+    _, state = jax.eval_shape(lambda u: model.loss_and_state(u, data, jax.random.PRNGKey(0), {}), u)
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
 
 
 def _all_finite(value, tree) -> jnp.ndarray:
@@ -91,7 +103,7 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     evaluate = lambda u: evaluate_jit(u, data)  # noqa: E731
     sign = -1.0 if model.program.objectives[0].sense == "maximize" else 1.0
     history: dict[str, list] = {"step": [], "objective": [], "reports": {n: [] for n in model.program.reports}}
-    carry = (u, opt_state, key, jnp.asarray(-1, jnp.int32))
+    carry = (u, opt_state, key, jnp.asarray(-1, jnp.int32), initial_estimator_state(model, u, data))
     done = 0
     interrupted = False
     log_every = max(1, min(log_every, steps)) if steps else 1

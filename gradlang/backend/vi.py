@@ -169,7 +169,7 @@ class VI:
         f, scores = self.particle_values(ev, node, local)
         surrogate = f
         for name, s in scores.items():
-            b = self.estimators[name].baseline(jax.lax.stop_gradient(f))
+            b = self.estimators[name].baseline(jax.lax.stop_gradient(f), name)
             surrogate = surrogate + jax.lax.stop_gradient(f - b) * (s - jax.lax.stop_gradient(s))
         return jnp.mean(surrogate)
 

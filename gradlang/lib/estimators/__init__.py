@@ -30,7 +30,7 @@ class Estimator:
     def draw(self, dist, key):
         raise NotImplementedError
 
-    def baseline(self, f: jnp.ndarray) -> jnp.ndarray:
+    def baseline(self, f: jnp.ndarray, site: str = "") -> jnp.ndarray:
         return jnp.zeros_like(f)
 
     def apply(self, dist, key, cont, scores: dict, name: str):
@@ -50,7 +50,7 @@ def base_of(dist):
 
 def default_estimator(dist, particles: int) -> Estimator:
     """Reparameterisation where the distribution has it, else the score function with a
-    leave-one-out baseline when there are several particles (no baseline for one)."""
+    leave-one-out baseline when there are several particles, an EMA baseline for one."""
     if dist.has_rsample:
         return ESTIMATORS.get("reparam").value()
-    return ESTIMATORS.get("score").value(baseline="rloo" if particles > 1 else "none")
+    return ESTIMATORS.get("score").value(baseline="rloo" if particles > 1 else "ema")
