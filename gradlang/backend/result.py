@@ -21,7 +21,15 @@ class Result:
     seed: int
     seconds: float
     constraints: dict[str, dict] = field(default_factory=dict)
-    posterior: dict[str, dict] = field(default_factory=dict)  # latent -> mean, sd, q5, q95 (from the guide)
+    posterior_fn: Any = field(default=None, repr=False)  # computes the posterior summaries on demand
+    _posterior: dict | None = field(default=None, repr=False)
+
+    @property
+    def posterior(self) -> dict[str, dict]:
+        """Per latent: mean, sd, q5, q95 of 1000 draws from the fitted guide (empty without a guide)."""
+        if self._posterior is None:
+            self._posterior = self.posterior_fn() if self.posterior_fn else {}
+        return self._posterior
     unconstrained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:

@@ -98,13 +98,13 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
         """The same steps again, refusing the first non-finite one (same keys, same batches)."""
         return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch, guarded=True), carry, ts)
 
-    evaluate_jit = jax.jit(lambda u, data: (model.objective_values(u, data, jax.random.PRNGKey(seed + 1)),
-                                            model.reports(u, data)))
-    evaluate = lambda u: evaluate_jit(u, data)  # noqa: E731
+    reports_jit = jax.jit(lambda u, data: model.reports(u, data))
+    objectives_jit = jax.jit(lambda u, data, key: model.objective_values(u, data, key))
     sign = -1.0 if model.program.objectives[0].sense == "maximize" else 1.0
     history: dict[str, list] = {"step": [], "objective": [], "reports": {n: [] for n in model.program.reports}}
     carry = (u, opt_state, key, jnp.asarray(-1, jnp.int32), initial_estimator_state(model, u, data))
     done = 0
+    last_losses = None
     interrupted = False
     log_every = max(1, min(log_every, steps)) if steps else 1
     try:
@@ -121,8 +121,9 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
             values = sign * float(losses[-1]) if len(model.program.objectives) == 1 else float(losses[-1])
             history["step"].append(done)
             history["objective"].append(values)
+            last_losses = losses
             if model.program.reports:
-                _, reports = evaluate(carry[0])
+                reports = reports_jit(carry[0], data)
                 for name, v in reports.items():
                     history["reports"][name].append(np.asarray(v).tolist())
             if progress:
@@ -132,8 +133,13 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     u, opt_state = carry[0], carry[1]
     failed = int(carry[3]) >= 0
     u_final = u if failed else final_params(opt_state, u)  # a failed run's state is not trusted
-    values, reports = evaluate(u_final)
     names = [o.name for o in model.program.objectives]
+    reports = reports_jit(u_final, data) if model.program.reports else {}
+    if model.stochastic and len(names) == 1 and done > 0 and not failed:
+        # a Monte-Carlo objective: the mean of the last chunk's estimates (no extra compilation)
+        values = jnp.asarray([sign * float(jnp.mean(last_losses))])
+    else:
+        values = objectives_jit(u_final, data, jax.random.PRNGKey(seed + 1) if model.stochastic else None)
     objectives = {n: float(v) for n, v in zip(names, values)}
     if len(names) == 1:
         total = float(values[0])
@@ -149,7 +155,8 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     if model.ppl is not None and model.program.guide is not None:
         from .posterior import sample_guide, summarize
 
-        result.posterior = summarize(sample_guide(model, u_final, data, 1000, seed + 2))
+        # computed when first asked for (the API may never need it; --out does)
+        result.posterior_fn = lambda: summarize(sample_guide(model, u_final, data, 1000, seed + 2))
     if failed:
         obj, bad = model.program.objectives[0], int(carry[3])
         err = NonFiniteError(f"the objective or its update became non-finite at step {bad + 1}", obj.span,
