@@ -43,7 +43,8 @@ def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, ba
         u, opt_state, key, bad, est = carry
         d, draw = data, None
         if batched or stochastic:  # a fresh key per step only when something random happens
-            key, sub, draw = jax.random.split(key, 3)
+            keys = jax.random.split(key, 1 + bool(batched) + stochastic)
+            key, sub, draw = keys[0], keys[1], keys[-1] if stochastic else None
             if batched:
                 idx = jax.random.randint(sub, (batch,), 0, n_rows)
                 d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
@@ -65,9 +66,24 @@ def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, ba
     return step
 
 
+def _may_keep_state(program) -> bool:
+    """Whether some sample site may use an ema baseline: one that names it, or one that names no
+    estimator (the default for a discrete site with one particle).  Whole-guide families never do."""
+    from ..ir import nodes as ir
+    from ..ir.visit import walk
+
+    stmts = list(program.guide.stmts) if program.guide is not None else []
+    stmts += [st for o in program.objectives for n in walk(o.value) if isinstance(n, ir.Expect) for st in n.stmts]
+    for st in stmts:
+        if isinstance(st, ir.Sample) and st.family is None:
+            if st.via is None or any(isinstance(n, ir.ConfigValue) and n.value == "ema" for n in walk(st.via)):
+                return True
+    return False
+
+
 def initial_estimator_state(model: Model, u: dict, data: dict) -> dict:
     """Zeros for every running estimator state the objective keeps (found by tracing it once)."""
-    if not model.stochastic:
+    if not model.stochastic or not _may_keep_state(model.program):
         return {}
     _, state = jax.eval_shape(lambda u: model.loss_and_state(u, data, jax.random.PRNGKey(0), {}), u)
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)

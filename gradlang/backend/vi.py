@@ -85,9 +85,15 @@ class VI:
     def __init__(self, ppl: PPL, data: dict, params: dict, key):
         self.ppl, self.data, self.params = ppl, data, params
         self.key = key
+        self._used = False
         self.estimators: dict = {}  # site -> Estimator, filled while tracing (static)
 
     def next_key(self):
+        """The key of the next Monte-Carlo node: the trace's own key for the first (most objectives
+        have one), split only when there are more (every split costs a threefry in the step)."""
+        if not self._used:
+            self._used = True
+            return self.key
         self.key, sub = jax.random.split(self.key)
         return sub
 
@@ -125,6 +131,9 @@ class VI:
                 self.estimators[name] = est
             return f, {n: s for n, (s, _) in scores.items()}
 
+        if node.particles == 1:  # no split and no vmap for a single particle
+            f, scores = one(self.next_key())
+            return f[None], {n: s[None] for n, s in scores.items()}
         keys = jax.random.split(self.next_key(), node.particles)
         return jax.vmap(one)(keys)
 
@@ -139,9 +148,10 @@ class VI:
                                  "reduce it, e.g. with sum(...)")
             return jnp.asarray(f, jnp.float32)
         st = node.stmts[i]
-        key, sub = jax.random.split(key)
         if isinstance(st, ir.LetStmt):
             return self._run(ev, node, i + 1, {**scope, st.name: ev.eval(st.value, scope)}, key, scores, repeated)
+        last = not any(isinstance(s, (ir.Sample, ir.DrawGuide)) for s in node.stmts[i + 1:])
+        key, sub = (None, key) if last else jax.random.split(key)  # the last draw takes the key itself
         if isinstance(st, ir.DrawGuide):
             draw = self.draw_guide(sub, node.particles)
             self._add_scores(scores, draw.scores, repeated, st)
