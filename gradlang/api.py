@@ -52,7 +52,8 @@ class Program:
         def objective(params: dict, data: dict | None = None, key=None):
             arrays, dims = data_mod.bind(self.ir, data_mod.gather(self.ir, data))
             model = build(self.ir, dims, arrays if self.ir.model is not None else None)
-            unconstrained = {n: model.transform(n).inv(jnp.asarray(v)) for n, v in params.items()}
+            unconstrained = {n: jax.tree.map(lambda x, t=model.transform(n): t.inv(jnp.asarray(x)), v)
+                             for n, v in params.items()}
             return model.loss(unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()},
                               key if key is not None else (jax.random.PRNGKey(0) if model.stochastic else None))
 
@@ -82,7 +83,7 @@ class Program:
         if self.ir.guide is None:
             raise GradlangError("this program has no guide to draw from", None, "add guide { ... } or guide = mean_field")
         model, arrays = self.bind(data)
-        unconstrained = {k: jnp.asarray(v) for k, v in result.unconstrained.items()}
+        unconstrained = {k: jax.tree.map(jnp.asarray, v) for k, v in result.unconstrained.items()}
         return sample_guide(model, unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()}, n, seed)
 
 

@@ -219,7 +219,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--emit", default="ir", help="ast | ir | ir:PASS | jaxpr")
     m.set_defaults(fn=cmd_compile)
     li = sub.add_parser("list", help="list the choices of a kind (optimizers, schedules, ...)")
-    li.add_argument("kind", help="optimizers | schedules | distributions | builtins | domains | passes")
+    li.add_argument("kind", help="optimizers | schedules | estimators | families | distributions | builtins | "
+                                 "domains | passes")
     li.set_defaults(fn=cmd_list)
     e = sub.add_parser("examples", help="list the example gallery")
     e.set_defaults(fn=cmd_examples)

@@ -20,8 +20,11 @@ def _first_line(obj) -> str:
 
 def listing(kind: str) -> list[tuple[str, str, str]]:
     kind = kind.rstrip("s") if kind not in ("passes", "pass") else "pass"
-    if kind in ("optimizer", "schedule"):
-        reg = OPTIMIZERS if kind == "optimizer" else SCHEDULES
+    if kind in ("optimizer", "schedule", "estimator", "family", "familie"):
+        from .lib.estimators import ESTIMATORS
+        from .lib.families import FAMILIES
+
+        reg = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "estimator": ESTIMATORS}.get(kind, FAMILIES)
         return [(e.name + str(inspect.signature(e.value)), e.summary, e.cite) for e in reg.entries()]
     if kind == "distribution":
         return [(n, _first_line(c).split(".")[0], "NumPyro (Phan et al., 2019)") for n, c in sorted(DISTRIBUTIONS.items())]
@@ -32,5 +35,5 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
                 for n, (arity, _, words) in DOMAINS.items()]
     if kind == "pass":
         return [(p.__name__, _first_line(inspect.getmodule(p)), "") for p in PIPELINE]
-    kinds = ["optimizers", "schedules", "distributions", "builtins", "domains", "passes"]
+    kinds = ["optimizers", "schedules", "estimators", "families", "distributions", "builtins", "domains", "passes"]
     raise ConfigError(f"unknown kind '{kind}'", None, choice_help(kind, kinds))

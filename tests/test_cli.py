@@ -100,7 +100,8 @@ def test_unknown_emit_stage(program, capsys):
     assert "did you mean 'inline_functions'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind", ["optimizers", "schedules", "distributions", "builtins", "domains", "passes"])
+@pytest.mark.parametrize("kind", ["optimizers", "schedules", "estimators", "families", "distributions", "builtins",
+                                  "domains", "passes"])
 def test_list(kind, capsys):
     assert main(["list", kind]) == 0
     assert len(capsys.readouterr().out.splitlines()) > 4

@@ -156,3 +156,24 @@ def test_bayesian_logistic_matches_numpyro_svi():
     assert abs(ours - ref_elbo) < 1.0, (ours, ref_elbo)  # about 0.5% of |ELBO|
     ref_w, ref_sd = np.mean(ref_post["w"], 0), np.std(ref_post["w"], 0)
     assert np.all(np.abs(r.posterior["w"]["mean"] - ref_w) < 0.3 * ref_sd + 0.02), (r.posterior["w"]["mean"], ref_w)
+
+
+@pytest.mark.parametrize("family", ["mean_field", "low_rank(rank = 1)", "full_rank", "delta"])
+def test_every_whole_guide_family_finds_the_posterior(family):
+    prog = gradlang.compile(MODEL + f"guide = {family}\nmaximize elbo(particles = 4)\n"
+                                    "solve { optimizer = adam(lr = cosine(0.05)); steps = 2500 }")
+    r = prog.fit(data={"x": X})
+    post = r.posterior["mu"]
+    assert abs(post["mean"] - POST_MEAN) < 0.05, (family, post["mean"])
+    if family == "delta":  # a point mass at the posterior mode
+        assert post["sd"] < 1e-6
+    else:
+        assert abs(post["sd"] / np.sqrt(POST_VAR) - 1) < 0.2, (family, post["sd"])
+
+
+def test_flow_family_on_eight_schools():
+    text = (ROOT / "examples/eight_schools.grad").read_text().replace('load("data/', f'load("{ROOT}/examples/data/')
+    flow = gradlang.compile(text.replace("guide = mean_field", "guide = flow(layers = 2)")).fit(steps=1500)
+    assert np.isfinite(flow.objective) and flow.objective > -40  # the mean-field fit reaches about -32
+    with pytest.raises(gradlang.GradlangError, match="cannot fit this model"):
+        gradlang.compile(MODEL + "guide = flow\nmaximize elbo()").fit(data={"x": X}, steps=1)

@@ -78,7 +78,8 @@ class Model(eqx.Module):
 
     # ---- parameters ----------------------------------------------------------------------------
     def constrain(self, unconstrained: dict) -> dict:
-        return {n: self.transform(n)(u) for n, u in unconstrained.items()}
+        # a family's parameter may be a tree of arrays (a flow's network weights)
+        return {n: jax.tree.map(self.transform(n), u) for n, u in unconstrained.items()}
 
     def init(self, key, data: dict) -> dict:
         """Unconstrained initial values: inverse transform of each init; zeros (in the
@@ -105,7 +106,7 @@ class Model(eqx.Module):
                                  p.init.span, "choose a value inside the domain, or leave the init out")
             out[name] = t.inv(value).astype(jnp.float32)
         for name, (c, value) in self.family.items():
-            out[name] = jnp.asarray(biject_to(c).inv(value), jnp.float32)
+            out[name] = jax.tree.map(lambda v, t=biject_to(c): jnp.asarray(t.inv(v), jnp.float32), value)
         return out
 
     # ---- values --------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ def build(program: ir.Program, dims: dict[str, int], data: dict | None = None, b
     data = {k: jnp.asarray(v) for k, v in data.items()}
     params = model.constrain(model.init(jax.random.PRNGKey(0), data))
     family = ppl.prototype(jax.random.PRNGKey(0), data, params)
-    return Model(program, dict(dims), names, ppl, Opaque({n: (c, np.asarray(v)) for n, (v, c) in family.items()}))
+    return Model(program, dict(dims), names, ppl, Opaque({n: (c, jax.tree.map(np.asarray, v)) for n, (v, c) in family.items()}))
 
 
 def to_numpy(tree) -> Any:

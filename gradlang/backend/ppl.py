@@ -185,7 +185,14 @@ class PPL:
                         for n, s in model_trace.items() if s["type"] == "sample" and not s["is_observed"]}
         if self.program.guide is None:
             return {}
-        guide_trace = handlers.trace(handlers.seed(self.guide_fn, key)).get_trace(data, params)
+        try:
+            guide_trace = handlers.trace(handlers.seed(self.guide_fn, key)).get_trace(data, params)
+        except ValueError as err:  # a family that cannot fit this model (NumPyro's own check)
+            family = self.program.guide.family
+            if family is None:
+                raise
+            raise TypeError_(f"guide = {family.value} cannot fit this model: {str(err).splitlines()[0]}",
+                             family.span, "use mean_field, or another family") from None
         return {n: (s["value"], s["kwargs"].get("constraint", nd.constraints.real))
                 for n, s in guide_trace.items() if s["type"] == "param"}
 

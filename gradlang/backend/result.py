@@ -41,7 +41,7 @@ class Result:
         return {
             "objective": float(self.objective),
             "objectives": {k: float(v) for k, v in self.objectives.items()},
-            "params": {k: plain(v) for k, v in self.params.items()},
+            "params": {k: plain(v) if isinstance(v, np.ndarray) else _tree(v, plain) for k, v in self.params.items()},
             "reports": {k: plain(v) for k, v in self.reports.items()},
             "constraints": self.constraints,
             "history": {"step": list(self.history["step"]), "objective": list(self.history["objective"])},
@@ -50,3 +50,12 @@ class Result:
             "seconds": float(self.seconds),
         } | ({"posterior": {name: {k: plain(v) for k, v in s.items()} for name, s in self.posterior.items()}}
              if self.posterior else {})
+
+
+def _tree(value, leaf):
+    """A tree of arrays (a flow's network weights) as nested lists."""
+    if isinstance(value, (list, tuple)):
+        return [_tree(v, leaf) for v in value]
+    if isinstance(value, dict):
+        return {k: _tree(v, leaf) for k, v in value.items()}
+    return leaf(value)

@@ -162,11 +162,11 @@ def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int,
     else:  # several objectives: their aggregate, as the user wrote each (not negated)
         total = float(jnp.mean(values) if model.program.solve.aggregator == "mean" else jnp.sum(values))
     result = Result(
-        params={k: np.asarray(v) for k, v in model.constrain(u_final).items()},
+        params={k: jax.tree.map(np.asarray, v) for k, v in model.constrain(u_final).items()},
         objective=total, objectives=objectives,
         reports={k: np.asarray(v) for k, v in reports.items()},
         history=history, steps=done, seed=seed, seconds=time.perf_counter() - start,
-        unconstrained={k: np.asarray(v) for k, v in u_final.items()},
+        unconstrained={k: jax.tree.map(np.asarray, v) for k, v in u_final.items()},
     )
     if model.ppl is not None and model.program.guide is not None:
         from .posterior import sample_guide, summarize

@@ -118,6 +118,9 @@ class Resolver:
                              "report a guide parameter instead; posterior summaries are in the result")
         if kind is not None:
             return ir.Ref(kind, e.id, span=e.span)
+        if e.id in VI_OBJECTIVES and kind is None:
+            raise TypeError_(f"'{e.id}' is a variational objective: call it", e.span,
+                             f"write {e.id}(particles = 8)" if e.id != "renyi" else "write renyi(0.5, 8)")
         if e.id == "None":
             raise TypeError_("None is not a value", e.span, "it adds an axis inside indexing only: x[:, None]")
         if e.id in CONSTANTS:
