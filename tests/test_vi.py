@@ -177,3 +177,15 @@ def test_flow_family_on_eight_schools():
     assert np.isfinite(flow.objective) and flow.objective > -40  # the mean-field fit reaches about -32
     with pytest.raises(gradlang.GradlangError, match="cannot fit this model"):
         gradlang.compile(MODEL + "guide = flow\nmaximize elbo()").fit(data={"x": X}, steps=1)
+
+
+def test_nested_expect_outside_vi():
+    """expect is an expression: nested, with no model at all. E_a E_b[-(b - 2)^2] with
+    a ~ N(m, 1), b ~ N(a, 1) is -(m - 2)^2 - 2, maximised at m = 2 with value -2."""
+    prog = gradlang.compile("param m: real = 0\nmaximize expect(particles = 4) {\n  a ~ normal(m, 1)\n"
+                            "  expect(particles = 4) { b ~ normal(a, 1); -(b - 2)^2 }\n}\n"
+                            "solve { optimizer = adam(lr = cosine(0.05)); steps = 2000 }")
+    r = prog.fit()
+    assert abs(float(r.params["m"]) - 2.0) < 0.1
+    values = [-float(prog.objective_fn(r.params, None, k)) for k in jax.random.split(jax.random.PRNGKey(1), 400)]
+    assert abs(np.mean(values) + 2.0 + (float(r.params["m"]) - 2) ** 2) < 0.1
