@@ -8,7 +8,7 @@ from .check import check
 from .check.shapes import abstract_inputs, infer, symbolic_dims
 from .errors import ConfigError, DataError, choice_help
 from .ir import printer
-from .passes import pass_names, run_passes
+from .passes import pass_names
 from .pipeline import compile_source, read_source
 from .syntax.parser import parse
 

@@ -9,7 +9,7 @@ import pytest
 
 from gradlang.cli import main
 
-from .conftest import ROOT, SHARED
+from .conftest import SHARED
 
 PROGRAM = """# a tiny regression
 const lam = 0.0

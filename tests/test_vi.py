@@ -1,7 +1,6 @@
 """Variational inference against closed forms and against NumPyro's SVI on the same model and guide."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest

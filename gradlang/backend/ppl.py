@@ -101,15 +101,9 @@ class PPL:
     def _concrete(self, shape, ev: Evaluator) -> tuple:
         return tuple(ev.values["dim"][d] if isinstance(d, str) else d for d in shape)
 
-    def _site_scale(self, site: ir.Sample, scale: float, shape: tuple | None) -> float:
-        if scale == 1.0:
-            return 1.0
-        if site.observed:
-            return scale if site.name in self.batched or self._from_batched(site) else 1.0
-        return scale if site.shape and site.shape[0] == self.batch_dim else 1.0
-
-    def _from_batched(self, site: ir.Sample) -> bool:
-        return False  # an observed let over batched data: scaled with its data (see model_fn)
+    def _latent_scale(self, site: ir.Sample, scale: float) -> float:
+        """A latent over the batch dim (declared shape starting with it) is minibatched too."""
+        return scale if scale != 1.0 and site.shape and site.shape[0] == self.batch_dim else 1.0
 
     # ---- the model ---------------------------------------------------------------------------
     def model_fn(self, data: dict, params: dict):
@@ -134,7 +128,7 @@ class PPL:
                                        infer={"span": st.span})
                 else:
                     shape = self._concrete(st.shape, ev) if st.shape is not None else None
-                    with handlers.scale(scale=self._site_scale(st, scale, shape)):
+                    with handlers.scale(scale=self._latent_scale(st, scale)):
                         local[st.name] = numpyro.sample(st.name, shaped(d, shape, st.domain),
                                                         infer={"span": st.span})
 
@@ -169,7 +163,7 @@ class PPL:
                 _require_distribution(d, st)
                 d = shaped(d, shape)
             infer = {"span": st.span, "via": st.via}
-            with handlers.scale(scale=self._site_scale(model_sites[st.name], scale, shape)):
+            with handlers.scale(scale=self._latent_scale(model_sites[st.name], scale)):
                 local[st.name] = numpyro.sample(st.name, d, infer=infer)
 
     # ---- set-up ------------------------------------------------------------------------------

@@ -6,11 +6,10 @@ built-in constants, functions and distributions.  An unknown name suggests the n
 
 from __future__ import annotations
 
-from ..errors import NameError_, TypeError_, UnsupportedError, did_you_mean
+from ..errors import NameError_, TypeError_, did_you_mean
 from ..ir import nodes as ir
 from ..lib.builtins import CONSTANTS, FUNCTIONS, OPERATORS, UNARY
 from ..lib.distributions import DISTRIBUTIONS
-from ..source import Span
 from ..syntax import ast
 from .config_value import config_value
 from .spans import keyword_span, name_span, unsupported  # noqa: F401 - re-exported

@@ -3,15 +3,12 @@ exactly the model's latents, per-site and whole-guide families, estimator words.
 
 from __future__ import annotations
 
-from ..errors import NameError_, TypeError_, choice_help
+from ..errors import NameError_, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import refs
 from ..syntax import ast
 from .config_value import config_value
-from .names import FAMILY_WORDS
 from .spans import keyword_span, name_span
-
-ESTIMATOR_WORDS = ("reparam", "score", "enum", "mvd", "gumbel", "straight_through")
 
 
 def _data_only(expr, data_lets: set) -> bool:
@@ -117,15 +114,3 @@ def cross_check(checker) -> None:
         raise TypeError_(f"the guide has no distribution for latent{'s' if len(missing) > 1 else ''} "
                          f"{', '.join(repr(m) for m in missing)}", keyword_span(guide.span, "guide"),
                          f"add e.g. `{missing[0]} ~ mean_field` to the guide, or use guide = mean_field")
-
-
-def check_estimator(via: ir.ConfigValue | None) -> None:
-    if via is None:
-        return
-    from ..lib.estimators import ESTIMATORS
-
-    ESTIMATORS.get(via.value, via.span)
-
-
-__all__ = ["model_block", "guide_block", "guide_family", "cross_check", "FAMILY_WORDS", "ESTIMATOR_WORDS",
-           "choice_help"]
