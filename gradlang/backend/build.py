@@ -175,9 +175,10 @@ def build(program: ir.Program, dims: dict[str, int], data: dict | None = None, b
     batch_dim, batched, n_rows = batch_axis(program, dims, batch)
     ppl = PPL(program, dict(dims), batch_dim, frozenset(batched), n_rows)
     model = Model(program, dict(dims), names, ppl)
-    data = {k: jnp.asarray(v) for k, v in data.items()}
-    params = model.constrain(model.init(jax.random.PRNGKey(0), data))
-    family = ppl.prototype(jax.random.PRNGKey(0), data, params)
+    with jax.ensure_compile_time_eval():  # concrete even when called inside a caller's jit
+        data = {k: jnp.asarray(v) for k, v in data.items()}
+        params = model.constrain(model.init(jax.random.PRNGKey(0), data))
+        family = ppl.prototype(jax.random.PRNGKey(0), data, params)
     return Model(program, dict(dims), names, ppl, Opaque({n: (c, jax.tree.map(np.asarray, v)) for n, (v, c) in family.items()}))
 
 
