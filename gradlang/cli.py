@@ -80,7 +80,9 @@ def _summary(result) -> None:
     for k, v in result.reports.items():
         table.add_row(f"report {k}", _short(v))
     for k, v in result.params.items():
-        table.add_row(f"param {k}", _short(v))
+        table.add_row(f"param {k}", _short(v) if not isinstance(v, (list, tuple)) else "(network weights)")
+    for k, s in result.posterior.items():
+        table.add_row(f"posterior {k}", f"mean {_short(s['mean'])}  sd {_short(s['sd'])}")
     table.add_row("steps", f"{result.steps} in {result.seconds:.2f} s (seed {result.seed})")
     console.print(table)
 
