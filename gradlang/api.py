@@ -49,9 +49,16 @@ class Program:
         negated; several are combined by the aggregator.  A Monte-Carlo objective (expect, elbo,
         ...) draws with ``key``: its gradient is then one draw of the program's estimator.
         """
+        built: dict = {}  # the model at the program's own data, built once
+
         def objective(params: dict, data: dict | None = None, key=None):
-            arrays, dims = data_mod.bind(self.ir, data_mod.gather(self.ir, data))
-            model = build(self.ir, dims, arrays if self.ir.model is not None else None)
+            if data is None and "default" in built:
+                model, arrays = built["default"]
+            else:
+                arrays, dims = data_mod.bind(self.ir, data_mod.gather(self.ir, data))
+                model = build(self.ir, dims, arrays if self.ir.model is not None else None)
+                if data is None:
+                    built["default"] = (model, arrays)
             unconstrained = {n: jax.tree.map(lambda x, t=model.transform(n): t.inv(jnp.asarray(x)), v)
                              for n, v in params.items()}
             return model.loss(unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()},

@@ -180,7 +180,3 @@ def build(program: ir.Program, dims: dict[str, int], data: dict | None = None, b
         params = model.constrain(model.init(jax.random.PRNGKey(0), data))
         family = ppl.prototype(jax.random.PRNGKey(0), data, params)
     return Model(program, dict(dims), names, ppl, Opaque({n: (c, jax.tree.map(np.asarray, v)) for n, (v, c) in family.items()}))
-
-
-def to_numpy(tree) -> Any:
-    return jax.tree.map(lambda x: np.asarray(x), tree)
