@@ -22,13 +22,13 @@ import math
 import jax
 import jax.numpy as jnp
 from numpyro import handlers
-from numpyro.infer.util import log_density
 from numpyro.primitives import Messenger
 
 from ..errors import TypeError_
 from ..ir import nodes as ir
 from ..lib.estimators import ESTIMATORS, Estimator, default_estimator
-from .ppl import PPL, config_args
+from .ppl import PPL, config_args, shaped
+from .sites import SiteKeys, model_log_density, site_log_prob
 
 
 class Draw:
@@ -38,14 +38,14 @@ class Draw:
         self.values, self.logq, self.scores = values, logq, scores
 
 
-OVERRIDES: contextvars.ContextVar[dict] = contextvars.ContextVar("estimator_overrides", default={})
+OVERRIDES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("estimator_overrides", default=None)
 
 
 def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span, site: str = "?"):
     """The estimator a site names (or the default for its distribution); a misfit is a located error
     naming the site and the distribution.  ``OVERRIDES`` (site -> setting) replaces what the
     program says, for the diagnostics."""
-    via = OVERRIDES.get().get(site, via)
+    via = (OVERRIDES.get() or {}).get(site, via)
     if via is None:
         return default_estimator(dist, particles)
     args, kwargs = config_args(via)
@@ -101,14 +101,14 @@ class VI:
     def draw_guide(self, key, particles: int) -> Draw:
         scores: dict = {}
         # the guide families' numpyro.param sites take the values being optimised
-        guide = handlers.seed(handlers.substitute(self.ppl.guide_fn, data=self.params), key)
+        guide = SiteKeys(handlers.substitute(self.ppl.guide_fn, data=self.params), key, self.ppl.guide_sites)
         trace = handlers.trace(ApplyEstimators(guide, particles, scores)).get_trace(self.data, self.params)
         logq = 0.0
         values = {}
         for name, site in trace.items():
             if site["type"] != "sample":
                 continue
-            lp = jnp.sum(site["fn"].log_prob(site["value"]))
+            lp = site_log_prob(site["fn"], site["value"], site.get("intermediates"))
             logq = logq + (site["scale"] if site["scale"] is not None else 1.0) * lp
             if not (site.get("infer") or {}).get("is_auxiliary"):
                 values[name] = site["value"]
@@ -118,8 +118,7 @@ class VI:
         draw = local[node.draw]
         if node.block == "guide":
             return draw.logq
-        value, _ = log_density(self.ppl.model_fn, (self.data, self.params), {}, draw.values)
-        return value
+        return model_log_density(self.ppl.model_fn, (self.data, self.params), draw.values)
 
     # ---- expect ------------------------------------------------------------------------------
     def particle_values(self, ev, node: ir.Expect, local: dict):
@@ -157,6 +156,8 @@ class VI:
             self._add_scores(scores, draw.scores, repeated, st)
             return self._run(ev, node, i + 1, {**scope, st.name: draw}, key, scores, repeated)
         dist = ev.eval(st.dist, scope)
+        if st.shape is not None:  # a declared shape: the distribution expanded to it, as in a model
+            dist = shaped(dist, tuple(ev.values["dim"][d] if isinstance(d, str) else d for d in st.shape))
         est = build_estimator(st.via, dist, node.particles, st.span, st.name)
         multi = type(est).apply is not Estimator.apply  # runs the rest more than once
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-
 import numpyro.distributions as nd
 
 from . import ESTIMATORS, Estimator, base_of
