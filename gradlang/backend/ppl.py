@@ -82,6 +82,7 @@ class PPL:
         self.n_rows = n_rows
         self.latents: dict[str, tuple[Any, tuple]] = {}  # name -> (support, shape), set by prototype()
         self.guide_sites = 1  # the guide's unobserved sample sites (each takes a key), set by prototype()
+        self.guide_dists: dict = {}  # site -> its distribution at the initial values, set by prototype()
         self.autoguide = None
         guide = program.guide
         if guide is not None and guide.family is not None:
@@ -189,6 +190,7 @@ class PPL:
             raise TypeError_(f"guide = {family.value} cannot fit this model: {str(err).splitlines()[0]}",
                              family.span, "use mean_field, or another family") from None
         self.guide_sites = sum(s["type"] == "sample" and not s["is_observed"] for s in guide_trace.values())
+        self.guide_dists = {n: s["fn"] for n, s in guide_trace.items() if s["type"] == "sample"}
         return {n: (s["value"], s["kwargs"].get("constraint", nd.constraints.real))
                 for n, s in guide_trace.items() if s["type"] == "param"}
 

@@ -32,22 +32,29 @@ from .sites import SiteKeys, model_log_density, site_log_prob
 
 
 class Draw:
-    """One joint draw of the guide: latent values, log q of the draw, score terms by site."""
+    """One joint draw of the guide: latent values, log q of the draw, score terms by site, and
+    ``enum_logq``: the log probability of the sites set to enumerated values (0 without any)."""
 
-    def __init__(self, values: dict, logq, scores: dict):
-        self.values, self.logq, self.scores = values, logq, scores
+    def __init__(self, values: dict, logq, scores: dict, enum_logq=0.0):
+        self.values, self.logq, self.scores, self.enum_logq = values, logq, scores, enum_logq
 
 
 OVERRIDES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("estimator_overrides", default=None)
 
 
-def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span, site: str = "?"):
+def effective_via(via: ir.ConfigValue | None, site: str) -> ir.ConfigValue | None:
+    """What a site's ``via`` is after ``OVERRIDES`` (site -> setting), set by the diagnostics."""
+    return (OVERRIDES.get() or {}).get(site, via)
+
+
+def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span, site: str = "?",
+                    nested: bool = False):
     """The estimator a site names (or the default for its distribution); a misfit is a located error
-    naming the site and the distribution.  ``OVERRIDES`` (site -> setting) replaces what the
-    program says, for the diagnostics."""
-    via = (OVERRIDES.get() or {}).get(site, via)
+    naming the site and the distribution.  ``nested``: the site is drawn inside a continuation that
+    runs more than once (after an enum or mvd site), where no baseline can pool other draws."""
+    via = effective_via(via, site)
     if via is None:
-        return default_estimator(dist, particles)
+        return default_estimator(dist, particles, nested)
     args, kwargs = config_args(via)
     try:
         est = ESTIMATORS.get(via.value, via.span).value(*args, **kwargs)
@@ -61,17 +68,30 @@ def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span, site
 
 
 class ApplyEstimators(Messenger):
-    """Draws every latent sample site with its estimator (after ``seed`` has given it a key)."""
+    """Draws every latent sample site with its estimator (after ``SiteKeys`` has given it a key);
+    the sites in ``fixed`` take the value given there (a point of an enumeration)."""
 
-    def __init__(self, fn, particles: int, scores: dict):
-        self.particles, self.scores = particles, scores
+    def __init__(self, fn, particles: int, scores: dict, fixed: dict, nested: bool):
+        self.particles, self.scores, self.fixed, self.nested = particles, scores, fixed, nested
         super().__init__(fn)
 
     def process_message(self, msg):
         if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None:
             return
+        if msg["name"] in self.fixed:
+            msg["value"] = self.fixed[msg["name"]]
+            return
         infer = msg.get("infer") or {}
-        est = build_estimator(infer.get("via"), msg["fn"], self.particles, infer.get("span"), msg["name"])
+        est = build_estimator(infer.get("via"), msg["fn"], self.particles, infer.get("span"), msg["name"],
+                              self.nested)
+        if type(est).draw is Estimator.draw or getattr(est, "baseline_kind", None) == "greedy":
+            # mvd and the greedy baseline rerun the rest of the objective, which a guide site cannot
+            via = infer.get("via")
+            what = "score(baseline = greedy)" if est.name == "score" else est.name
+            raise TypeError_(f"site '{msg['name']}': {what} reruns the objective at other values of the site, "
+                             "which works in expect blocks, not in a guide",
+                             via.span if via is not None else infer.get("span"),
+                             "in a guide use reparam, enum, or score with baseline none, rloo or ema")
         key = msg["kwargs"].get("rng_key")
         value, score = est.draw(msg["fn"], key)
         msg["value"] = value
@@ -98,21 +118,42 @@ class VI:
         return sub
 
     # ---- pieces ------------------------------------------------------------------------------
-    def draw_guide(self, key, particles: int) -> Draw:
+    def draw_guide(self, key, particles: int, fixed: dict | None = None, nested: bool = False) -> Draw:
+        """One draw of the guide, its sites set by their estimators; those in ``fixed`` take the
+        values given there, and their log probability is the draw's ``enum_logq``."""
         scores: dict = {}
+        fixed = fixed or {}
         # the guide families' numpyro.param sites take the values being optimised
         guide = SiteKeys(handlers.substitute(self.ppl.guide_fn, data=self.params), key, self.ppl.guide_sites)
-        trace = handlers.trace(ApplyEstimators(guide, particles, scores)).get_trace(self.data, self.params)
-        logq = 0.0
+        trace = handlers.trace(ApplyEstimators(guide, particles, scores, fixed, nested)).get_trace(
+            self.data, self.params)
+        logq, enum_logq = 0.0, 0.0
         values = {}
         for name, site in trace.items():
             if site["type"] != "sample":
                 continue
             lp = site_log_prob(site["fn"], site["value"], site.get("intermediates"))
             logq = logq + (site["scale"] if site["scale"] is not None else 1.0) * lp
+            if name in fixed:
+                enum_logq = enum_logq + lp
             if not (site.get("infer") or {}).get("is_auxiliary"):
                 values[name] = site["value"]
-        return Draw(values, logq, scores)
+        return Draw(values, logq, scores, enum_logq)
+
+    def enumerated_guide_sites(self) -> dict:
+        """The guide's sites drawn ``via enum``: name -> the values of its finite support."""
+        guide = self.ppl.program.guide
+        if guide is None or guide.family is not None:
+            return {}
+        out = {}
+        for st in guide.stmts:
+            via = effective_via(st.via, st.name) if isinstance(st, ir.Sample) else None
+            if via is None or via.value != "enum":
+                continue
+            dist = self.ppl.guide_dists[st.name]
+            build_estimator(via, dist, 1, st.span, st.name)  # enum must fit: a located error if not
+            out[st.name] = dist.enumerate_support(expand=False).reshape(-1)
+        return out
 
     def log_density(self, node: ir.LogDensity, local: dict):
         draw = local[node.draw]
@@ -152,13 +193,11 @@ class VI:
         last = not any(isinstance(s, (ir.Sample, ir.DrawGuide)) for s in node.stmts[i + 1:])
         key, sub = (None, key) if last else jax.random.split(key)  # the last draw takes the key itself
         if isinstance(st, ir.DrawGuide):
-            draw = self.draw_guide(sub, node.particles)
-            self._add_scores(scores, draw.scores, repeated, st)
-            return self._run(ev, node, i + 1, {**scope, st.name: draw}, key, scores, repeated)
+            return self._guide_then_rest(ev, node, i, scope, key, sub, scores, repeated)
         dist = ev.eval(st.dist, scope)
         if st.shape is not None:  # a declared shape: the distribution expanded to it, as in a model
             dist = shaped(dist, tuple(ev.values["dim"][d] if isinstance(d, str) else d for d in st.shape))
-        est = build_estimator(st.via, dist, node.particles, st.span, st.name)
+        est = build_estimator(st.via, dist, node.particles, st.span, st.name, repeated)
         multi = type(est).apply is not Estimator.apply  # runs the rest more than once
 
         def cont(value):
@@ -166,15 +205,51 @@ class VI:
 
         found: dict = {}
         f = est.apply(dist, sub, cont, found, st.name)
-        self._add_scores(scores, found, repeated, st)
-        return f
+        return self._with_scores(f, found, scores, repeated, st)
 
-    @staticmethod
-    def _add_scores(scores: dict, found: dict, repeated: bool, st) -> None:
-        if found and repeated:
-            raise TypeError_("a score-function site after an enum or mvd site is not supported yet", st.span,
-                             "put the score-function sites first, or use reparam/enum after it")
-        scores.update(found)
+    def _guide_then_rest(self, ev, node: ir.Expect, i: int, scope: dict, key, sub, scores: dict, repeated: bool):
+        """``z ~ guide`` and the statements after it.  Guide sites ``via enum`` are summed over: the
+        guide and the rest run at every point of their joint support (one vmapped call), weighted by
+        its probability under the guide, E_q[f] = sum_e q(e) E_q[f | e] (as Pyro's TraceEnum_ELBO
+        does for guide-side enumeration)."""
+        st = node.stmts[i]
+
+        def run(fixed: dict, nested: bool):
+            draw = self.draw_guide(sub, node.particles, fixed, nested)
+            f = self._run(ev, node, i + 1, {**scope, st.name: draw}, key, scores, nested)
+            return self._with_scores(f, draw.scores, scores, nested, st), draw
+
+        supports = self.enumerated_guide_sites()
+        if not supports:
+            return run({}, repeated)[0]
+        names = list(supports)
+        grid = jnp.meshgrid(*(supports[n] for n in names), indexing="ij")
+        points = {n: g.reshape(-1) for n, g in zip(names, grid)}
+
+        def one(point):
+            f, draw = run(point, True)
+            return jnp.exp(draw.enum_logq) * f
+
+        return jnp.sum(jax.vmap(one)(points))
+
+    def _with_scores(self, f, found: dict, scores: dict, repeated: bool, st):
+        """Score terms of sites drawn for ``f``.  At the top level they go to ``scores``, where the
+        surrogate pools every particle for the baseline; inside a continuation that runs more than
+        once they enter at once, f + stop(f - b) (log q - stop(log q)), with a baseline of this draw
+        alone (none here: greedy computes its own in ``Score.apply``)."""
+        if not repeated:
+            scores.update(found)
+            return f
+        for name, (s, est) in found.items():
+            kind = getattr(est, "baseline_kind", "none")
+            if kind in ("rloo", "ema"):
+                via = getattr(st, "via", None)
+                raise TypeError_(f"site '{name}': score(baseline = {kind}) after an enum or mvd site, whose "
+                                 "continuation runs once per value, has no other draws to pool",
+                                 via.span if via is not None else st.span,
+                                 "use score(baseline = none) or score(baseline = greedy) there, or draw the site first")
+            f = f + jax.lax.stop_gradient(f) * (s - jax.lax.stop_gradient(s))
+        return f
 
     def expect(self, ev, node: ir.Expect, local: dict):
         f, scores = self.particle_values(ev, node, local)
@@ -185,6 +260,10 @@ class VI:
         return jnp.mean(surrogate)
 
     def objective(self, ev, node: ir.VIObjective, local: dict):
+        if node.kind != "elbo" and self.enumerated_guide_sites():
+            raise TypeError_(f"{node.kind} weighs sampled draws of the guide, and this guide enumerates "
+                             f"'{next(iter(self.enumerated_guide_sites()))}'", node.span,
+                             "use elbo with an enumerated guide, or draw the site via score")
         weight = ir.Prim("subtract", (ir.LogDensity("model", "_z", span=node.span),
                                       ir.LogDensity("guide", "_z", span=node.span)), span=node.span)
         body = ir.Expect(node.particles, (ir.DrawGuide("_z", span=node.span),), weight, span=node.span)
