@@ -15,27 +15,32 @@ Figures, for each contender:
 - end to end: wall time of one 2000-step run with trace and XLA compile of the loop included:
   NumPyro `SVI(...).run(key, 2000, X, y, progress_bar=False)` with fresh model/guide/SVI objects (so
   the loop is traced and compiled again); hand-written: init + a fresh jit(lax.scan of 2000 steps)
-  called once; gradlang: `gradlang.compile(PROGRAM).fit(data=..., steps=2000)`.  The process is warm
+  called once; gradlang: `gradlang.compile(PROGRAM).fit(data=..., steps=2000)`, a fresh Program whose
+  loop is traced and compiled again.  The process is warm
   (JAX's caches of small eagerly run ops are filled by the warm-up); `--cold` clears all of JAX's
   caches before every end-to-end run instead, which mostly charges NumPyro's eager `SVI.init` (many
   small ops, each compiled once per process: ~8 s on a 2-core CPU).  The column "fixed" is end to end
   minus 2000 x per step: the compile and set-up share, which shows that compile is included.
 - per step: NumPyro `jax.jit(lambda state, X, y: lax.scan(lambda s, _: svi.update(s, X, y), state, None,
   length=n))` and the hand-written scan, each compiled once per n before timing (untimed), then timed
-  executions at n = 1000 and 5000; per step = (time at 5000 - time at 1000) / 4000, so fixed costs
-  (dispatch, the host's look at the result) cancel.  gradlang: `fit(steps=n)` of one Program at the
-  same two counts.  Its fit traces and compiles its loop on every call, a fixed cost of 3-13 s on a
-  loaded 2-core CPU whose variation swamps the 4000 steps' ~1.5 s of work, so the difference of whole
-  fits is printed only as a note; the table's figure times the steps between the first and the last
-  chunk of log_every steps of the 5000-step fits (through fit's progress callback, called after each
-  chunk): execution only, like the pre-compiled scans of the others, plus gradlang's per-chunk
-  finiteness check on the host.  "per step, median" is the median over repeats (of the paired
-  differences; for gradlang, of the chunk timings), a second estimate less sensitive to one lucky run.
+  executions at n = 1000 and 10000; per step = (time at 10000 - time at 1000) / 9000, so fixed costs
+  (dispatch, the host's look at the result) cancel.  gradlang: whole `fit(steps=n)` calls of one
+  Program at the same two counts, after an untimed fit at each count: a Program keeps its compiled
+  loop between fits (gradlang/backend/runtime.py, Loop), so like the others it compiles once before
+  timing, and its per-fit work (binding the data, initialising, the host's look at the loss every
+  log_every steps, the result) is in both counts and cancels.  "per step, median" is the median
+  over repeats of the paired differences, a second estimate less sensitive to one lucky run.
 
 The hand-written log-likelihood is sum(y z - softplus(z)), z = X w + b: the Bernoulli log-likelihood in
 its cheapest spelling among those measured for value_and_grad on a 2-core CPU (NumPyro's own,
 y z - max(z, 0) - log1p(exp(-|z|)), was about 15% slower; optax.sigmoid_binary_cross_entropy about 25%;
 y log_sigmoid(z) + (1 - y) log_sigmoid(-z) about 65%), so the hand-written loop is a strong reference.
+
+Compiled loop, A/B: gradlang's compiled loop (the Program's cached chunk of log_every steps, called
+as fit calls it) and the hand-written scan of as many steps, both compiled beforehand, run one after
+the other AB_ROUNDS times; the ratio of their minimum times and the median of the paired ratios.  On
+a shared machine whose speed drifts by 10-20% within a minute this is the sharpest comparison of the
+compiled steps themselves, with everything around them (binding data, initialising) left out.
 
 Repeats are interleaved (each repeat runs every contender at every configuration, so slow drift of
 the machine's speed hits all alike) and the minimum over repeats is taken per configuration: noise
@@ -46,7 +51,7 @@ end-to-end run (gradlang logs its objective every log_every steps only: its fina
 (where the variational parameters can be read) the ELBO of the final guide
 estimated with 1000 particles by one common estimator.
 
-    python benchmarks/vi.py [--repeats 3 --steps 2000 --steps-small 1000 --steps-large 5000] [--cold]
+    python benchmarks/vi.py [--repeats 5 --steps 2000 --steps-small 1000 --steps-large 10000] [--cold]
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ from numpyro.infer.initialization import init_to_feasible
 
 INIT_SCALE = 0.1
 LR = 0.01
+AB_ROUNDS = 20
 
 PROGRAM = """
 data X: real[N, D]
@@ -247,19 +253,40 @@ def gradlang_stepper(data, counts):
     import gradlang
 
     prog = gradlang.compile(PROGRAM)
-    prog.fit(data=data, steps=0, seed=0)  # warm the eager paths (init, data binding) as the others' set-up does
+    for n in counts:  # compiled once per chunk length, as the others compile once per count (untimed)
+        prog.fit(data=data, steps=n, seed=0)
 
     def run(n):
-        marks = []  # (steps done, time) after each chunk of log_every steps: compile precedes the first
         start = time.perf_counter()
-        prog.fit(data=data, steps=n, seed=0, progress=lambda done, total, value: marks.append((done, time.perf_counter())))
-        seconds = time.perf_counter() - start
-        if len(marks) > 1:
-            run.steady.append((marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0]))
-        return seconds
+        prog.fit(data=data, steps=n, seed=0)
+        return time.perf_counter() - start
 
-    run.steady = []  # per step from the chunks after the first: execution only, compile excluded
     return run
+
+
+def compiled_loop_ab(data, rounds=AB_ROUNDS):
+    """(min ratio, median paired ratio, steps a chunk) of gradlang's compiled chunk over the
+    hand-written scan of as many steps."""
+    import gradlang
+
+    prog = gradlang.compile(PROGRAM)
+    prog.fit(data=data, steps=1, seed=0)  # builds the Program's loop
+    (loop,) = prog._loops.values()
+    model, arrays = prog.bind(data)
+    arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    n = prog.ir.solve.log_every
+    u = model.init(jax.random.PRNGKey(1), arrays)
+    carry = (u, optax.adam(LR).init(u), jax.random.PRNGKey(0), jnp.asarray(-1, jnp.int32), {})
+    ts = jnp.arange(n, dtype=jnp.int32)
+    hand = hand_stepper(data, (n,))
+    jax.block_until_ready(loop.chunk(carry, ts, arrays))  # compile (untimed)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        jax.block_until_ready(loop.chunk(carry, ts, arrays))
+        times.append((time.perf_counter() - start, hand(n)))
+    g, h = np.array(times).T
+    return g.min() / h.min(), float(np.median(g / h)), n
 
 
 def gradlang_status() -> str | None:
@@ -286,8 +313,8 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=20)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--steps-small", type=int, default=1000)
-    ap.add_argument("--steps-large", type=int, default=5000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps-large", type=int, default=10000)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cold", action="store_true", help="clear JAX's caches before every end-to-end run")
     a = ap.parse_args()
     data = make_data(a.n, a.d)
@@ -350,13 +377,6 @@ def main() -> None:
         elbo1000 = elbo_estimate(*vp, X, y, key) if vp is not None else float("nan")
         paired = sorted((b - c) / (counts[1] - counts[0]) for c, b in zip(per[name][counts[0]], per[name][counts[1]]))
         median = paired[len(paired) // 2]
-        steady = sorted(getattr(steppers[name], "steady", []))
-        if steady:  # gradlang: timed between its chunks, as its whole-fit differences carry compile noise
-            notes.append(f"({name}'s per step: timed between its chunks of log_every steps in the fits of "
-                         f"{counts[1]} steps (compile excluded, its per-chunk host check included); the "
-                         f"difference of whole fits gives {step * 1e6:.2f} us (min), {median * 1e6:.2f} us "
-                         f"(median), blurred by its per-fit compile)")
-            step, median = steady[0], steady[len(steady) // 2]
         rows[name] = (step, min(e2e[name]), info[name]["elbo_tail"], elbo1000, median)
 
     print(f"device: {jax.devices()[0].device_kind}{' (cold caches)' if a.cold else ''}  Bayesian logistic regression N={a.n} D={a.d}, mean-field guide, "
@@ -377,6 +397,9 @@ def main() -> None:
             r = rows[ref]
             print(f"ratio gradlang / {ref}: per step {g[0] / r[0]:.3f} (min), {g[4] / r[4]:.3f} (median); "
                   f"end to end {g[1] / r[1]:.3f}")
+        lo, med, n = compiled_loop_ab(data)
+        print(f"compiled loop A/B, gradlang / hand-written ({AB_ROUNDS} alternating rounds of {n} steps): "
+              f"{lo:.3f} (min), {med:.3f} (median)")
     finite = [r[3] for r in rows.values() if np.isfinite(r[3])]
     if len(finite) > 1:
         spread = max(finite) - min(finite)

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 
 from .backend import data as data_mod
 from .backend.build import Model, build
-from .backend.optimizer import build_optimizer
+from .backend.optimizer import build_optimizer, uses_total_steps
 from .backend.result import Result
-from .backend.runtime import run
+from .backend.runtime import Loop, run
 from .errors import GradlangError
 from .ir import nodes as ir
 from .pipeline import compile_source, read_source
@@ -32,6 +32,7 @@ class Program:
         self.externs = dict(externs or {})
         self.overrides = dict(overrides or {})
         self.ir: ir.Program = compile_source(source, self.overrides)
+        self._loops: dict = {}  # compiled optimisation loops of earlier fits, by loop_key
 
     # ---- data and model ------------------------------------------------------------------------
     def bind(self, data: dict | str | Path | None = None) -> tuple[Model, dict]:
@@ -79,8 +80,12 @@ class Program:
         if steps < 0:
             raise GradlangError("steps must be >= 0", None, None)
         opt = build_optimizer(settings.optimizer, steps)
+        key = loop_key(settings, model.dims, steps)
+        if key not in program._loops:
+            program._loops[key] = Loop(model, opt, settings.batch)
         return run(model, opt, arrays, steps=steps, seed=settings.seed if seed is None else int(seed),
-                   log_every=settings.log_every, batch=settings.batch, progress=progress)
+                   log_every=settings.log_every, batch=settings.batch, progress=progress,
+                   loop=program._loops[key])
 
 
     def sample_posterior(self, result: Result, n: int = 1000, data=None, seed: int = 0) -> dict:
@@ -92,6 +97,12 @@ class Program:
         model, arrays = self.bind(data)
         unconstrained = {k: jax.tree.map(jnp.asarray, v) for k, v in result.unconstrained.items()}
         return sample_guide(model, unconstrained, {k: jnp.asarray(v) for k, v in arrays.items()}, n, seed)
+
+
+def loop_key(settings, dims: dict, steps: int) -> tuple:
+    """What a compiled optimisation loop depends on besides the program: the dims (shapes), and
+    the step count when a schedule's length defaults to it."""
+    return tuple(sorted(dims.items())), steps if uses_total_steps(settings.optimizer) else None
 
 
 def compile(path_or_source: str | Path, externs: dict | None = None) -> Program:  # noqa: A001

@@ -154,3 +154,38 @@ def test_objective_fn_is_a_pure_jax_function():
     np.testing.assert_allclose(f(params, data), expected, rtol=1e-5)
     g = jax.grad(prog.objective_fn)(params, data)
     np.testing.assert_allclose(g["s"], -expected / 2, rtol=1e-4)
+
+
+def _equal(a: dict, b: dict) -> None:
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
+
+
+def test_a_program_reuses_its_compiled_loop_across_fits():
+    """A second fit with other data of the same shapes runs the loop compiled by the first (no new
+    executable) and gives bit for bit what a fresh program gives on that data; new dims compile
+    a new loop."""
+    prog = gradlang.compile(REGRESSION)
+    prog.fit(data=_data(seed=0))
+    (loop,) = prog._loops.values()
+    assert loop.chunk._cache_size() == 1
+    other = _data(seed=1)
+    again = prog.fit(data=other)
+    assert loop.chunk._cache_size() == 1 and len(prog._loops) == 1
+    _equal(again.params, gradlang.compile(REGRESSION).fit(data=other).params)
+    prog.fit(data=_data(n=300, seed=2))
+    assert len(prog._loops) == 2
+
+
+def test_a_schedule_over_the_solve_gets_a_loop_per_step_count():
+    # cosine(0.05) decays over the solve's steps: a fit of other length needs its own schedule
+    source = REGRESSION.replace("adam(lr = 0.05)", "adam(lr = cosine(0.05))")
+    prog = gradlang.compile(source)
+    prog.fit(data=_data(), steps=100)
+    short = prog.fit(data=_data(), steps=60)
+    assert len(prog._loops) == 2
+    _equal(short.params, gradlang.compile(source).fit(data=_data(), steps=60).params)
+    plain = gradlang.compile(REGRESSION)
+    plain.fit(data=_data(), steps=100)
+    plain.fit(data=_data(), steps=60)
+    assert len(plain._loops) == 1  # a constant rate does not depend on the step count

@@ -106,3 +106,11 @@ def build_optimizer(cfg: ir.ConfigValue, total_steps: int):
         raise ConfigError(f"{cfg.value}(...) only transforms gradients: nothing here takes a step", cfg.span,
                           "chain it with an optimizer: chain(clip_by_global_norm(1.0), adam(lr = 0.01))")
     return opt
+
+
+def uses_total_steps(cfg: ir.ConfigValue) -> bool:
+    """Whether the optimizer built from ``cfg`` may depend on the solve's step count (it holds a
+    schedule, whose length defaults to it)."""
+    if cfg.kind in ("word", "call") and cfg.value in SCHEDULES:
+        return True
+    return any(uses_total_steps(a) for a in list(cfg.args) + [v for _, v in cfg.kwargs])

@@ -94,28 +94,42 @@ def _all_finite(value, tree) -> jnp.ndarray:
     return jnp.isfinite(jnp.sum(value) + sum(jnp.sum(x) for x in jax.tree.leaves(tree)))
 
 
+class Loop:
+    """The jitted functions of one optimisation loop.  JAX compiles each once per shape of its
+    arguments and keeps the executables with the function, so a ``Loop`` kept between fits of the
+    same program, dims and optimizer (``Program`` does) runs later fits without compiling again.
+    Data are arguments, never constants, so they may change between those fits."""
+
+    def __init__(self, model: Model, opt, batch: int | None):
+        _, batched, n_rows = batch_axis(model.program, model.dims, batch)
+
+        @jax.jit
+        def chunk(carry, ts, data):
+            carry, losses = jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch), carry, ts)
+            return carry, losses, _all_finite(losses, carry[0])
+
+        @jax.jit
+        def replay(carry, ts, data):
+            """The same steps again, refusing the first non-finite one (same keys, same batches)."""
+            return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch, guarded=True), carry, ts)
+
+        self.chunk, self.replay = chunk, replay
+        self.reports = jax.jit(lambda u, data: model.reports(u, data))
+        self.objectives = jax.jit(lambda u, data, key: model.objective_values(u, data, key))
+
+
 def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int, batch: int | None,
-        progress: Callable | None = None) -> Result:
+        progress: Callable | None = None, loop: Loop | None = None) -> Result:
+    """Fit ``model`` with ``opt``; ``loop``, when given, is this program's compiled loop from an
+    earlier fit with the same dims and optimizer settings."""
     start = time.perf_counter()
     data = {k: jnp.asarray(v) for k, v in data.items()}
     key = jax.random.PRNGKey(seed)
     key, init_key = jax.random.split(key)
     u = model.init(init_key, data)
     opt_state = opt.init(u)
-    _, batched, n_rows = batch_axis(model.program, model.dims, batch)
-
-    @jax.jit
-    def chunk(carry, ts, data):
-        carry, losses = jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch), carry, ts)
-        return carry, losses, _all_finite(losses, carry[0])
-
-    @jax.jit
-    def replay(carry, ts, data):
-        """The same steps again, refusing the first non-finite one (same keys, same batches)."""
-        return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch, guarded=True), carry, ts)
-
-    reports_jit = jax.jit(lambda u, data: model.reports(u, data))
-    objectives_jit = jax.jit(lambda u, data, key: model.objective_values(u, data, key))
+    loop = loop or Loop(model, opt, batch)
+    chunk, replay, reports_jit, objectives_jit = loop.chunk, loop.replay, loop.reports, loop.objectives
     sign = -1.0 if model.program.objectives[0].sense == "maximize" else 1.0
     history: dict[str, list] = {"step": [], "objective": [], "reports": {n: [] for n in model.program.reports}}
     carry = (u, opt_state, key, jnp.asarray(-1, jnp.int32), initial_estimator_state(model, u, data))
