@@ -87,7 +87,8 @@ class PPL:
         guide = program.guide
         if guide is not None and guide.family is not None:
             args, kwargs = config_args(guide.family)
-            self.autoguide = FAMILIES.get(guide.family.value, guide.family.span).value(*args, **kwargs).whole(self.model_fn)
+            family = FAMILIES.get(guide.family.value, guide.family.span).value(*args, **kwargs)
+            self.autoguide = family.whole(self._model_unscored)
 
     # ---- evaluation context ------------------------------------------------------------------
     def _context(self, data: dict, params: dict) -> tuple[Evaluator, float]:
@@ -133,6 +134,14 @@ class PPL:
                     with handlers.scale(scale=self._latent_scale(st, scale)):
                         local[st.name] = numpyro.sample(st.name, shaped(d, shape, st.domain),
                                                         infer={"span": st.span})
+
+    def _model_unscored(self, data: dict, params: dict):
+        """The model with every log density masked to zero.  A whole-guide family runs its model
+        only to set itself up (the latents, their supports and shapes); unmasked, NumPyro would
+        also evaluate the joint density and its gradient op by op on the full data, to check the
+        initial point, which the loop's own non-finite guard covers."""
+        with handlers.mask(mask=False):
+            return self.model_fn(data, params)
 
     # ---- the guide ---------------------------------------------------------------------------
     def guide_fn(self, data: dict, params: dict):

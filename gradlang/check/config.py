@@ -102,15 +102,29 @@ def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
             raise unsupported(f"aggregator '{agg}'" + (" (the default for several objectives)" if
                               settings.aggregator is None else "") + " is", where,
                               "Jacobian-descent aggregators come later; set aggregator = mean or sum")
-    validate_optimizer(build_optimizer(settings.optimizer, settings.steps), settings.optimizer)
+    validate_optimizer(build_optimizer(settings.optimizer, settings.steps), settings.optimizer, settings.steps)
     return settings
 
 
-def validate_optimizer(opt, cfg: ir.ConfigValue) -> None:
+def _structure(cfg: ir.ConfigValue) -> tuple:
+    """A config value without its spans: equal for optimizers written alike."""
+    return (cfg.kind, repr(cfg.value), tuple(_structure(a) for a in cfg.args),
+            tuple((k, _structure(v)) for k, v in cfg.kwargs))
+
+
+_VALID_OPTIMIZERS: set = set()  # (structure, steps) of optimizers whose update traced once
+
+
+def validate_optimizer(opt, cfg: ir.ConfigValue, steps: int | None = None) -> None:
     """Trace one update on a small parameter tree, so that wrong kinds of arguments (a word where a
-    learning rate goes, say) are reported here, at the optimizer's span, not in the middle of a run."""
+    learning rate goes, say) are reported here, at the optimizer's span, not in the middle of a run.
+    An optimizer written alike before (same settings and steps) is known to trace."""
     import jax
     import jax.numpy as jnp
+
+    key = (_structure(cfg), steps)
+    if key in _VALID_OPTIMIZERS:
+        return
 
     params = {"vector": jnp.zeros(3), "matrix": jnp.zeros((2, 2))}
 
@@ -124,3 +138,4 @@ def validate_optimizer(opt, cfg: ir.ConfigValue) -> None:
     except Exception as err:  # noqa: BLE001 - any failure here is a wrong argument
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError("this optimizer cannot run with these arguments", cfg.span, detail) from None
+    _VALID_OPTIMIZERS.add(key)
