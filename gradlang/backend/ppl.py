@@ -83,6 +83,7 @@ class PPL:
         self.latents: dict[str, tuple[Any, tuple]] = {}  # name -> (support, shape), set by prototype()
         self.guide_sites = 1  # the guide's unobserved sample sites (each takes a key), set by prototype()
         self.guide_dists: dict = {}  # site -> its distribution at the initial values, set by prototype()
+        self.lets_for_latents = _lets_for_latents(program.model.stmts)
         self.autoguide = None
         guide = program.guide
         if guide is not None and guide.family is not None:
@@ -109,11 +110,15 @@ class PPL:
         return scale if scale != 1.0 and site.shape and site.shape[0] == self.batch_dim else 1.0
 
     # ---- the model ---------------------------------------------------------------------------
-    def model_fn(self, data: dict, params: dict):
+    def model_fn(self, data: dict, params: dict, latents_only: bool = False):
+        """The model.  ``latents_only``: its latent sites and the lets they need, no observed site
+        and no ``target +=`` (all that a whole-guide family's set-up looks at)."""
         ev, scale = self._context(data, params)
         local: dict = {}
         batched_lets: set[str] = set()
         for i, st in enumerate(self.program.model.stmts):
+            if latents_only and not _needed_by_latents(st, self.lets_for_latents):
+                continue
             if isinstance(st, ir.LetStmt):
                 local[st.name] = ev.eval(st.value, local)
                 if any(r.kind == "data" and r.name in self.batched for r in _refs(st.value)):
@@ -136,12 +141,13 @@ class PPL:
                                                         infer={"span": st.span})
 
     def _model_unscored(self, data: dict, params: dict):
-        """The model with every log density masked to zero.  A whole-guide family runs its model
-        only to set itself up (the latents, their supports and shapes); unmasked, NumPyro would
-        also evaluate the joint density and its gradient op by op on the full data, to check the
-        initial point, which the loop's own non-finite guard covers."""
+        """The model's latent sites with their log densities masked to zero.  A whole-guide family
+        runs its model only to set itself up (the latents, their supports and shapes); the whole
+        model, unmasked, would have NumPyro also evaluate the joint density and its gradient op by
+        op on the full data, to check the initial point, which the loop's own non-finite guard
+        covers."""
         with handlers.mask(mask=False):
-            return self.model_fn(data, params)
+            return self.model_fn(data, params, latents_only=True)
 
     # ---- the guide ---------------------------------------------------------------------------
     def guide_fn(self, data: dict, params: dict):
@@ -223,6 +229,25 @@ def _check_support(name: str, site) -> None:
         raise DataError(f"data '{name}' has values outside the support of {type(base).__name__}: "
                         f"{', '.join(f'{v:g}' for v in bad)}", (site.get("infer") or {}).get("span"),
                         f"its support is {base.support}")
+
+
+def _lets_for_latents(stmts) -> frozenset[str]:
+    """The model's lets that its latent sites' distributions need, directly or through other lets."""
+    lets = {s.name: s for s in stmts if isinstance(s, ir.LetStmt)}
+    todo = [r.name for s in stmts if isinstance(s, ir.Sample) and not s.observed for r in _refs(s.dist)]
+    needed: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in lets and name not in needed:
+            needed.add(name)
+            todo += [r.name for r in _refs(lets[name].value)]
+    return frozenset(needed)
+
+
+def _needed_by_latents(st, lets: frozenset[str]) -> bool:
+    if isinstance(st, ir.LetStmt):
+        return st.name in lets
+    return isinstance(st, ir.Sample) and not st.observed
 
 
 def _refs(expr):
