@@ -104,3 +104,22 @@ def test_const_array_and_indexing():
                            "solve { optimizer = sgd(lr = 0.25); steps = 100 }").fit()
     np.testing.assert_allclose(res.params["x"], 7.0, atol=1e-4)
     np.testing.assert_allclose(res.reports["col"], [2, 4])
+
+
+def test_a_size_bound_by_the_data_is_a_value():
+    # N is bound from y's shape; ones(N) / N and arange(N) use it as a number
+    prog = gradlang.compile("data y: real[N]\nparam c: real = 0\n"
+                            "minimize sum((y - c)^2 * ones(N) / N) + sum(arange(N) * 0)")
+    y = np.array([1.0, 2.0, 6.0], np.float32)
+    np.testing.assert_allclose(float(prog.fit(data={"y": y}, steps=0).objective), np.mean(y**2), rtol=1e-6)
+    r = prog.fit(data={"y": y})
+    np.testing.assert_allclose(float(r.params["c"]), y.mean(), rtol=1e-3)
+    text = printer.program(prog.ir, infer)
+    assert "dim:N" in text
+
+
+def test_a_const_cannot_use_a_size_bound_by_the_data():
+    with pytest.raises(GradlangError) as info:
+        gradlang.compile("data y: real[N]\nconst half = N / 2\nminimize sum(y) * half")
+    assert "a size bound by the data" in info.value.message
+    assert (info.value.span.line, info.value.span.col) == (2, 14)

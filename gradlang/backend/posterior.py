@@ -17,7 +17,7 @@ def sample_guide(model: Model, unconstrained: dict, data: dict, n: int, seed: in
 
     def one(key):
         with numpyro.validation_enabled(False):
-            return VI(model.ppl, data, params, key).draw_guide(key, 1).values
+            return VI(model.ppl, data, params, key).sample_guide(key)
 
     draws = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(seed), n))
     return {k: np.asarray(v) for k, v in draws.items() if k in model.ppl.latents}

@@ -140,6 +140,14 @@ class VI:
                 values[name] = site["value"]
         return Draw(values, logq, scores, enum_logq)
 
+    def sample_guide(self, key) -> dict:
+        """One joint draw of the latents from the guide by plain sampling, for posterior summaries:
+        nothing is differentiated, so no estimator is needed, and enumerated sites are drawn too."""
+        guide = SiteKeys(handlers.substitute(self.ppl.guide_fn, data=self.params), key, self.ppl.guide_sites)
+        trace = handlers.trace(guide).get_trace(self.data, self.params)
+        return {name: site["value"] for name, site in trace.items()
+                if site["type"] == "sample" and not (site.get("infer") or {}).get("is_auxiliary")}
+
     def enumerated_guide_sites(self) -> dict:
         """The guide's sites drawn ``via enum``: name -> the values of its finite support."""
         guide = self.ppl.program.guide

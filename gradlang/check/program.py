@@ -95,6 +95,10 @@ class Checker:
         self.data_dims = {d.id for s in stmts if isinstance(s, ast.Data)
                           for d in (s.type.dims or ()) if isinstance(d, ast.Name)}
         self.declare(stmts)
+        # a size bound by the data (N in `data y: real[N]`) is also a value: ones(N) / N
+        self.bound_by_data = {n for n in self.data_dims if n not in self.scope.kinds}
+        for name in self.bound_by_data:
+            self.scope.kinds[name] = "dim"
         collect(self.errors)
         self.check_overrides()
         for s in stmts:
@@ -213,6 +217,9 @@ class Checker:
             if r.kind in ("data", "param", "let"):
                 raise TypeError_(f"a const cannot depend on {r.kind} '{r.name}'", r.span,
                                  "consts are known before the program runs")
+            if r.kind == "dim" and r.name in self.bound_by_data:
+                raise TypeError_(f"a const cannot depend on '{r.name}', a size bound by the data", r.span,
+                                 "consts are known before the program runs; use a let")
             if r.kind in ("const", "dim") and r.name not in (self.out.consts if r.kind == "const" else self.out.dims):
                 first = self.out.spans.get(r.name)
                 raise NameError_(f"{r.kind} '{r.name}' is used before it has a value", r.span,
@@ -229,8 +236,9 @@ class Checker:
             return ()
         shape = []
         for d in t.dims:
-            if isinstance(d, ast.Name) and self.scope.kinds.get(d.id) not in ("dim", "const"):
-                if d.id in self.scope.kinds:
+            if isinstance(d, ast.Name) and (d.id in self.bound_by_data
+                                            or self.scope.kinds.get(d.id) not in ("dim", "const")):
+                if d.id in self.scope.kinds and d.id not in self.bound_by_data:
                     raise TypeError_(f"'{d.id}' is a {self.scope.kinds[d.id]}, not a size", d.span, None)
                 shape.append(d.id)  # a symbolic dim, bound by the data
                 continue
