@@ -32,3 +32,29 @@ def test_cli_diagnose(tmp_path, capsys):
     assert main(["run", str(path), "--diagnose"]) == 0
     out = capsys.readouterr().out
     assert "recommendation for a: via" in out and "score(none)" in out
+
+
+def test_a_discrete_guide_site_is_diagnosed_with_enumeration_among_the_choices():
+    # the guide's z defaults to score with an ema baseline (one particle); enum sums over it, so
+    # only the draw of mu is left to vary, and enum is the recommendation for z
+    prog = gradlang.compile("""
+data x: real[N]
+model {
+  z: int ~ bernoulli(0.3)
+  mu ~ normal(0, 1)
+  x ~ normal(mu + 2 * z, 1)
+}
+guide {
+  param t: real = 0
+  param m: real = 0
+  z ~ bernoulli(logits = t)
+  mu ~ normal(m, 1)
+}
+maximize elbo(particles = 1)
+""")
+    model, arrays = prog.bind({"x": np.array([1.4, 2.3, 0.9], np.float32)})
+    rows = diagnose(model, arrays, draws=400)
+    by = {(r["site"], r["estimator"]): r["stats"] for r in rows}
+    assert ("z", "enum") in by and ("z", "mvd") not in by  # mvd does not fit a guide site
+    assert by[("z", "enum")]["t"][0] < 0.2 * by[("z", "score(none)")]["t"][0]
+    assert recommend(rows)["z"] == "enum"
