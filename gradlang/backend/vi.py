@@ -123,10 +123,8 @@ class VI:
         values given there, and their log probability is the draw's ``enum_logq``."""
         scores: dict = {}
         fixed = fixed or {}
-        # the guide families' numpyro.param sites take the values being optimised
-        guide = SiteKeys(handlers.substitute(self.ppl.guide_fn, data=self.params), key, self.ppl.guide_sites)
-        trace = handlers.trace(ApplyEstimators(guide, particles, scores, fixed, nested)).get_trace(
-            self.data, self.params)
+        guide = ApplyEstimators(self._keyed_guide(key), particles, scores, fixed, nested)
+        trace = handlers.trace(guide).get_trace(self.data, self.params)
         logq, enum_logq = 0.0, 0.0
         values = {}
         for name, site in trace.items():
@@ -140,11 +138,15 @@ class VI:
                 values[name] = site["value"]
         return Draw(values, logq, scores, enum_logq)
 
+    def _keyed_guide(self, key):
+        """The guide with its sites keyed from ``key``; the families' ``numpyro.param`` sites take
+        the values being optimised."""
+        return SiteKeys(handlers.substitute(self.ppl.guide_fn, data=self.params), key, self.ppl.guide_sites)
+
     def sample_guide(self, key) -> dict:
         """One joint draw of the latents from the guide by plain sampling, for posterior summaries:
         nothing is differentiated, so no estimator is needed, and enumerated sites are drawn too."""
-        guide = SiteKeys(handlers.substitute(self.ppl.guide_fn, data=self.params), key, self.ppl.guide_sites)
-        trace = handlers.trace(guide).get_trace(self.data, self.params)
+        trace = handlers.trace(self._keyed_guide(key)).get_trace(self.data, self.params)
         return {name: site["value"] for name, site in trace.items()
                 if site["type"] == "sample" and not (site.get("infer") or {}).get("is_auxiliary")}
 
@@ -268,9 +270,10 @@ class VI:
         return jnp.mean(surrogate)
 
     def objective(self, ev, node: ir.VIObjective, local: dict):
-        if node.kind != "elbo" and self.enumerated_guide_sites():
+        enumerated = self.enumerated_guide_sites() if node.kind != "elbo" else {}
+        if enumerated:
             raise TypeError_(f"{node.kind} weighs sampled draws of the guide, and this guide enumerates "
-                             f"'{next(iter(self.enumerated_guide_sites()))}'", node.span,
+                             f"'{next(iter(enumerated))}'", node.span,
                              "use elbo with an enumerated guide, or draw the site via score")
         weight = ir.Prim("subtract", (ir.LogDensity("model", "_z", span=node.span),
                                       ir.LogDensity("guide", "_z", span=node.span)), span=node.span)
