@@ -7,7 +7,7 @@ Both replace a NumPyro default that is correct but costs more in every optimisat
   that XLA cannot merge.
 - ``log_density`` is ``sum_site scale * sum log p(value)`` over a trace, as NumPyro's
   ``infer.util.log_density``, with a cheaper spelling for distributions whose NumPyro ``log_prob``
-  guards cases a model cannot produce (``FAST_LOG_PROB``).
+  guards values that finite parameters never give, such as infinite logits (``FAST_LOG_PROB``).
 """
 
 from __future__ import annotations
