@@ -6,6 +6,8 @@ import gradlang
 from gradlang.cli import main
 from gradlang.diagnose import diagnose, recommend
 
+from .test_enumeration import TWO_LATENTS
+
 POLICY = """const reward = [0.2, 1.0, 0.4]
 param theta: real[3] = 0
 maximize expect(particles = 8) {
@@ -37,13 +39,7 @@ def test_cli_diagnose(tmp_path, capsys):
 def test_a_discrete_guide_site_is_diagnosed_with_enumeration_among_the_choices():
     # the guide's z defaults to score with an ema baseline (one particle); enum sums over it, so
     # only the draw of mu is left to vary, and enum is the recommendation for z
-    prog = gradlang.compile("""
-data x: real[N]
-model {
-  z: int ~ bernoulli(0.3)
-  mu ~ normal(0, 1)
-  x ~ normal(mu + 2 * z, 1)
-}
+    prog = gradlang.compile(TWO_LATENTS + """
 guide {
   param t: real = 0
   param m: real = 0

@@ -17,6 +17,14 @@ from .test_estimators import _assert_unbiased, _gradients
 
 PRIOR = 0.3
 X = np.array([1.4, 2.3, 0.9])
+TWO_LATENTS = """
+data x: real[N]
+model {
+  z: int ~ bernoulli(0.3)
+  mu ~ normal(0, 1)
+  x ~ normal(mu + 2 * z, 1)
+}
+"""  # a discrete and a continuous latent, both in the mean of x
 
 
 def _discrete_program(objective: str = "elbo(particles = 1)") -> str:
@@ -67,13 +75,7 @@ def test_enumerated_guide_fits_the_exact_posterior_and_the_evidence():
 
 def test_enumerated_guide_site_with_a_reparameterised_site_is_unbiased():
     # z ~ q(z) enumerated, mu | z ~ N(m + d z, s) reparameterised: the ELBO has a closed form
-    program = """
-data x: real[N]
-model {
-  z: int ~ bernoulli(0.3)
-  mu ~ normal(0, 1)
-  x ~ normal(mu + 2 * z, 1)
-}
+    program = TWO_LATENTS + """
 guide {
   param t: real = 0
   param m: real = 0
