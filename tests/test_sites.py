@@ -1,4 +1,5 @@
-"""The hot loop's replacements for NumPyro defaults: per-site keys and site log densities."""
+"""The hot loop's replacements for NumPyro defaults: per-site keys, pooled Gaussian noise and site
+log densities."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +8,8 @@ import numpyro
 import numpyro.distributions as nd
 from numpyro import handlers
 
-from gradlang.backend.sites import SiteKeys, log_density, site_log_prob
+from gradlang.backend.noise import NoisePool, gaussian_path
+from gradlang.backend.sites import SiteKeys, log_density, site_log_prob, split_keys
 
 
 def test_fast_bernoulli_logits_matches_numpyro_under_the_site_wrappers():
@@ -41,10 +43,60 @@ def test_site_keys_are_distinct_and_reproducible():
         return [numpyro.sample(name, nd.Normal(0.0, 1.0)) for name in "abcde"]
 
     key = jax.random.PRNGKey(3)
-    draws = handlers.trace(SiteKeys(guide, key, 3)).get_trace()  # two more sites than keys: fold_in
+    draws = handlers.trace(SiteKeys(guide, split_keys(key, 3))).get_trace()  # two more sites than keys: fold_in
     values = [float(draws[n]["value"]) for n in "abcde"]
-    again = handlers.trace(SiteKeys(guide, key, 3)).get_trace()
+    again = handlers.trace(SiteKeys(guide, split_keys(key, 3))).get_trace()
     assert values == [float(again[n]["value"]) for n in "abcde"]
     assert len(set(values)) == 5
     keys = jax.random.split(key, 3)
     assert values[0] == float(jax.random.normal(keys[0]))  # site i draws with the i-th key of one split
+
+
+def test_skipped_sites_take_no_key():
+    def guide():
+        return [numpyro.sample(name, nd.Normal(0.0, 1.0)) for name in "abc"]
+
+    keys = split_keys(jax.random.PRNGKey(4), 2)
+    # an outer seed handler keys what SiteKeys left alone
+    trace = handlers.trace(handlers.seed(SiteKeys(guide, keys, frozenset({"a"})), rng_seed=9)).get_trace()
+    assert float(trace["a"]["value"]) not in (float(jax.random.normal(k)) for k in keys)
+    assert float(trace["b"]["value"]) == float(jax.random.normal(keys[0]))
+    assert float(trace["c"]["value"]) == float(jax.random.normal(keys[1]))
+
+
+SITES = {  # the ways a reparameterised Gaussian site reaches a guide, by name
+    "scalar": nd.Normal(0.3, 2.0),
+    "vector": nd.Normal(jnp.arange(3.0), jnp.array([0.5, 1.0, 2.0])).to_event(1),
+    "expanded": nd.Normal(1.0, 0.5).expand([2, 2]).to_event(2),
+    "positive": nd.TransformedDistribution(nd.Normal(jnp.zeros(2), 0.7).to_event(1),
+                                           nd.transforms.ExpTransform()),
+    "simplex": nd.TransformedDistribution(nd.Normal(jnp.zeros(2), 1.0).to_event(1),
+                                          nd.transforms.StickBreakingTransform()),
+}
+
+
+def test_noise_pool_draws_each_site_as_numpyro_would_from_its_slice():
+    shapes = {n: tuple(jnp.shape(gaussian_path(d)[0])) for n, d in SITES.items()}
+    assert shapes == {"scalar": (), "vector": (3,), "expanded": (2, 2), "positive": (2,), "simplex": (2,)}
+    pool = NoisePool(jax.random.PRNGKey(0), shapes)
+    assert pool.eps.shape == (1 + 3 + 4 + 2 + 2,)
+    eps = np.asarray(pool.eps)
+    # what NumPyro's rsample computes from that noise: loc + scale * eps, then the transforms
+    np.testing.assert_allclose(pool.draw("scalar", SITES["scalar"]), 0.3 + 2.0 * eps[0], rtol=1e-6)
+    np.testing.assert_allclose(pool.draw("vector", SITES["vector"]), np.arange(3.0) + [0.5, 1, 2] * eps[1:4], rtol=1e-6)
+    np.testing.assert_allclose(pool.draw("expanded", SITES["expanded"]), 1.0 + 0.5 * eps[4:8].reshape(2, 2), rtol=1e-6)
+    np.testing.assert_allclose(pool.draw("positive", SITES["positive"]), np.exp(0.7 * eps[8:10]), rtol=1e-6)
+    simplex = pool.draw("simplex", SITES["simplex"])
+    np.testing.assert_allclose(simplex, nd.transforms.StickBreakingTransform()(jnp.asarray(eps[10:12])), rtol=1e-6)
+    assert gaussian_path(nd.Gamma(2.0, 1.0)) is None and gaussian_path(nd.StudentT(3.0)) is None
+
+
+def test_noise_pool_draws_have_the_law_of_the_site():
+    """Moments of many pooled draws against the site's distribution (5 standard errors)."""
+    n = 20000
+    shapes = {"vector": (3,), "positive": (2,)}
+    draws = jax.vmap(lambda k: NoisePool(k, shapes).draw("vector", SITES["vector"]))(
+        jax.random.split(jax.random.PRNGKey(1), n))
+    mean, sd = np.asarray(SITES["vector"].mean), np.asarray(jnp.sqrt(SITES["vector"].variance))
+    assert np.all(np.abs(np.asarray(draws).mean(0) - mean) < 5 * sd / np.sqrt(n))
+    assert np.all(np.abs(np.asarray(draws).std(0) / sd - 1) < 5 / np.sqrt(2 * n))

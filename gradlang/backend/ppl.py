@@ -25,6 +25,7 @@ from ..errors import TypeError_
 from ..ir import nodes as ir
 from ..lib.families import FAMILIES
 from .evaluate import Evaluator
+from .noise import gaussian_path
 
 
 class Constrained(nd.Distribution):
@@ -83,6 +84,7 @@ class PPL:
         self.latents: dict[str, tuple[Any, tuple]] = {}  # name -> (support, shape), set by prototype()
         self.guide_sites = 1  # the guide's unobserved sample sites (each takes a key), set by prototype()
         self.guide_dists: dict = {}  # site -> its distribution at the initial values, set by prototype()
+        self.gaussian_sites: dict[str, tuple] = {}  # guide sites T(loc + scale * eps) of fixed shape: eps's shape
         self.lets_for_latents = _lets_for_latents(program.model.stmts)
         self.autoguide = None
         guide = program.guide
@@ -90,6 +92,9 @@ class PPL:
             args, kwargs = config_args(guide.family)
             family = FAMILIES.get(guide.family.value, guide.family.span).value(*args, **kwargs)
             self.autoguide = family.whole(self._model_unscored)
+        # the estimator each guide site names (a whole-guide family names none)
+        self.guide_via = {st.name: st.via for st in guide.stmts if isinstance(st, ir.Sample)} \
+            if guide is not None and guide.family is None else {}
 
     # ---- evaluation context ------------------------------------------------------------------
     def _context(self, data: dict, params: dict) -> tuple[Evaluator, float]:
@@ -206,6 +211,12 @@ class PPL:
                              family.span, "use mean_field, or another family") from None
         self.guide_sites = sum(s["type"] == "sample" and not s["is_observed"] for s in guide_trace.values())
         self.guide_dists = {n: s["fn"] for n, s in guide_trace.items() if s["type"] == "sample"}
+        minibatched = {st.name for st in self.program.model.stmts
+                       if isinstance(st, ir.Sample) and self._latent_scale(st, 2.0) != 1.0}
+        for name, fn in self.guide_dists.items():
+            path = gaussian_path(fn)
+            if path is not None and name not in minibatched:
+                self.gaussian_sites[name] = tuple(jnp.shape(path[0]))
         return {n: (s["value"], s["kwargs"].get("constraint", nd.constraints.real))
                 for n, s in guide_trace.items() if s["type"] == "param"}
 

@@ -4,7 +4,7 @@ Both replace a NumPyro default that is correct but costs more in every optimisat
 
 - ``SiteKeys`` gives the sample sites keys from one ``split`` of the trace's key into as many keys as
   the program has sites.  NumPyro's ``seed`` handler splits once per site, a chain of threefry calls
-  that XLA cannot merge.
+  that XLA cannot merge.  (Reparameterised Gaussian sites need no key at all: ``noise.NoisePool``.)
 - ``log_density`` is ``sum_site scale * sum log p(value)`` over a trace, as NumPyro's
   ``infer.util.log_density``, with a cheaper spelling for distributions whose NumPyro ``log_prob``
   guards values that finite parameters never give, such as infinite logits (``FAST_LOG_PROB``).
@@ -20,23 +20,27 @@ from numpyro.primitives import Messenger
 
 
 class SiteKeys(Messenger):
-    """Hands each unobserved sample site of ``fn`` its own key: the ``i``-th site gets the ``i``-th
-    of ``jax.random.split(key, sites)``, and ``fold_in`` covers sites beyond ``sites`` (there are
-    none when ``sites`` came from a trace of the same program).  One site takes ``key`` itself."""
+    """Hands each unobserved sample site of ``fn`` not in ``skip`` its own key: the ``i``-th such
+    site gets ``keys[i]``, and ``fold_in`` covers sites beyond ``len(keys)`` (there are none when
+    the count came from a trace of the same program)."""
 
-    def __init__(self, fn, key, sites: int):
-        self.sites = max(sites, 1)
-        self.keys = key[None] if self.sites == 1 else jax.random.split(key, self.sites)
+    def __init__(self, fn, keys, skip: frozenset = frozenset()):
+        self.keys, self.skip = keys, skip
         self.used = 0
         super().__init__(fn)
 
     def process_message(self, msg):
         if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None:
             return
-        if msg["kwargs"].get("rng_key") is not None:
+        if msg["kwargs"].get("rng_key") is not None or msg["name"] in self.skip:
             return
         i, self.used = self.used, self.used + 1
-        msg["kwargs"]["rng_key"] = self.keys[i] if i < self.sites else jax.random.fold_in(self.keys[0], i)
+        msg["kwargs"]["rng_key"] = self.keys[i] if i < len(self.keys) else jax.random.fold_in(self.keys[0], i)
+
+
+def split_keys(key, n: int):
+    """``n`` keys from one ``split`` of ``key``; one key is ``key`` itself (no split at all)."""
+    return key[None] if n <= 1 else jax.random.split(key, n)
 
 
 def _logits_bernoulli(d: nd.BernoulliLogits, value):

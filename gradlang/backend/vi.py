@@ -28,7 +28,9 @@ from ..errors import TypeError_
 from ..ir import nodes as ir
 from ..lib.estimators import ESTIMATORS, Estimator, default_estimator
 from .ppl import PPL, config_args, shaped
-from .sites import SiteKeys, model_log_density, site_log_prob
+from ..lib.estimators.reparam import Reparam
+from .noise import NoisePool
+from .sites import SiteKeys, model_log_density, site_log_prob, split_keys
 
 
 class Draw:
@@ -69,10 +71,12 @@ def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span, site
 
 class ApplyEstimators(Messenger):
     """Draws every latent sample site with its estimator (after ``SiteKeys`` has given it a key);
-    the sites in ``fixed`` take the value given there (a point of an enumeration)."""
+    the sites in ``fixed`` take the value given there (a point of an enumeration), those in
+    ``pool`` (reparameterised Gaussian sites) their share of its noise."""
 
-    def __init__(self, fn, particles: int, scores: dict, fixed: dict, nested: bool):
+    def __init__(self, fn, particles: int, scores: dict, fixed: dict, nested: bool, pool: NoisePool | None = None):
         self.particles, self.scores, self.fixed, self.nested = particles, scores, fixed, nested
+        self.pool = pool
         super().__init__(fn)
 
     def process_message(self, msg):
@@ -92,6 +96,9 @@ class ApplyEstimators(Messenger):
                              "which works in expect blocks, not in a guide",
                              via.span if via is not None else infer.get("span"),
                              "in a guide use reparam, enum, or score with baseline none, rloo or ema")
+        if self.pool is not None and msg["name"] in self.pool.offsets:
+            msg["value"] = self.pool.draw(msg["name"], msg["fn"])  # reparam: the path carries the gradient
+            return
         key = msg["kwargs"].get("rng_key")
         value, score = est.draw(msg["fn"], key)
         msg["value"] = value
@@ -123,7 +130,12 @@ class VI:
         values given there, and their log probability is the draw's ``enum_logq``."""
         scores: dict = {}
         fixed = fixed or {}
-        guide = ApplyEstimators(self._keyed_guide(key), particles, scores, fixed, nested)
+        pooled = self._pooled_sites(particles, nested)
+        keyed = self.ppl.guide_sites - len(pooled)
+        keys = split_keys(key, keyed + bool(pooled))  # the pool takes the last
+        pool = NoisePool(keys[-1], pooled) if pooled else None
+        guide = SiteKeys(self._guide(), keys[:keyed], frozenset(pooled))
+        guide = ApplyEstimators(guide, particles, scores, fixed, nested, pool)
         trace = handlers.trace(guide).get_trace(self.data, self.params)
         logq, enum_logq = 0.0, 0.0
         values = {}
@@ -138,15 +150,26 @@ class VI:
                 values[name] = site["value"]
         return Draw(values, logq, scores, enum_logq)
 
-    def _keyed_guide(self, key):
-        """The guide with its sites keyed from ``key``; the families' ``numpyro.param`` sites take
-        the values being optimised."""
-        return SiteKeys(handlers.substitute(self.ppl.guide_fn, data=self.params), key, self.ppl.guide_sites)
+    def _guide(self):
+        """The guide, its families' ``numpyro.param`` sites taking the values being optimised."""
+        return handlers.substitute(self.ppl.guide_fn, data=self.params)
+
+    def _pooled_sites(self, particles: int, nested: bool) -> dict:
+        """The guide's Gaussian sites drawn by reparameterisation, which share one ``NoisePool``:
+        name -> the shape of its noise."""
+        out = {}
+        for name, shape in self.ppl.gaussian_sites.items():
+            via = self.ppl.guide_via.get(name)
+            est = build_estimator(via, self.ppl.guide_dists[name], particles, None, name, nested)
+            if isinstance(est, Reparam):
+                out[name] = shape
+        return out
 
     def sample_guide(self, key) -> dict:
         """One joint draw of the latents from the guide by plain sampling, for posterior summaries:
         nothing is differentiated, so no estimator is needed, and enumerated sites are drawn too."""
-        trace = handlers.trace(self._keyed_guide(key)).get_trace(self.data, self.params)
+        keyed = SiteKeys(self._guide(), split_keys(key, self.ppl.guide_sites))
+        trace = handlers.trace(keyed).get_trace(self.data, self.params)
         return {name: site["value"] for name, site in trace.items()
                 if site["type"] == "sample" and not (site.get("infer") or {}).get("is_auxiliary")}
 
