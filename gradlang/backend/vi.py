@@ -27,9 +27,9 @@ from numpyro.primitives import Messenger
 from ..errors import TypeError_
 from ..ir import nodes as ir
 from ..lib.estimators import ESTIMATORS, Estimator, default_estimator
-from .ppl import PPL, config_args, shaped
 from ..lib.estimators.reparam import Reparam
 from .noise import NoisePool
+from .ppl import PPL, config_args, shaped
 from .sites import SiteKeys, model_log_density, site_log_prob, split_keys
 
 
