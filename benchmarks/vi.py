@@ -43,15 +43,18 @@ a shared machine whose speed drifts by 10-20% within a minute this is the sharpe
 compiled steps themselves, with everything around them (binding data, initialising) left out.
 
 Repeats are interleaved (each repeat runs every contender at every configuration, so slow drift of
-the machine's speed hits all alike) and the minimum over repeats is taken per configuration: noise
-from other processes only ever adds time, so the least disturbed run is the best estimate of the cost.
+the machine's speed hits all alike; each contender goes first in turn) and the minimum over repeats
+is taken per configuration: noise from other processes only ever adds time, so the least disturbed
+run is the best estimate of the cost.  The end-to-end ratios also come as the median over repeats of
+the ratio of the two runs of one repeat, which ran seconds apart: on a machine whose speed drifts,
+the steadiest of the three estimates.
 
 Agreement check: the final ELBO of each, as the mean of the last 100 per-step estimates of the
 end-to-end run (gradlang logs its objective every log_every steps only: its final objective), and
 (where the variational parameters can be read) the ELBO of the final guide
 estimated with 1000 particles by one common estimator.
 
-    python benchmarks/vi.py [--repeats 5 --steps 2000 --steps-small 1000 --steps-large 10000] [--cold]
+    python benchmarks/vi.py [--repeats 7 --steps 2000 --steps-small 1000 --steps-large 10000] [--cold]
 """
 
 from __future__ import annotations
@@ -314,7 +317,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--steps-small", type=int, default=1000)
     ap.add_argument("--steps-large", type=int, default=10000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--cold", action="store_true", help="clear JAX's caches before every end-to-end run")
     a = ap.parse_args()
     data = make_data(a.n, a.d)
@@ -362,10 +365,12 @@ def main() -> None:
         for n in counts:
             per[name][n].append(steppers[name](n))
 
-    for _ in range(a.repeats):
-        for name in list(contenders):
+    for r in range(a.repeats):
+        names = list(contenders)
+        names = names[r % len(names):] + names[:r % len(names)]  # each goes first in turn
+        for name in names:
             attempt(name, lambda: end_to_end_once(name))
-        for name in list(contenders):
+        for name in names:
             attempt(name, lambda: per_step_once(name))
 
     key = jax.random.PRNGKey(123)
@@ -396,8 +401,9 @@ def main() -> None:
                   "its history is logged every log_every steps)")
         for ref in ("NumPyro SVI", "hand-written JAX+Optax"):
             r = rows[ref]
+            paired = float(np.median(np.array(e2e["gradlang"]) / np.array(e2e[ref])))
             print(f"ratio gradlang / {ref}: per step {g[0] / r[0]:.3f} (min), {g[4] / r[4]:.3f} (median); "
-                  f"end to end {g[1] / r[1]:.3f} (min), {g[5] / r[5]:.3f} (median)")
+                  f"end to end {g[1] / r[1]:.3f} (min), {g[5] / r[5]:.3f} (median), {paired:.3f} (median of paired runs)")
         lo, med, n = compiled_loop_ab(data)
         print(f"compiled loop A/B, gradlang / hand-written ({AB_ROUNDS} alternating rounds of {n} steps): "
               f"{lo:.3f} (min), {med:.3f} (median)")

@@ -37,6 +37,18 @@ def test_same_seed_gives_bit_identical_parameters():
     assert a.history == b.history
 
 
+def test_a_step_draws_the_same_whatever_the_chunks_around_it():
+    """Step t's randomness (minibatch, Monte-Carlo draws) comes from fold_in(key, t): logging
+    every 7 steps instead of every 50 changes the chunks, not the run."""
+    program = REGRESSION.replace("param s: positive = 1", "param s: positive = 1\nparam m: real = 0")
+    program = program.replace("minimize mean", "minimize expect { z ~ normal(m, 1); (z - 2)^2 } + mean")
+    a = gradlang.compile(program).fit(data=_data(), steps=40, seed=5)
+    b = gradlang.compile(program.replace("log_every = 50", "log_every = 7")).fit(data=_data(), steps=40, seed=5)
+    assert b.history["step"][:2] == [7, 14]
+    for name in a.params:
+        np.testing.assert_allclose(a.params[name], b.params[name], rtol=1e-6, atol=1e-7)
+
+
 def test_history_and_reports_at_each_log_point():
     result = gradlang.compile(REGRESSION).fit(data=_data())
     assert result.history["step"] == [50, 100, 150, 200, 250, 300]
@@ -48,7 +60,7 @@ def test_history_and_reports_at_each_log_point():
 
 def test_minibatch_loop_matches_hand_written_jax():
     """The compiled loop is the same computation as a hand-written Optax loop drawing the same
-    minibatch indices (randint on the same key stream)."""
+    minibatch indices (randint with step t's key, fold_in(key, t))."""
     data = _data()
     prog = gradlang.compile(REGRESSION.replace("normal(0, 0.1)", "0"))
     result = prog.fit(data=data, steps=40)
@@ -64,9 +76,8 @@ def test_minibatch_loop_matches_hand_written_jax():
         s = jnp.exp(p["s"])
         return jnp.mean((Xb @ p["w"] - yb) ** 2) / s + jnp.log(s)
 
-    for _ in range(40):
-        key, sub = jax.random.split(key)
-        idx = jax.random.randint(sub, (16,), 0, 200)
+    for t in range(40):
+        idx = jax.random.randint(jax.random.fold_in(key, t), (16,), 0, 200)
         g = jax.grad(loss)(params, X[idx], y[idx])
         updates, state = opt.update(g, state, params)
         params = optax.apply_updates(params, updates)

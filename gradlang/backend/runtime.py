@@ -31,7 +31,8 @@ class NonFiniteError(RuntimeError_):
 
 def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, batch: int | None,
               guarded: bool = False):
-    """One optimisation step as a scan body over the carry (params, opt state, key, failed step).
+    """One optimisation step as a scan body over the carry (params, opt state, the run's key, failed
+    step, estimator state) and the inputs (step number, the step's key or None: ``step_keys``).
 
     ``data`` is the traced argument of the enclosing jit, so arrays are never baked into the
     executable as constants.  The fast step is exactly value_and_grad, update, apply — the loop a
@@ -39,12 +40,13 @@ def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, ba
     also refuses any non-finite step and records the first one."""
     stochastic = model.stochastic
 
-    def step(carry, t):
+    def step(carry, xs):
         u, opt_state, key, bad, est = carry
+        t, step_key = xs
         d, draw = data, None
-        if batched or stochastic:  # a fresh key per step only when something random happens
-            keys = jax.random.split(key, 1 + bool(batched) + stochastic)
-            key, sub, draw = keys[0], keys[1], keys[-1] if stochastic else None
+        if step_key is not None:
+            keys = jax.random.split(step_key) if batched and stochastic else step_key[None]
+            sub, draw = keys[0], keys[-1] if stochastic else None
             if batched:
                 idx = jax.random.randint(sub, (batch,), 0, n_rows)
                 d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
@@ -64,6 +66,14 @@ def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, ba
         return (kept, new_state, key, jnp.where((bad < 0) & ~finite, t, bad), est), value
 
     return step
+
+
+def step_keys(key, ts, keyed: bool):
+    """The keys of steps ``ts``: step t's is ``fold_in(key, t)``, so a step draws the same whatever
+    the chunks around it.  Drawn for a whole chunk in one vectorised call before its loop: a
+    threefry in the loop body would cost every step its own round of small kernels.  ``None``
+    when nothing in a step is random."""
+    return jax.vmap(lambda t: jax.random.fold_in(key, t))(ts) if keyed else None
 
 
 def _may_keep_state(program) -> bool:
@@ -102,17 +112,20 @@ class Loop:
 
     def __init__(self, model: Model, opt, batch: int | None):
         _, batched, n_rows = batch_axis(model.program, model.dims, batch)
+        keyed = bool(batched) or model.stochastic  # something in a step is random
 
         @jax.jit
         def chunk(carry, ts, data):
-            carry, losses = jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch), carry, ts)
+            xs = (ts, step_keys(carry[2], ts, keyed))
+            carry, losses = jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch), carry, xs)
             # the parameters are checked here; the losses on the host, which reads them anyway
             return carry, losses, _all_finite(carry[0])
 
         @jax.jit
         def replay(carry, ts, data):
             """The same steps again, refusing the first non-finite one (same keys, same batches)."""
-            return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch, guarded=True), carry, ts)
+            xs = (ts, step_keys(carry[2], ts, keyed))
+            return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch, guarded=True), carry, xs)
 
         self.chunk, self.replay = chunk, replay
         self.reports = jax.jit(lambda u, data: model.reports(u, data))
