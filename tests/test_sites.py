@@ -100,3 +100,27 @@ def test_noise_pool_draws_have_the_law_of_the_site():
     mean, sd = np.asarray(SITES["vector"].mean), np.asarray(jnp.sqrt(SITES["vector"].variance))
     assert np.all(np.abs(np.asarray(draws).mean(0) - mean) < 5 * sd / np.sqrt(n))
     assert np.all(np.abs(np.asarray(draws).std(0) / sd - 1) < 5 / np.sqrt(2 * n))
+
+
+def test_a_mean_field_step_draws_one_noise_vector_for_all_its_sites():
+    """Three latents, one draw: the loss's jaxpr has one inverse-erf (the normal draw), where
+    site-by-site sampling has more (two: JAX shares the jaxpr of the same-shaped scalar draws).
+    That the ELBO and its fits are unchanged is checked by tests/test_vi.py."""
+    import gradlang
+
+    prog = gradlang.compile("""
+data y: real[J]
+model {
+  mu ~ normal(0, 5)
+  tau: positive ~ half_normal(5)
+  theta: real[J] ~ normal(mu, tau)
+  y ~ normal(theta, 1)
+}
+guide = mean_field
+maximize elbo(particles = 1)
+solve { steps = 1 }
+""")
+    model, arrays = prog.bind({"y": np.arange(4.0, dtype=np.float32)})
+    u = model.init(jax.random.PRNGKey(0), arrays)
+    jaxpr = jax.make_jaxpr(lambda u: model.loss(u, arrays, jax.random.PRNGKey(1)))(u)
+    assert str(jaxpr).count("erf_inv") == 1
