@@ -33,8 +33,9 @@ def gaussian_path(fn: nd.Distribution):
 
 
 class NoisePool:
-    """``eps ~ N(0, I)`` of ``sum(sizes)`` entries, drawn with one key; ``draw(name, fn)`` takes
-    site ``name``'s slice (sites in the order of ``shapes``) and returns ``T(loc + scale * eps)``."""
+    """``eps ~ N(0, I)`` with one entry per entry of the sites' ``shapes``, drawn with one key;
+    ``draw(name, fn)`` takes site ``name``'s slice (in the order of ``shapes``) and returns
+    ``T(loc + scale * eps)``."""
 
     def __init__(self, key, shapes: dict[str, tuple]):
         self.offsets, total = {}, 0

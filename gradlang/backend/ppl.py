@@ -110,9 +110,12 @@ class PPL:
     def _concrete(self, shape, ev: Evaluator) -> tuple:
         return tuple(ev.values["dim"][d] if isinstance(d, str) else d for d in shape)
 
-    def _latent_scale(self, site: ir.Sample, scale: float) -> float:
+    def _over_batch(self, site: ir.Sample) -> bool:
         """A latent over the batch dim (declared shape starting with it) is minibatched too."""
-        return scale if scale != 1.0 and site.shape and site.shape[0] == self.batch_dim else 1.0
+        return bool(self.batch_dim and site.shape and site.shape[0] == self.batch_dim)
+
+    def _latent_scale(self, site: ir.Sample, scale: float) -> float:
+        return scale if scale != 1.0 and self._over_batch(site) else 1.0
 
     # ---- the model ---------------------------------------------------------------------------
     def model_fn(self, data: dict, params: dict, latents_only: bool = False):
@@ -211,8 +214,7 @@ class PPL:
                              family.span, "use mean_field, or another family") from None
         self.guide_sites = sum(s["type"] == "sample" and not s["is_observed"] for s in guide_trace.values())
         self.guide_dists = {n: s["fn"] for n, s in guide_trace.items() if s["type"] == "sample"}
-        minibatched = {st.name for st in self.program.model.stmts
-                       if isinstance(st, ir.Sample) and self._latent_scale(st, 2.0) != 1.0}
+        minibatched = {st.name for st in self.program.model.stmts if isinstance(st, ir.Sample) and self._over_batch(st)}
         for name, fn in self.guide_dists.items():
             path = gaussian_path(fn)
             if path is not None and name not in minibatched:
