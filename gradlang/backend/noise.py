@@ -17,19 +17,27 @@ import jax.numpy as jnp
 import numpyro.distributions as nd
 
 
-def gaussian_path(fn: nd.Distribution):
-    """``(loc, scale, transforms)`` when a draw of ``fn`` is ``T(loc + scale * eps)`` with ``eps``
-    of shape ``loc.shape``: a ``Normal`` under ``Independent``/``expand`` layers, possibly under one
-    ``TransformedDistribution``.  ``None`` for anything else."""
+def gaussian_form(fn: nd.Distribution):
+    """``(normal, shape, transforms)`` when a draw of ``fn`` is ``T(loc + scale * eps)``, ``eps`` of
+    ``shape``: a ``Normal`` under ``Independent``/``expand`` layers, possibly under one
+    ``TransformedDistribution``.  ``None`` for anything else.  Reads no arrays (cheap at set-up)."""
     transforms: list = []
     if isinstance(fn, nd.TransformedDistribution):
         transforms, fn = list(fn.transforms), fn.base_dist
     shape = tuple(fn.batch_shape) + tuple(fn.event_shape)
     while isinstance(fn, (nd.Independent, nd.ExpandedDistribution)):
         fn = fn.base_dist
-    if type(fn) is not nd.Normal:
+    return (fn, shape, transforms) if type(fn) is nd.Normal else None
+
+
+def gaussian_path(fn: nd.Distribution):
+    """``(loc, scale, transforms)`` of ``gaussian_form``, loc and scale broadcast to the noise's
+    shape; ``None`` when ``fn`` has no such form."""
+    form = gaussian_form(fn)
+    if form is None:
         return None
-    return jnp.broadcast_to(fn.loc, shape), jnp.broadcast_to(fn.scale, shape), transforms
+    normal, shape, transforms = form
+    return jnp.broadcast_to(normal.loc, shape), jnp.broadcast_to(normal.scale, shape), transforms
 
 
 class NoisePool:

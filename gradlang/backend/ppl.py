@@ -25,7 +25,7 @@ from ..errors import TypeError_
 from ..ir import nodes as ir
 from ..lib.families import FAMILIES
 from .evaluate import Evaluator
-from .noise import gaussian_path
+from .noise import gaussian_form
 
 
 class Constrained(nd.Distribution):
@@ -216,9 +216,9 @@ class PPL:
         self.guide_dists = {n: s["fn"] for n, s in guide_trace.items() if s["type"] == "sample"}
         minibatched = {st.name for st in self.program.model.stmts if isinstance(st, ir.Sample) and self._over_batch(st)}
         for name, fn in self.guide_dists.items():
-            path = gaussian_path(fn)
-            if path is not None and name not in minibatched:
-                self.gaussian_sites[name] = tuple(jnp.shape(path[0]))
+            form = gaussian_form(fn)
+            if form is not None and name not in minibatched:
+                self.gaussian_sites[name] = form[1]
         return {n: (s["value"], s["kwargs"].get("constraint", nd.constraints.real))
                 for n, s in guide_trace.items() if s["type"] == "param"}
 
