@@ -30,6 +30,17 @@ def is_stochastic(program: ir.Program) -> bool:
     return any(isinstance(n, (ir.Expect, ir.VIObjective)) for o in program.objectives for n in walk(o.value))
 
 
+def keeps_state(program: ir.Program) -> bool:
+    """Whether some sample site's estimator keeps a running state (an ema baseline)."""
+    stmts = list(program.guide.stmts) if program.guide is not None else []
+    stmts += [st for o in program.objectives for n in walk(o.value) if isinstance(n, ir.Expect) for st in n.stmts]
+    for st in stmts:
+        if isinstance(st, ir.Sample) and st.family is None:
+            if st.via is None or any(isinstance(n, ir.ConfigValue) and n.value == "ema" for n in walk(st.via)):
+                return True
+    return False
+
+
 def batch_axis(program: ir.Program, dims: dict, batch: int | None) -> tuple[str | None, list[str], int]:
     """The batch dim (the symbolic dim leading the most data declarations), the data arrays
     minibatched along it, and its full size."""
@@ -155,7 +166,39 @@ class Model(eqx.Module):
             return value if objectives[0].sense == "minimize" else -value
         values = self._objective_values(unconstrained, data, key)
         terms = jnp.array([1.0 if o.sense == "minimize" else -1.0 for o in objectives]) * values
+        return self._aggregate(terms)
+
+    def _aggregate(self, terms):
         return jnp.mean(terms) if self.program.solve.aggregator == "mean" else jnp.sum(terms)
+
+    def loss_and_values(self, unconstrained: dict, data: dict, key, state: dict):
+        """``(loss, (values, state))``: the scalar minimised, each objective's value as the user
+        wrote it (a vector, maximised ones not negated), and the estimators' next running state
+        (``state`` in: the loop carry's; ``{}`` when none is kept).  What a solver differentiates."""
+        from ..lib.estimators.score import EMA_STATE
+
+        signs = jnp.array([1.0 if o.sense == "minimize" else -1.0 for o in self.program.objectives])
+        token = EMA_STATE.set({"in": state, "out": {}})
+        try:
+            with numpyro.validation_enabled(False):
+                if len(self.program.objectives) == 1:  # the common case, without stacking twice
+                    loss = self._loss(unconstrained, data, key)
+                    values = signs * loss
+                else:
+                    values = self._objective_values(unconstrained, data, key)
+                    loss = self._aggregate(signs * values)
+            out = EMA_STATE.get()["out"]
+        finally:
+            EMA_STATE.reset(token)
+        return loss, (values, {**state, **out})
+
+    def initial_state(self, unconstrained: dict, data: dict) -> dict:
+        """Zeros for every running estimator state the objective keeps (found by tracing it once)."""
+        if not self.stochastic or not keeps_state(self.program):
+            return {}
+        _, (_, state) = jax.eval_shape(lambda u: self.loss_and_values(u, data, jax.random.PRNGKey(0), {}),
+                                       unconstrained)
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
 
     def reports(self, unconstrained: dict, data: dict) -> dict[str, Any]:
         ev = self.evaluator(self.constrain(unconstrained), data)
