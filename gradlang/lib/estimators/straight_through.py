@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from . import ESTIMATORS, Estimator
-from .gumbel import check_discrete, relaxed
+from .gumbel import check_discrete, is_bernoulli, noisy_logits, relax
 
 
 @dataclass(frozen=True)
@@ -19,17 +19,24 @@ class StraightThrough(Estimator):
         return check_discrete(dist, "straight_through")
 
     def draw(self, dist, key):
-        soft = relaxed(dist, key, self.temperature)
-        if soft.ndim and soft.shape[-1] > 1 and not jnp.issubdtype(soft.dtype, jnp.integer) and dist.event_shape == ():
-            hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), soft.shape[-1], dtype=soft.dtype)
+        """``hard + (soft - stop_gradient(soft))``: the value is exactly the draw ``hard`` (the
+        bracket is an exact zero; ``hard + soft - stop(soft)`` would round it) and the
+        gradient is that of the relaxation ``soft``, both from the same perturbed logits.  Which
+        kind of draw is decided by the family, not by the shape: a bernoulli of any shape draws
+        0/1 per coordinate, a categorical of any shape a one-hot row per coordinate."""
+        noisy = noisy_logits(dist, key)
+        soft = relax(dist, noisy, self.temperature)
+        if is_bernoulli(dist):
+            hard = (noisy > 0).astype(soft.dtype)
         else:
-            hard = (soft > 0.5).astype(soft.dtype)
-        return hard + soft - jax.lax.stop_gradient(soft), None
+            hard = jax.nn.one_hot(jnp.argmax(noisy, axis=-1), noisy.shape[-1], dtype=soft.dtype)
+        return hard + (soft - jax.lax.stop_gradient(soft)), None
 
 
 @ESTIMATORS.register("straight_through", cite="Bengio, Leonard & Courville, Estimating or Propagating Gradients "
                                               "Through Stochastic Neurons, 2013; Jang et al., ICLR 2017 (ST Gumbel)")
 def straight_through(temperature=1.0):
-    """Forward: the hard draw (one-hot for a categorical, 0/1 for a bernoulli); backward: the
-    gradient of the Gumbel-softmax relaxation at ``temperature``.  Biased by design."""
+    """Forward: the exact draw (a one-hot row per coordinate of a categorical site, 0/1 per
+    coordinate of a bernoulli); backward: the gradient of the Gumbel-softmax relaxation at
+    ``temperature`` from the same noise.  Biased by design."""
     return StraightThrough("straight_through", float(temperature))
