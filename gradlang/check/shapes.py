@@ -113,22 +113,47 @@ def check(program: ir.Program) -> list[GradlangError]:
     return errors
 
 
+class _AbstractMonteCarlo:
+    """Stands in for ``backend.vi.VI`` while an expect block's value is evaluated abstractly:
+    ``logp``/``logq``, ``elbo``/``iwae``/``renyi`` and nested ``expect`` are real scalars (a nested expect's own value is
+    checked as a block of its own)."""
+
+    def expect(self, ev, node, local):
+        return jnp.zeros((), jnp.float32)
+
+    def log_density(self, node, local):
+        return jnp.zeros((), jnp.float32)
+
+    def objective(self, ev, node, local):
+        return jnp.zeros((), jnp.float32)
+
+
+class _GuideDraw:
+    """The draw of ``z ~ guide`` in an abstract expect block: only ``logp``/``logq`` read it."""
+
+
 def check_blocks(program: ir.Program, errors: list) -> None:
     """Evaluate the model's and guide's statements abstractly: each latent stands for an array of
-    its distribution's shape (or its declared shape), so shape errors point at their statement."""
-    blocks = [b.stmts for b in (program.model, program.guide) if b is not None]
-    blocks += [n.stmts for o in program.objectives for n in walk(o.value) if isinstance(n, ir.Expect)]
-    for stmts in blocks:
+    its distribution's shape (or its declared shape), so shape errors point at their statement.
+    An expect block's value (its last line) is evaluated too and must be a scalar: the
+    Monte-Carlo mean is taken over particles of one number each, and a vector there would
+    otherwise be found only when the program runs."""
+    blocks: list[tuple[tuple, ir.Expect | None]] = [(b.stmts, None) for b in (program.model, program.guide)
+                                                    if b is not None]
+    blocks += [(n.stmts, n) for o in program.objectives for n in walk(o.value) if isinstance(n, ir.Expect)]
+    for stmts, expect in blocks:
         sizes = _sentinels(program)
         data, params = abstract_inputs(program, sizes)
         names = {v: k for k, v in sizes.items()}
 
-        def run(data, params, stmts=stmts):
-            ev = Evaluator(program, data, params, program.consts, {**program.dims, **sizes}, dim_names=names)
+        def run(data, params, stmts=stmts, expect=expect):
+            ev = Evaluator(program, data, params, program.consts, {**program.dims, **sizes}, dim_names=names,
+                           vi=_AbstractMonteCarlo() if expect is not None else None)
             local: dict = {}
             for st in stmts:
                 if isinstance(st, ir.DrawGuide):
-                    return None  # what follows uses the draw: checked when traced with the data
+                    local[st.name] = _GuideDraw()
+                    continue
                 if isinstance(st, ir.LetStmt):
                     local[st.name] = ev.eval(st.value, local)
                 elif isinstance(st, ir.Factor):
@@ -150,6 +175,13 @@ def check_blocks(program: ir.Program, errors: list) -> None:
                     local[st.name] = jnp.zeros(shape, d.support.is_discrete and jnp.int32 or jnp.float32)
                 elif isinstance(st, ir.Sample):
                     local[st.name] = jnp.zeros(())
+            if expect is not None:
+                value = ev.eval(expect.value, local)
+                if not hasattr(value, "dtype") and not isinstance(value, (int, float)) or jnp.ndim(value) != 0:
+                    raise TypeError_("the last line of an expect block must be a real scalar, not "
+                                     f"{ev.type_of(value)}", expect.value.span,
+                                     "its mean over the particles is the objective's value: reduce it, "
+                                     "e.g. with sum(...) or mean(...)")
             return None
 
         try:
