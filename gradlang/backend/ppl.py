@@ -117,6 +117,19 @@ class PPL:
     def _latent_scale(self, site: ir.Sample, scale: float) -> float:
         return scale if scale != 1.0 and self._over_batch(site) else 1.0
 
+    def _reads_batched(self, expr, batched_lets: set) -> bool:
+        """Whether ``expr`` reads a minibatched data array: directly, through a model let that
+        does, or through top-level lets (an observed ``let ly = log(y)`` is over the batch)."""
+        todo, seen = [expr], set()
+        while todo:
+            for r in _refs(todo.pop()):
+                if (r.kind == "data" and r.name in self.batched) or (r.kind == "local" and r.name in batched_lets):
+                    return True
+                if r.kind == "let" and r.name not in seen and r.name in self.program.lets:
+                    seen.add(r.name)
+                    todo.append(self.program.lets[r.name])
+        return False
+
     # ---- the model ---------------------------------------------------------------------------
     def model_fn(self, data: dict, params: dict, latents_only: bool = False):
         """The model.  ``latents_only``: its latent sites and the lets they need, no observed site
@@ -129,7 +142,7 @@ class PPL:
                 continue
             if isinstance(st, ir.LetStmt):
                 local[st.name] = ev.eval(st.value, local)
-                if any(r.kind == "data" and r.name in self.batched for r in _refs(st.value)):
+                if self._reads_batched(st.value, batched_lets):
                     batched_lets.add(st.name)
             elif isinstance(st, ir.Factor):
                 numpyro.factor(f"target:{i}", ev.eval(st.value, local))

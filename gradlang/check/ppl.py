@@ -3,31 +3,89 @@ exactly the model's latents, per-site and whole-guide families, estimator words.
 
 from __future__ import annotations
 
-from ..errors import NameError_, TypeError_
+from ..errors import GradlangError, NameError_, TypeError_
 from ..ir import nodes as ir
-from ..ir.visit import refs
+from ..ir.visit import refs, walk
 from ..syntax import ast
 from .config_value import config_value
 from .spans import keyword_span, name_span
 
 
-def _data_only(expr, data_lets: set) -> bool:
-    return all(r.kind in ("data", "const", "dim") or (r.kind == "local" and r.name in data_lets) for r in refs(expr))
+def _not_data(checker, expr, data_lets: set, seen: set) -> ir.Ref | None:
+    """The first reference through which ``expr`` depends on something other than data, consts
+    and dims (a param, a latent, a model let of those), following top-level lets and the bodies
+    of user functions; None when it is computed from data alone."""
+    for node in walk(expr):
+        if isinstance(node, ir.CallFn) and ("fn", node.name) not in seen:
+            seen.add(("fn", node.name))
+            fn = checker.scope.fns.get(node.name)
+            body = _resolved(lambda: checker.resolve.fn_body(fn)) if fn is not None else None
+            # a function's own parameters are the arguments, walked above
+            bad = body is not None and _not_data(checker, body, set(fn_param_names(fn)), seen)
+            if bad:
+                return bad
+        if not isinstance(node, ir.Ref) or node.kind in ("data", "const", "dim", "builtin"):
+            continue
+        if node.kind == "local" and node.name in data_lets:
+            continue
+        if node.kind == "let":
+            if ("let", node.name) in seen:
+                continue
+            seen.add(("let", node.name))
+            let = getattr(checker, "top_lets", {}).get(node.name)
+            value = _resolved(lambda: checker.resolve.expr(let.value)) if let is not None else None
+            bad = value is not None and _not_data(checker, value, set(), seen)
+            if bad:
+                return bad
+            continue
+        return node
+    return None
+
+
+def fn_param_names(fn: ast.Fn) -> list[str]:
+    return [p.name for p in fn.params]
+
+
+def _resolved(resolve):
+    """``resolve()``, or None when it fails: the declaration's own check reports that error."""
+    try:
+        return resolve()
+    except GradlangError:
+        return None
 
 
 def model_block(checker, block: ast.Model) -> ir.ModelIR:
+    """The model's statements.  A sample statement is observed when its left side is data, a
+    model let computed from data alone, or a top-level let computed from data alone
+    (``let ly = log(y)`` then ``ly ~ normal(mu, s)``); the latter enters the model's IR as a
+    local let reading the top-level one, so the site's value is that let's value.  A top-level
+    let that depends on a param on the left of ``~`` is an error: its density would not be one of
+    the data."""
     resolve, kinds = checker.resolve, checker.scope.kinds
+    top_lets = getattr(checker, "top_lets", {})
     local: frozenset = frozenset()
     data_lets: set[str] = set()
     stmts = []
     for s in block.body:
         if isinstance(s, ast.Let):
             value = resolve.expr(s.value, local)
-            if _data_only(value, data_lets):
+            if _not_data(checker, value, data_lets, set()) is None:
                 data_lets.add(s.name)
             stmts.append(ir.LetStmt(s.name, value, span=s.span))
             local = local | {s.name}
         elif isinstance(s, ast.Sample):
+            top_let = s.name in top_lets and s.name not in local and kinds.get(s.name) == "let"
+            if top_let:
+                where = name_span(s.span, s.name)
+                bad = _not_data(checker, ir.Ref("let", s.name, span=where), set(), set())
+                if bad is not None:
+                    raise TypeError_(f"'{s.name}' is a let that depends on {bad.kind} '{bad.name}': only data, or a "
+                                     "let computed from data alone, can be observed", where,
+                                     "write the distribution of the data itself (e.g. y ~ normal(X @ w, s)), "
+                                     "or add a density term with target += log_prob(...)")
+                stmts.append(ir.LetStmt(s.name, ir.Ref("let", s.name, span=where), span=s.span))
+                local = local | {s.name}
+                data_lets.add(s.name)
             observed = kinds.get(s.name) == "data" or s.name in data_lets
             if observed and s.type is not None:
                 raise TypeError_(f"'{s.name}' is data: its type is declared with the data", s.type.span, None)

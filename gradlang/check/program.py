@@ -92,6 +92,8 @@ class Checker:
     # ---- the stage ----------------------------------------------------------------------------
     def run(self) -> ir.Program:
         stmts = _expand_uses(self.ast.stmts, self.source, set())
+        # top-level lets by name: one on the left of `~` in the model is an observed site, not a latent
+        self.top_lets = {s.name: s for s in stmts if isinstance(s, ast.Let)}
         self.data_dims = {d.id for s in stmts if isinstance(s, ast.Data)
                           for d in (s.type.dims or ()) if isinstance(d, ast.Name)}
         self.declare(stmts)
@@ -137,7 +139,8 @@ class Checker:
                 raise NameError_("a program has one model block", keyword_span(s.span, "model"), None)
             self.scope.has_model = True
             for inner in s.body:
-                if isinstance(inner, ast.Sample) and self.scope.kinds.get(inner.name) not in ("data",):
+                if isinstance(inner, ast.Sample) and self.scope.kinds.get(inner.name) not in ("data",) \
+                        and inner.name not in getattr(self, "top_lets", {}):
                     if inner.name in self.scope.kinds:
                         raise NameError_(f"'{inner.name}' is declared twice", name_span(inner.span, inner.name),
                                          f"first declared at {self.out.spans[inner.name]}")
