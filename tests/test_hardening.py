@@ -103,3 +103,88 @@ def test_observed_top_level_let_of_a_param_is_a_located_error():
     err = info.value
     assert "'ly' is a let that depends on param 's'" in err.message and "declared twice" not in err.render()
     assert (err.span.line, err.span.col, err.span.end_col) == (6, 3, 5)
+
+
+# ---- item 8: a narrowed latent has the truncated density, normaliser included ----------------
+
+NARROWED = """data x: real[N]
+param mu: real = 0
+model {{
+  s: {domain} ~ {dist}
+  x ~ normal(0, s)
+}}
+guide = mean_field
+maximize elbo(particles = 2)
+"""
+
+
+def _joint_and_grad(src: str, x, mu: float, s):
+    """The model's log joint at latent ``s`` and param ``mu``, and its derivative in ``mu``."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+
+    prog = gradlang.compile(src)
+    model, arrays = prog.bind({"x": x})
+    arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+
+    def lp(m):
+        return numpyro.infer.util.log_density(model.ppl.model_fn, (arrays, {"mu": m}), {},
+                                              {"s": jnp.asarray(s, jnp.float32)})[0]
+
+    value, grad = jax.value_and_grad(lp)(jnp.float32(mu))
+    return float(value), float(grad)
+
+
+def _fd(f, mu, h=1e-5):
+    return (f(mu + h) - f(mu - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("mu", [-1.5, 0.0, 0.8, 3.0])
+def test_positive_normal_latent_is_the_truncated_normal(mu):
+    import numpy as np
+    from scipy import stats
+
+    x = np.array([0.5, -1.0, 2.0], np.float32)
+    for s in (0.3, 1.7):
+        def ref(m):  # scipy's truncated normal on (0, inf), and the observed site
+            return stats.truncnorm.logpdf(s, (0 - m) / 2, np.inf, loc=m, scale=2) + \
+                stats.norm.logpdf(x.astype(np.float64), 0, s).sum()
+
+        value, grad = _joint_and_grad(NARROWED.format(domain="positive", dist="normal(mu, 2)"), x, mu, s)
+        np.testing.assert_allclose(value, ref(mu), rtol=1e-5)
+        np.testing.assert_allclose(grad, _fd(ref, mu), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("mu", [0.2, 1.4])  # not at the laplace cdf's kink (mu = 1)
+def test_narrowed_latents_of_other_bases_and_domains(mu):
+    """An interval domain for a student_t (NumPyro's truncation), a gamma narrowed through its cdf,
+    a vector latent (one normaliser per coordinate); all against scipy."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.array([0.5, -1.0, 2.0], np.float32)
+    obs = stats.norm.logpdf(x.astype(np.float64), 0, 1.3).sum()
+    cases = [
+        ("interval(0.5, 4)", "student_t(3, mu, 1.5)", 1.3,
+         lambda m: stats.t.logpdf(1.3, 3, m, 1.5) - np.log(stats.t.cdf(4, 3, m, 1.5) - stats.t.cdf(0.5, 3, m, 1.5))),
+        ("interval(0.5, 4)", "gamma(2 + mu, 1)", 1.3,
+         lambda m: stats.gamma.logpdf(1.3, 2 + m) - np.log(stats.gamma.cdf(4, 2 + m) - stats.gamma.cdf(0.5, 2 + m))),
+        ("greater(1)", "laplace(mu, 0.5)", 1.3,
+         lambda m: stats.laplace.logpdf(1.3, m, 0.5) - np.log(stats.laplace.sf(1, m, 0.5))),
+    ]
+    for domain, dist, s, prior in cases:
+        value, grad = _joint_and_grad(NARROWED.format(domain=domain, dist=dist), x, mu, s)
+        np.testing.assert_allclose(value, prior(mu) + obs, rtol=1e-5, err_msg=dist)
+        np.testing.assert_allclose(grad, _fd(prior, mu), rtol=2e-3, atol=1e-4, err_msg=dist)
+    # a vector latent: the sum of three truncated normals
+    src = NARROWED.format(domain="positive[3]", dist="normal(mu, 2)").replace("normal(0, s)", "normal(0, s[0])")
+    s3 = np.array([1.3, 0.2, 2.5])
+    value, grad = _joint_and_grad(src, x, mu, s3)
+
+    def ref(m):
+        return stats.truncnorm.logpdf(s3, -m / 2, np.inf, loc=m, scale=2).sum() + \
+            stats.norm.logpdf(x.astype(np.float64), 0, 1.3).sum()
+
+    np.testing.assert_allclose(value, ref(mu), rtol=1e-5)
+    np.testing.assert_allclose(grad, _fd(ref, mu), rtol=1e-3, atol=1e-5)
