@@ -188,3 +188,22 @@ def test_narrowed_latents_of_other_bases_and_domains(mu):
 
     np.testing.assert_allclose(value, ref(mu), rtol=1e-5)
     np.testing.assert_allclose(grad, _fd(ref, mu), rtol=1e-3, atol=1e-5)
+
+
+# ---- item 10: non-finite data are a located error at load, not "non-finite at step 1" --------
+
+def test_non_finite_data_from_a_csv_is_a_located_error_on_the_command_line(tmp_path, capsys):
+    from gradlang.cli import main
+
+    src = tmp_path / "reg.grad"
+    src.write_text("data X: real[N, D]\ndata y: real[N]\nparam w: real[D] = 0\nminimize mean((X @ w - y)^2)\n")
+    (tmp_path / "reg.csv").write_text("X0,X1,y\n1,2,3\n4,5,inf\n7,8,9\n")
+    code = main(["run", str(src), "--data", str(tmp_path / "reg.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"{src}:2:1: error: data 'y' has inf at y[1]" in err and "non-finite at step" not in err
+    # the matrix built from csv columns is checked too, naming its own index
+    (tmp_path / "reg.csv").write_text("X0,X1,y\n1,2,3\n4,nan,6\n7,8,9\n")
+    code = main(["run", str(src), "--data", str(tmp_path / "reg.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{src}:1:1: error: data 'X' has nan at X[1, 1]" in err, err

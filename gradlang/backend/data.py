@@ -118,8 +118,28 @@ def bind(program: ir.Program, arrays: dict) -> tuple[dict[str, np.ndarray], dict
         if traced:
             out[name] = arr.astype(_NUMPY_DTYPES[declared.elem])
             continue
+        _check_finite(name, decl, arr)
         if declared.elem != "real" and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
             raise DataError(f"data '{name}' is declared {declared.elem} but has fractional values",
                             decl.span, "declare it real")
         out[name] = arr.astype(_NUMPY_DTYPES[declared.elem])
     return out, dims
+
+
+def _check_finite(name: str, decl: ir.DataDecl, arr: np.ndarray) -> None:
+    """Data must be finite: a NaN or inf would otherwise reach the optimiser and surface only as
+    a non-finite objective at the first step, far from its cause.  The error names the array,
+    points at its declaration, and gives the first bad index and how many there are."""
+    if arr.dtype.kind not in "fc":
+        return  # integer and bool arrays cannot hold NaN or inf
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    index = f"[{', '.join(map(str, first))}]" if first else ""
+    count = int(bad.sum())
+    more = f" ({count} of {arr.size} values are not finite)" if count > 1 else ""
+    raise DataError(f"data '{name}' has {arr[first]} at {name}{index}{more}" if index else
+                    f"data '{name}' is {arr[first]}", decl.span,
+                    "NaN and inf make the objective non-finite: drop or impute those entries before the run")
+
