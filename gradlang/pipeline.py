@@ -8,7 +8,7 @@ from .check import check
 from .errors import GradlangError, InternalError
 from .ir import nodes as ir
 from .passes import run_passes
-from .source import Source
+from .source import Source, Span
 from .syntax.parser import parse
 
 
@@ -19,11 +19,25 @@ def read_source(path_or_text: str | Path) -> Source:
         path = Path(path_or_text)
         if not path.exists():
             raise GradlangError(f"file not found: {path}", None, None)
+        data = path.read_bytes()
         try:
-            return Source(path.read_text(encoding="utf-8"), str(path))
+            return Source(data.decode("utf-8"), str(path))
         except UnicodeDecodeError as err:
-            raise GradlangError(f"{path} is not UTF-8 text (byte {err.start})", None, None) from None
+            raise not_utf8(path, data, err) from None
     return Source(text, "<string>")
+
+
+def not_utf8(path: Path, data: bytes, err: UnicodeDecodeError) -> GradlangError:
+    """A located error at the first byte that is not UTF-8: its line and column count the text
+    before it as the lexer would (newlines normalised, no BOM), and the line is shown with the
+    undecodable bytes as U+FFFD under the caret."""
+    before = Source(data[:err.start].decode("utf-8"), str(path)).text
+    line = before.count("\n") + 1
+    col = len(before) - (before.rfind("\n") + 1) + 1
+    shown = Source(data.decode("utf-8", errors="replace"), str(path))
+    return GradlangError(f"the file is not UTF-8 text: byte 0x{data[err.start]:02x} cannot be decoded",
+                         Span(line, col, line, col + 1, shown),
+                         "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 old.grad > new.grad)")
 
 
 def compile_source(source: Source, overrides: dict | None = None, until: str | None = None) -> ir.Program:

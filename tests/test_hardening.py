@@ -207,3 +207,27 @@ def test_non_finite_data_from_a_csv_is_a_located_error_on_the_command_line(tmp_p
     code = main(["run", str(src), "--data", str(tmp_path / "reg.csv"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 1 and f"{src}:1:1: error: data 'X' has nan at X[1, 1]" in err, err
+
+
+# ---- item 11: a file that is not UTF-8 gets file:line:col of its first bad byte --------------
+
+def test_a_file_that_is_not_utf8_is_located_at_its_first_bad_byte(tmp_path, capsys):
+    from gradlang.cli import main
+
+    src = tmp_path / "latin.grad"
+    # CRLF line ends, and a latin-1 e-acute in a comment on line 2: column 6 of that line
+    src.write_bytes("param w: real = 0\r\n# café au lait\r\nminimize (w - 1)^2\n".encode("latin-1"))
+    with pytest.raises(GradlangError) as info:
+        gradlang.compile(str(src))
+    err = info.value
+    assert (err.span.line, err.span.col) == (2, 6)
+    assert "not UTF-8" in err.message and "0xe9" in err.message
+    assert main(["check", str(src)]) == 1
+    out = capsys.readouterr().err
+    assert out.startswith(f"{src}:2:6: error: the file is not UTF-8 text") and "help: " in out
+    assert "2 | # caf\ufffd au lait" in out  # the line, with the bad byte shown as U+FFFD
+    # a BOM and multi-byte characters before the bad byte count as one column each
+    src.write_bytes("\ufeffparam w: real = 0  # über\nminimize w^2 # ".encode("utf-8") + b"\xff\n")
+    with pytest.raises(GradlangError) as info:
+        gradlang.compile(str(src))
+    assert (info.value.span.line, info.value.span.col) == (2, 16)
