@@ -168,8 +168,17 @@ def cmd_compile(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .listing import listing
+    """``gradlang list KIND``: the entries of one kind; ``gradlang list``: the kinds themselves."""
+    from .listing import kinds, listing
 
+    if args.kind is None:
+        table = Table(show_header=True, header_style="bold", title="gradlang list KIND")
+        for col, overflow in (("kind", "ignore"), ("for example", "fold"), ("entries", "ignore")):
+            table.add_column(col, overflow=overflow, no_wrap=overflow == "ignore")
+        for row in kinds():
+            table.add_row(*row)
+        console.print(table)
+        return EXIT_OK
     rows = listing(args.kind)
     table = Table(show_header=True, header_style="bold")
     for col in ("name", "summary", "reference"):
@@ -220,9 +229,10 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("file")
     m.add_argument("--emit", default="ir", help="ast | ir | ir:PASS | jaxpr")
     m.set_defaults(fn=cmd_compile)
-    li = sub.add_parser("list", help="list the choices of a kind (optimizers, schedules, ...)")
-    li.add_argument("kind", help="optimizers | schedules | estimators | families | distributions | builtins | "
-                                 "domains | passes")
+    li = sub.add_parser("list", help="list the choices of a kind (optimizers, schedules, ...), or the kinds")
+    li.add_argument("kind", nargs="?", default=None,
+                    help="optimizers | schedules | estimators | families | distributions | builtins | "
+                         "domains | passes (none: list the kinds)")
     li.set_defaults(fn=cmd_list)
     e = sub.add_parser("examples", help="list the example gallery")
     e.set_defaults(fn=cmd_examples)

@@ -37,3 +37,21 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
         return [(p.__name__, _first_line(inspect.getmodule(p)), "") for p in PIPELINE]
     kinds = ["optimizers", "schedules", "estimators", "families", "distributions", "builtins", "domains", "passes"]
     raise ConfigError(f"unknown kind '{kind}'", None, choice_help(kind, kinds))
+
+
+# what `gradlang list` (no kind) prints: each kind, what it lists and where the names are used
+KINDS = {
+    "optimizers": "optimizer = adam(lr = 0.01), chain(...)",
+    "schedules": "lr = cosine(0.01, 2000)",
+    "estimators": "a ~ bernoulli(p) via score(baseline = rloo)",
+    "families": "guide = mean_field, or z ~ mean_field in a guide",
+    "distributions": "x ~ normal(0, 1): NumPyro's, by snake_case name",
+    "builtins": "sum, logsumexp, cholesky, ...: NumPy's names",
+    "domains": "param s: positive[D]",
+    "passes": "the compiler's passes: compile F --emit ir:PASS",
+}
+
+
+def kinds() -> list[tuple[str, str, str]]:
+    """The kinds ``gradlang list KIND`` takes: name, what it lists, how many entries it has."""
+    return [(kind, what, str(len(listing(kind)))) for kind, what in KINDS.items()]

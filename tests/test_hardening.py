@@ -231,3 +231,27 @@ def test_a_file_that_is_not_utf8_is_located_at_its_first_bad_byte(tmp_path, caps
     with pytest.raises(GradlangError) as info:
         gradlang.compile(str(src))
     assert (info.value.span.line, info.value.span.col) == (2, 16)
+
+
+# ---- item 12: `gradlang list` with no kind lists the kinds; the README names them all ----------
+
+def test_list_without_a_kind_lists_the_kinds(capsys):
+    import re
+    from pathlib import Path
+
+    from gradlang.cli import main
+    from gradlang.listing import KINDS, listing
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for kind in KINDS:
+        rows = listing(kind)
+        assert rows, kind
+        assert re.search(rf"{kind}\s.*\s{len(rows)}\s", out), (kind, out)  # the kind and its count
+        assert main(["list", kind]) == 0
+        capsys.readouterr()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `gradlang list"))
+    assert "`gradlang list`" in row or "gradlang list [KIND]" in row
+    for kind in KINDS:
+        assert f"`{kind}`" in row, kind
