@@ -12,10 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .backend.vi import OVERRIDES
+from dataclasses import replace
+
+from .backend.build import build
 from .errors import GradlangError
 from .ir import nodes as ir
-from .ir.visit import walk
+from .ir.visit import map_children, walk
+from .passes._program import map_expressions
+from .passes.choose_estimators import choose_estimators
 from .lib.estimators import ESTIMATORS
 
 BIASED = {"gumbel", "straight_through"}
@@ -28,6 +32,28 @@ def sample_sites(program: ir.Program) -> list[str]:
         names += [st.name for n in walk(o.value) if isinstance(n, ir.Expect) for st in n.stmts
                   if isinstance(st, ir.Sample)]
     return list(dict.fromkeys(names))
+
+
+def with_estimator(program: ir.Program, site: str, setting: ir.ConfigValue) -> ir.Program:
+    """The plan with ``site`` drawn by ``setting`` and the defaults of the other sites chosen anew
+    (a site after an enum or mvd site, say, has another default): the estimators the pass
+    chose are cleared, ``site`` is set, and choose_estimators decides and checks again."""
+    def reset(st):
+        if not isinstance(st, ir.Sample):
+            return st
+        if st.name == site:
+            return replace(st, via=setting, chosen=False)
+        return replace(st, via=None, chosen=False) if st.chosen else st
+
+    def visit(e):
+        if isinstance(e, ir.Expect):
+            e = replace(e, stmts=tuple(reset(st) for st in e.stmts))
+        return map_children(e, visit)
+
+    guide = program.guide
+    if guide is not None:
+        guide = replace(guide, stmts=tuple(reset(st) for st in guide.stmts))
+    return choose_estimators(map_expressions(program.replace(guide=guide), visit))
 
 
 def candidates() -> list[tuple[str, ir.ConfigValue]]:
@@ -64,13 +90,11 @@ def diagnose(model, data: dict, seed: int = 0, draws: int = 500) -> list[dict]:
     rows = [{"site": "(as written)", "estimator": "", "stats": gradient_stats(model, u, data, draws, seed)}]
     for site in sample_sites(model.program):
         for name, setting in candidates():
-            token = OVERRIDES.set({site: setting})
             try:
-                stats = gradient_stats(model, u, data, draws, seed)
+                other = build(with_estimator(model.program, site, setting), model.dims, data, model.program.solve.batch)
+                stats = gradient_stats(other, u, data, draws, seed)
             except GradlangError:
-                continue  # this estimator does not fit the site
-            finally:
-                OVERRIDES.reset(token)
+                continue  # this estimator does not fit the site (or its draws do not fit the program)
             rows.append({"site": site, "estimator": name, "stats": stats})
     for row in rows:
         row["total"] = sum(v for v, _ in row["stats"].values())

@@ -18,6 +18,12 @@ def _first_line(obj) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
+def _first_sentence(obj) -> str:
+    """The first sentence of a docstring's first paragraph (which may wrap over several lines)."""
+    paragraph = " ".join((inspect.getdoc(obj) or "").split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip(".:")
+
+
 def listing(kind: str) -> list[tuple[str, str, str]]:
     kind = kind.rstrip("s") if kind not in ("passes", "pass") else "pass"
     if kind in ("optimizer", "schedule", "estimator", "family", "familie"):
@@ -34,7 +40,7 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
         return [(n + {0: "", 1: "(a)", 2: "(a, b)"}[arity], words, "NumPyro biject_to(constraint)")
                 for n, (arity, _, words) in DOMAINS.items()]
     if kind == "pass":
-        return [(p.__name__, _first_line(inspect.getmodule(p)), "") for p in PIPELINE]
+        return [(p.__name__, _first_sentence(inspect.getmodule(p)), "") for p in PIPELINE]
     kinds = ["optimizers", "schedules", "estimators", "families", "distributions", "builtins", "domains", "passes"]
     raise ConfigError(f"unknown kind '{kind}'", None, choice_help(kind, kinds))
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import GradlangError, TypeError_, did_you_mean
+from ..errors import GradlangError, InternalError, TypeError_, did_you_mean
 from ..ir import nodes as ir
 from ..lib.builtins import FUNCTIONS, SEQUENCE_FIRST, STATIC_ARGS, STATIC_KWARGS
 from ..lib.distributions import DISTRIBUTIONS
@@ -125,14 +125,15 @@ class Evaluator:
             return self.eval(e.value, scope)
         if isinstance(e, ir.Dist):
             return self._dist(e, local)
-        if isinstance(e, (ir.Expect, ir.VIObjective, ir.LogDensity)):
+        if isinstance(e, (ir.Expect, ir.LogDensity, ir.VIObjective)):
             if self.vi is None:
                 raise TypeError_("a Monte-Carlo expression cannot be evaluated here", e.span,
                                  "expect, elbo, iwae and renyi belong in objectives")
+            if isinstance(e, ir.VIObjective):
+                raise InternalError(f"{e.kind}() reached the backend", e.span,
+                                    "the pass lower_vi_objectives did not run; this is a bug in gradlang")
             if isinstance(e, ir.Expect):
                 return self.vi.expect(self, e, local)
-            if isinstance(e, ir.VIObjective):
-                return self.vi.objective(self, e, local)
             return self.vi.log_density(e, local)
         raise TypeError(f"cannot evaluate {type(e).__name__}")
 

@@ -19,6 +19,8 @@ from ..lib.schedules import SCHEDULES
 
 
 def _arg(v: ir.ConfigValue, total_steps: int):
+    if v.kind == "steps":  # a schedule's length bound to the solve's step count (choose_optimizer)
+        return total_steps
     if v.kind == "number":
         value = v.value
         return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
@@ -96,8 +98,11 @@ def _takes_a_step(cfg: ir.ConfigValue) -> bool:
     return True
 
 
-def build_optimizer(cfg: ir.ConfigValue, total_steps: int):
-    """The Optax transformation a solve block's ``optimizer`` field names."""
+def build_optimizer(cfg: "ir.ConfigValue | ir.OptimizerSpec", total_steps: int):
+    """The Optax transformation a solve block's ``optimizer`` field (or the plan's checked spec)
+    names, its schedules running over ``total_steps`` where their length is not written."""
+    if isinstance(cfg, ir.OptimizerSpec):
+        cfg = cfg.config
     if cfg.kind in ("word", "call") and cfg.value in SCHEDULES:
         raise ConfigError(f"'{cfg.value}' is a schedule, not an optimizer", cfg.span,
                           f"use it as a learning rate: adam(lr = {cfg.value}(...))")
@@ -108,9 +113,11 @@ def build_optimizer(cfg: ir.ConfigValue, total_steps: int):
     return opt
 
 
-def uses_total_steps(cfg: ir.ConfigValue) -> bool:
+def uses_total_steps(cfg: "ir.ConfigValue | ir.OptimizerSpec") -> bool:
     """Whether the optimizer built from ``cfg`` may depend on the solve's step count (it holds a
     schedule, whose length defaults to it)."""
+    if isinstance(cfg, ir.OptimizerSpec):
+        return cfg.uses_steps
     if cfg.kind in ("word", "call") and cfg.value in SCHEDULES:
         return True
     return any(uses_total_steps(a) for a in list(cfg.args) + [v for _, v in cfg.kwargs])

@@ -16,7 +16,6 @@ baseline ``b`` (Williams 1992; "magic box" form of Foerster et al., DiCE, ICML 2
 
 from __future__ import annotations
 
-import contextvars
 import math
 
 import jax
@@ -24,10 +23,10 @@ import jax.numpy as jnp
 from numpyro import handlers
 from numpyro.primitives import Messenger
 
-from ..errors import TypeError_
+from ..errors import InternalError, TypeError_
 from ..ir import nodes as ir
-from ..lib.estimators import ESTIMATORS, Estimator, default_estimator
-from ..lib.estimators.reparam import Reparam
+from ..lib.estimators import Estimator
+from ..passes.choose_estimators import build, reruns
 from .noise import NoisePool
 from .ppl import PPL, config_args, shaped
 from .sites import SiteKeys, model_log_density, site_log_prob, split_keys
@@ -41,32 +40,13 @@ class Draw:
         self.values, self.logq, self.scores, self.enum_logq = values, logq, scores, enum_logq
 
 
-OVERRIDES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("estimator_overrides", default=None)
-
-
-def effective_via(via: ir.ConfigValue | None, site: str) -> ir.ConfigValue | None:
-    """What a site's ``via`` is after ``OVERRIDES`` (site -> setting), set by the diagnostics."""
-    return (OVERRIDES.get() or {}).get(site, via)
-
-
-def build_estimator(via: ir.ConfigValue | None, dist, particles: int, span, site: str = "?",
-                    nested: bool = False):
-    """The estimator a site names (or the default for its distribution); a misfit is a located error
-    naming the site and the distribution.  ``nested``: the site is drawn inside a continuation that
-    runs more than once (after an enum or mvd site), where no baseline can pool other draws."""
-    via = effective_via(via, site)
+def estimator_of(via: ir.ConfigValue | None, site: str = "?") -> Estimator:
+    """The estimator a site's ``via`` names: the pass choose_estimators has written one into every
+    site of a guide and of an expect block, and checked that it fits."""
     if via is None:
-        return default_estimator(dist, particles, nested)
-    args, kwargs = config_args(via)
-    try:
-        est = ESTIMATORS.get(via.value, via.span).value(*args, **kwargs)
-    except (TypeError, ValueError) as err:
-        raise TypeError_(f"wrong settings for {via.value}: {err}", via.span, None) from None
-    why = est.check(dist)
-    if why:
-        raise TypeError_(f"site '{site}': {why}", via.span,
-                         "use score(baseline = rloo) for a discrete site (or enum for a finite support)")
-    return est
+        raise InternalError(f"sample site '{site}' has no estimator", None,
+                            "the pass choose_estimators did not run; this is a bug in gradlang")
+    return build(via)
 
 
 class ApplyEstimators(Messenger):
@@ -74,9 +54,9 @@ class ApplyEstimators(Messenger):
     the sites in ``fixed`` take the value given there (a point of an enumeration), those in
     ``pool`` (reparameterised Gaussian sites) their share of its noise."""
 
-    def __init__(self, fn, particles: int, scores: dict, fixed: dict, nested: bool, pool: NoisePool | None = None):
-        self.particles, self.scores, self.fixed, self.nested = particles, scores, fixed, nested
-        self.pool = pool
+    def __init__(self, fn, scores: dict, fixed: dict, default_via: ir.ConfigValue | None,
+                 pool: NoisePool | None = None):
+        self.scores, self.fixed, self.default_via, self.pool = scores, fixed, default_via, pool
         super().__init__(fn)
 
     def process_message(self, msg):
@@ -86,16 +66,8 @@ class ApplyEstimators(Messenger):
             msg["value"] = self.fixed[msg["name"]]
             return
         infer = msg.get("infer") or {}
-        est = build_estimator(infer.get("via"), msg["fn"], self.particles, infer.get("span"), msg["name"],
-                              self.nested)
-        if type(est).draw is Estimator.draw or getattr(est, "baseline_kind", None) == "greedy":
-            # mvd and the greedy baseline rerun the rest of the objective, which a guide site cannot
-            via = infer.get("via")
-            what = "score(baseline = greedy)" if est.name == "score" else est.name
-            raise TypeError_(f"site '{msg['name']}': {what} reruns the objective at other values of the site, "
-                             "which works in expect blocks, not in a guide",
-                             via.span if via is not None else infer.get("span"),
-                             "in a guide use reparam, enum, or score with baseline none, rloo or ema")
+        # a guide site's own estimator; an autoguide's sites take the whole family's
+        est = estimator_of(infer.get("via") or self.default_via, msg["name"])
         if self.pool is not None and msg["name"] in self.pool.offsets:
             msg["value"] = self.pool.draw(msg["name"], msg["fn"])  # reparam: the path carries the gradient
             return
@@ -125,17 +97,17 @@ class VI:
         return sub
 
     # ---- pieces ------------------------------------------------------------------------------
-    def draw_guide(self, key, particles: int, fixed: dict | None = None, nested: bool = False) -> Draw:
+    def draw_guide(self, key, fixed: dict | None = None) -> Draw:
         """One draw of the guide, its sites set by their estimators; those in ``fixed`` take the
         values given there, and their log probability is the draw's ``enum_logq``."""
         scores: dict = {}
         fixed = fixed or {}
-        pooled = self._pooled_sites(particles, nested)
+        pooled = self._pooled_sites()
         keyed = self.ppl.guide_sites - len(pooled)
         keys = split_keys(key, keyed + bool(pooled))  # the pool takes the last
         pool = NoisePool(keys[-1], pooled) if pooled else None
         guide = SiteKeys(self._guide(), keys[:keyed], frozenset(pooled))
-        guide = ApplyEstimators(guide, particles, scores, fixed, nested, pool)
+        guide = ApplyEstimators(guide, scores, fixed, self.ppl.program.guide.via, pool)
         trace = handlers.trace(guide).get_trace(self.data, self.params)
         logq, enum_logq = 0.0, 0.0
         values = {}
@@ -154,16 +126,12 @@ class VI:
         """The guide, its families' ``numpyro.param`` sites taking the values being optimised."""
         return handlers.substitute(self.ppl.guide_fn, data=self.params)
 
-    def _pooled_sites(self, particles: int, nested: bool) -> dict:
+    def _pooled_sites(self) -> dict:
         """The guide's Gaussian sites drawn by reparameterisation, which share one ``NoisePool``:
         name -> the shape of its noise."""
-        out = {}
-        for name, shape in self.ppl.gaussian_sites.items():
-            via = self.ppl.guide_via.get(name)
-            est = build_estimator(via, self.ppl.guide_dists[name], particles, None, name, nested)
-            if isinstance(est, Reparam):
-                out[name] = shape
-        return out
+        default = self.ppl.program.guide.via
+        return {name: shape for name, shape in self.ppl.gaussian_sites.items()
+                if (self.ppl.guide_via.get(name) or default).value == "reparam"}
 
     def sample_guide(self, key) -> dict:
         """One joint draw of the latents from the guide by plain sampling, for posterior summaries:
@@ -178,15 +146,8 @@ class VI:
         guide = self.ppl.program.guide
         if guide is None or guide.family is not None:
             return {}
-        out = {}
-        for st in guide.stmts:
-            via = effective_via(st.via, st.name) if isinstance(st, ir.Sample) else None
-            if via is None or via.value != "enum":
-                continue
-            dist = self.ppl.guide_dists[st.name]
-            build_estimator(via, dist, 1, st.span, st.name)  # enum must fit: a located error if not
-            out[st.name] = dist.enumerate_support(expand=False).reshape(-1)
-        return out
+        return {st.name: self.ppl.guide_dists[st.name].enumerate_support(expand=False).reshape(-1)
+                for st in guide.stmts if isinstance(st, ir.Sample) and st.via.value == "enum"}
 
     def log_density(self, node: ir.LogDensity, local: dict):
         draw = local[node.draw]
@@ -230,8 +191,8 @@ class VI:
         dist = ev.eval(st.dist, scope)
         if st.shape is not None:  # a declared shape: the distribution expanded to it, as in a model
             dist = shaped(dist, tuple(ev.values["dim"][d] if isinstance(d, str) else d for d in st.shape))
-        est = build_estimator(st.via, dist, node.particles, st.span, st.name, repeated)
-        multi = type(est).apply is not Estimator.apply  # runs the rest more than once
+        est = estimator_of(st.via, st.name)
+        multi = reruns(est)  # enum, mvd and the greedy baseline run the rest more than once
 
         def cont(value):
             return self._run(ev, node, i + 1, {**scope, st.name: value}, key, scores, repeated or multi)
@@ -248,7 +209,7 @@ class VI:
         st = node.stmts[i]
 
         def run(fixed: dict, nested: bool):
-            draw = self.draw_guide(sub, node.particles, fixed, nested)
+            draw = self.draw_guide(sub, fixed)
             f = self._run(ev, node, i + 1, {**scope, st.name: draw}, key, scores, nested)
             return self._with_scores(f, draw.scores, scores, nested, st), draw
 
@@ -273,39 +234,24 @@ class VI:
         if not repeated:
             scores.update(found)
             return f
-        for name, (s, est) in found.items():
-            kind = getattr(est, "baseline_kind", "none")
-            if kind in ("rloo", "ema"):
-                via = getattr(st, "via", None)
-                raise TypeError_(f"site '{name}': score(baseline = {kind}) after an enum or mvd site, whose "
-                                 "continuation runs once per value, has no other draws to pool",
-                                 via.span if via is not None else st.span,
-                                 "use score(baseline = none) or score(baseline = greedy) there, or draw the site first")
+        for name, (s, est) in found.items():  # no pooling baseline here (choose_estimators saw to it)
             f = f + jax.lax.stop_gradient(f) * (s - jax.lax.stop_gradient(s))
         return f
 
     def expect(self, ev, node: ir.Expect, local: dict):
+        """The block's estimate, differentiated through a surrogate: the particles' mean, with
+        each score-function site's term and baseline; or, for ``reduce = renyi`` (iwae, renyi),
+        the bound 1/(1-a) (logsumexp((1-a) w) - log K), whose score terms take the bound itself
+        as the reward of all particles (no baseline)."""
         f, scores = self.particle_values(ev, node, local)
+        if node.reduce == "renyi":
+            a = node.alpha
+            bound = (jax.nn.logsumexp((1.0 - a) * f) - math.log(node.particles)) / (1.0 - a)
+            for s in scores.values():
+                bound = bound + jax.lax.stop_gradient(bound) * jnp.sum(s - jax.lax.stop_gradient(s))
+            return bound
         surrogate = f
         for name, s in scores.items():
             b = self.estimators[name].baseline(jax.lax.stop_gradient(f), name)
             surrogate = surrogate + jax.lax.stop_gradient(f - b) * (s - jax.lax.stop_gradient(s))
         return jnp.mean(surrogate)
-
-    def objective(self, ev, node: ir.VIObjective, local: dict):
-        enumerated = self.enumerated_guide_sites() if node.kind != "elbo" else {}
-        if enumerated:
-            raise TypeError_(f"{node.kind} weighs sampled draws of the guide, and this guide enumerates "
-                             f"'{next(iter(enumerated))}'", node.span,
-                             "use elbo with an enumerated guide, or draw the site via score")
-        weight = ir.Prim("subtract", (ir.LogDensity("model", "_z", span=node.span),
-                                      ir.LogDensity("guide", "_z", span=node.span)), span=node.span)
-        body = ir.Expect(node.particles, (ir.DrawGuide("_z", span=node.span),), weight, span=node.span)
-        if node.kind == "elbo":
-            return self.expect(ev, body, local)
-        w, scores = self.particle_values(ev, body, local)
-        a = 0.0 if node.kind == "iwae" else node.alpha
-        bound = (jax.nn.logsumexp((1.0 - a) * w) - math.log(node.particles)) / (1.0 - a)
-        for s in scores.values():  # score terms: the bound as the reward of all particles (no baseline)
-            bound = bound + jax.lax.stop_gradient(bound) * jnp.sum(s - jax.lax.stop_gradient(s))
-        return bound

@@ -23,9 +23,9 @@ CHOICES = {
                    "aligned_mtl", "nash_mtl", "graddrop", "random"],
     "bilevel": ["unroll", "implicit", "penalty", "lv_hba", "bo_rep"],
 }
-SUPPORTED = {"method": {"gradient"}, "aggregator": {"mean", "sum"}}
+SUPPORTED = {"method": {"gradient"}}
 FIELDS = ["optimizer", "steps", "batch", "seed", "method", "constraints", "aggregator", "bilevel",
-          "log_every"]
+          "log_every", "tol"]
 DEFAULT_OPTIMIZER = ir.ConfigValue("call", "adam", (), (("lr", ir.ConfigValue("number", 0.01)),))
 
 
@@ -42,6 +42,7 @@ class SolveSettings:
     aggregator: str | None = None
     bilevel: ir.ConfigValue = field(default_factory=lambda: ir.ConfigValue("call", "implicit"))
     log_every: int = 100
+    tol: float | None = None  # stop when the loss settles (deterministic objectives only)
     spans: dict[str, Span] = field(default_factory=dict)
 
 
@@ -53,6 +54,26 @@ def _integer(v: ir.ConfigValue, name: str, minimum: int) -> int:
     return int(v.value)
 
 
+def _tol(v: ir.ConfigValue) -> float:
+    ok = v.kind == "number" and np.ndim(v.value) == 0 and np.isfinite(float(v.value)) and float(v.value) > 0
+    if not ok:
+        raise ConfigError("tol must be a positive number", v.span, "e.g. tol = 1e-6")
+    return float(v.value)
+
+
+def _tol_applies(settings: SolveSettings, program: ir.Program) -> None:
+    """``tol`` stops on a settled loss: a Monte-Carlo or minibatched loss never settles."""
+    from ..backend.build import is_stochastic
+
+    if settings.tol is None:
+        return
+    why = ("a Monte-Carlo estimate (expect, elbo, ...)" if is_stochastic(program)
+           else "a minibatch estimate (batch is set)" if settings.batch else None)
+    if why:
+        raise ConfigError(f"tol needs a deterministic objective; this one is {why}", settings.spans["tol"],
+                          "its noise would stop the run at random: leave tol out and set steps")
+
+
 def _choice(v: ir.ConfigValue, name: str) -> str:
     if v.kind not in ("word", "call"):
         raise ConfigError(f"{name} must be one of the known words", v.span, choice_help("", CHOICES[name]))
@@ -62,8 +83,6 @@ def _choice(v: ir.ConfigValue, name: str) -> str:
 
 
 def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
-    from ..backend.optimizer import build_optimizer  # the registries validate optimizer calls
-
     settings = SolveSettings()
     errors: list[GradlangError] = []
     if len(blocks) > 1:
@@ -89,20 +108,17 @@ def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
                     raise unsupported(f"method '{settings.method}' is", v.span, "use method = gradient for now")
             elif f.name == "aggregator":
                 settings.aggregator = _choice(v, "aggregator")
+            elif f.name == "tol":
+                settings.tol = _tol(v)
             else:
                 _choice(v, f.name)
                 setattr(settings, f.name, v)
         except GradlangError as err:
             errors.append(err)
     collect(errors)
-    if len(program.objectives) > 1:
-        agg = settings.aggregator or "upgrad"
-        if agg not in SUPPORTED["aggregator"]:
-            where = settings.spans.get("aggregator") or program.objectives[0].span
-            raise unsupported(f"aggregator '{agg}'" + (" (the default for several objectives)" if
-                              settings.aggregator is None else "") + " is", where,
-                              "Jacobian-descent aggregators come later; set aggregator = mean or sum")
-    validate_optimizer(build_optimizer(settings.optimizer, settings.steps), settings.optimizer, settings.steps)
+    _tol_applies(settings, program)
+    # the aggregator and the optimizer are checked by their passes (objectives_to_aggregate,
+    # choose_optimizer), which write the decisions into the IR
     return settings
 
 

@@ -164,10 +164,6 @@ def check_blocks(program: ir.Program, errors: list) -> None:
                     d = ev.eval(st.dist, local)
                     if not hasattr(d, "log_prob"):
                         raise TypeError_("the right side of '~' must be a distribution", st.dist.span, None)
-                    if st.via is not None:
-                        from ..backend.vi import build_estimator
-
-                        build_estimator(st.via, d, 2, st.span, st.name)
                     shape = tuple(sizes.get(x, program.dims.get(x, x)) if isinstance(x, str) else x
                                   for x in st.shape) if st.shape else tuple(d.batch_shape + d.event_shape)
                     if st.observed:

@@ -173,6 +173,8 @@ class Program:
     spans: dict[str, Span] = field(default_factory=dict)  # declaration spans by name
     model: Any = None  # ModelIR
     guide: Any = None  # GuideIR
+    aggregate: Any = None  # Aggregate of several objectives (objectives_to_aggregate)
+    optimizer: Any = None  # OptimizerSpec (choose_optimizer)
 
     def replace(self, **changes) -> "Program":
         new = Program(**{k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -195,6 +197,7 @@ class Sample(Node):
     domain: Domain | None = None
     shape: tuple | None = None
     family: ConfigValue | None = None
+    chosen: bool = False  # ``via`` was chosen by the pass choose_estimators (the user wrote none)
 
 
 @dataclass(frozen=True)
@@ -227,17 +230,22 @@ class LogDensity(Node):
 
 @dataclass(frozen=True)
 class Expect(Node):
-    """The Monte-Carlo mean of ``value`` over ``particles`` runs of ``stmts``; differentiated with the
-    estimator each sample statement names (a surrogate for the score-function ones)."""
+    """A Monte-Carlo estimate over ``particles`` runs of ``stmts``, each giving ``value``:
+    differentiated with the estimator each sample statement names (a surrogate for the
+    score-function ones).  ``reduce`` combines the particles' values f_k: ``mean`` (expect and
+    elbo) or ``renyi``, 1/(1-alpha) log mean_k exp((1-alpha) f_k) (iwae is alpha = 0)."""
 
     particles: int
     stmts: tuple
     value: Expr
+    reduce: str = "mean"  # mean | renyi
+    alpha: float = 0.0
 
 
 @dataclass(frozen=True)
 class VIObjective(Node):
-    """``elbo(particles)``, ``iwae(particles)``, ``renyi(alpha, particles)``."""
+    """``elbo(particles)``, ``iwae(particles)``, ``renyi(alpha, particles)`` as written; the pass
+    lower_vi_objectives turns each into its ``Expect`` form."""
 
     kind: str
     particles: int
@@ -255,3 +263,25 @@ class GuideIR:
     stmts: tuple = ()  # Sample | LetStmt
     family: ConfigValue | None = None  # a whole-guide family
     span: Any = None
+    via: ConfigValue | None = None  # a whole-guide family's estimator (choose_estimators writes it)
+
+
+# ---- the plan: decisions of the passes ----------------------------------------------------------
+@dataclass(frozen=True)
+class Aggregate(Node):
+    """Several objectives as one vector objective: the loss of entry i is ``signs[i] * value_i``
+    (maximised ones negated) and ``aggregator`` turns the vector (or its Jacobian) into the step."""
+
+    names: tuple[str, ...]
+    signs: tuple[float, ...]
+    aggregator: ConfigValue
+
+
+@dataclass(frozen=True)
+class OptimizerSpec(Node):
+    """The optimizer expression, checked against the registries.  A schedule whose length is not
+    written has ``steps`` bound to the solve's step count (a ConfigValue of kind ``steps``), so a
+    run with another step count rebinds it."""
+
+    config: ConfigValue
+    uses_steps: bool = False

@@ -45,7 +45,42 @@ def _expr(e, types) -> str:
     if isinstance(e, ir.Block):
         binds = "; ".join(f"let {n} = {_expr(v, types)}" for n, v in e.bindings)
         return _typed(e, f"{{ {binds}; {_expr(e.value, types)} }}", types)
+    if isinstance(e, ir.Expect):
+        head = f"expect({e.particles}" + (f", reduce=renyi(alpha={e.alpha})" if e.reduce != "mean" else "") + ")"
+        body = "; ".join([statement(st, types) for st in e.stmts] + [_expr(e.value, types)])
+        return f"{head} {{ {body} }}"
+    if isinstance(e, ir.LogDensity):
+        return f"log{'p' if e.block == 'model' else 'q'}({e.block}, {e.draw})"
+    if isinstance(e, ir.VIObjective):
+        return f"{e.kind}({e.alpha}, {e.particles})" if e.kind == "renyi" else f"{e.kind}({e.particles})"
     return repr(e)
+
+
+def statement(st, types=None) -> str:
+    """A statement of a model, guide or expect block; a sample site shows its estimator, and
+    ``# chosen`` when a pass chose it (the user wrote none)."""
+    types = types or {}
+    if isinstance(st, ir.LetStmt):
+        return f"let {st.name} = {_expr(st.value, types)}"
+    if isinstance(st, ir.Factor):
+        return f"target += {_expr(st.value, types)}"
+    if isinstance(st, ir.DrawGuide):
+        return f"{st.name} ~ guide"
+    if isinstance(st, ir.Sample):
+        left = st.name
+        if st.domain is not None or st.shape is not None:
+            shape = f"[{', '.join(map(str, st.shape))}]" if st.shape else ""
+            left += f": {st.domain if st.domain is not None else 'real'}{shape}"
+        right = f"family {config(st.family)}" if st.family is not None else _expr(st.dist, types)
+        text = f"{left} ~ {right}" + ("  (observed)" if st.observed else "")
+        if st.via is not None:
+            text += f" via {config(st.via)}" + ("  # chosen" if st.chosen else "")
+        return text
+    return repr(st)
+
+
+def _block(word: str, block) -> list[str]:
+    return [f"{word} {{"] + [f"  {statement(st)}" for st in block.stmts] + ["}"]
 
 
 def program(p: ir.Program, infer=None) -> str:
@@ -66,14 +101,28 @@ def program(p: ir.Program, infer=None) -> str:
         out.append(f"fn {n}({', '.join(f.params)}) = {_expr(f.body, {})}")
     for n, e in p.lets.items():
         out.append(f"let {n} = {expr(e, types(e))}")
+    if p.model is not None:
+        out += _block("model", p.model)
+    if p.guide is not None:
+        if p.guide.family is not None:
+            via = f" via {config(p.guide.via)}  # chosen" if p.guide.via is not None else ""
+            out.append(f"guide = {config(p.guide.family)}{via}")
+        else:
+            out += _block("guide", p.guide)
     for o in p.objectives:
         out.append(f"objective {o.name} ({o.sense}) = {expr(o.value, types(o.value))}")
+    if p.aggregate is not None:
+        a = p.aggregate
+        entries = ", ".join(f"{'+' if s > 0 else '-'}{n}" for n, s in zip(a.names, a.signs))
+        out.append(f"vector objective [{entries}] aggregator {config(a.aggregator)}")
     for n, e in p.reports.items():
         out.append(f"report {n} = {expr(e, types(e))}")
     if p.solve is not None and not isinstance(p.solve, dict):
         s = p.solve
         out.append(f"solve: optimizer={config(s.optimizer)} steps={s.steps} batch={s.batch} seed={s.seed} "
                    f"log_every={s.log_every}" + (f" aggregator={s.aggregator}" if s.aggregator else ""))
+    if p.optimizer is not None:
+        out.append(f"optimizer {config(p.optimizer.config)}")
     return "\n".join(out)
 
 
@@ -83,6 +132,8 @@ def config(v: ir.ConfigValue) -> str:
         return f"{v.value}({', '.join(parts)})"
     if v.kind == "array":
         return "[" + ", ".join(config(a) for a in v.args) + "]"
+    if v.kind == "steps":
+        return f"<solve steps: {v.value}>"
     return str(v.value)
 
 

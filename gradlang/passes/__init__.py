@@ -1,4 +1,6 @@
-"""The pass pipeline: each pass a pure function ``ir.Program -> ir.Program``, in order.
+"""The pass pipeline: each pass a pure function ``ir.Program -> ir.Program``, in order.  The
+clean-ups tidy what the user wrote; each later pass makes one kind of choice and writes it into the
+IR, so that after the last the IR is a plan the backend composes without deciding anything.
 
 ``gradlang compile F --emit ir:PASS`` prints the IR after the named pass.
 """
@@ -6,11 +8,21 @@
 from __future__ import annotations
 
 from ..ir import nodes as ir
+from .choose_estimators import choose_estimators
+from .choose_optimizer import choose_optimizer
 from .fold_constants import fold_constants
 from .inline_functions import inline_functions
+from .lower_vi_objectives import lower_vi_objectives
+from .objectives_to_aggregate import objectives_to_aggregate
 from .prune_unused import prune_unused
 
-PIPELINE = [inline_functions, fold_constants, prune_unused]
+PIPELINE = [
+    inline_functions, fold_constants, prune_unused,  # clean-ups
+    lower_vi_objectives,      # elbo / iwae / renyi -> expect over the guide
+    choose_estimators,        # every sample site gets its estimator, defaults written in
+    objectives_to_aggregate,  # several objectives -> one vector objective and its aggregator
+    choose_optimizer,         # the optimizer expression -> a checked spec, schedules bound
+]
 
 
 def pass_names() -> list[str]:

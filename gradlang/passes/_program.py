@@ -12,9 +12,9 @@ def map_expressions(program: ir.Program, fn: Callable[[ir.Expr], ir.Expr]) -> ir
     """``fn`` applied to every expression, model and guide statements included."""
     model, guide = program.model, program.guide
     if model is not None:
-        model = ir.ModelIR(tuple(fn(st) for st in model.stmts), model.span)
+        model = replace(model, stmts=tuple(fn(st) for st in model.stmts))
     if guide is not None:
-        guide = ir.GuideIR(tuple(fn(st) for st in guide.stmts), guide.family, guide.span)
+        guide = replace(guide, stmts=tuple(fn(st) for st in guide.stmts))
     return program.replace(
         model=model, guide=guide,
         lets={n: fn(e) for n, e in program.lets.items()},
