@@ -18,7 +18,7 @@ import numpyro
 from numpyro.distributions.transforms import biject_to
 
 from ..check.types import constraint
-from ..errors import TypeError_
+from ..errors import InternalError, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import walk
 from .evaluate import Evaluator
@@ -169,7 +169,12 @@ class Model(eqx.Module):
         return self._aggregate(terms)
 
     def _aggregate(self, terms):
-        return jnp.mean(terms) if self.program.solve.aggregator == "mean" else jnp.sum(terms)
+        """The vector objective's losses combined as the plan says (objectives_to_aggregate)."""
+        plan = self.program.aggregate
+        if plan is None:
+            raise InternalError("several objectives reached the backend without an aggregator", None,
+                                "the pass objectives_to_aggregate did not run; this is a bug in gradlang")
+        return jnp.mean(terms) if plan.aggregator.value == "mean" else jnp.sum(terms)
 
     def loss_and_values(self, unconstrained: dict, data: dict, key, state: dict):
         """``(loss, (values, state))``: the scalar minimised, each objective's value as the user
