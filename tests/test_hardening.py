@@ -255,3 +255,40 @@ def test_list_without_a_kind_lists_the_kinds(capsys):
     assert "`gradlang list`" in row or "gradlang list [KIND]" in row
     for kind in KINDS:
         assert f"`{kind}`" in row, kind
+
+
+# ---- item 13: a bug of gradlang's own inside the evaluator is internal (exit 2), not the user's --
+
+@pytest.mark.parametrize("exc", [ZeroDivisionError, AssertionError, KeyError, AttributeError])
+def test_an_exception_raised_in_gradlangs_own_code_is_an_internal_error(exc, tmp_path, monkeypatch, capsys):
+    from gradlang.cli import main
+    from gradlang.lib import builtins
+
+    def broken(x):  # a built-in of gradlang's own with a bug
+        raise exc("boom")
+
+    monkeypatch.setitem(builtins.FUNCTIONS, "sumsq", broken)
+    src = tmp_path / "p.grad"
+    src.write_text("param w: real[3] = 1\nminimize sumsq(w)\nsolve { steps = 2 }\n")
+    for command in (["check", str(src)], ["run", str(src), "--quiet"]):
+        code = main(command)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "bug in gradlang" in err and "cannot apply" not in err, err
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("sum(arange(0, 5, 0) * w[0])", "cannot apply arange"),   # the library's ZeroDivisionError
+    ("sum(glu(w))", "cannot apply glu"),                       # the library's assert: an even axis
+    ("sum(reshape(w, 7))", "cannot apply reshape"),              # a TypeError of a shape rule
+    ("log_prob(3, w)", "log_prob needs a distribution first"),
+    ("sum(w[0:2] + w)", "cannot add real[2] and real[3]"),
+])
+def test_a_library_refusing_the_programs_values_stays_a_located_user_error(expr, message, tmp_path, capsys):
+    from gradlang.cli import main
+
+    src = tmp_path / "p.grad"
+    src.write_text(f"param w: real[3] = 1\nminimize {expr}\n")
+    assert main(["check", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{src}:2:") and message in err, err

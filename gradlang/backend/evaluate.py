@@ -161,6 +161,8 @@ class Evaluator:
         for k, a in e.kwargs:
             value = self.eval(a, local)
             kwargs[k] = self.static(value, a, f"'{k}' of {e.op}") if k in STATIC_KWARGS else value
+        if e.op == "log_prob" and args and not hasattr(args[0], "log_prob"):
+            raise TypeError_("log_prob needs a distribution first, like log_prob(normal(0, 1), x)", e.span, None)
         try:
             if not any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves((args, kwargs))):
                 with jax.ensure_compile_time_eval():  # constants stay constants: sizes, axes
@@ -168,7 +170,9 @@ class Evaluator:
             return fn(*args, **kwargs)
         except GradlangError:
             raise
-        except Exception as err:  # noqa: BLE001 - a built-in applied to what it cannot take
+        except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; the rest propagate
+            if not refused_by_library(err):
+                raise  # a bug of gradlang's own: reported as an internal error (exit 2)
             raise self._op_error(e, fn, args, kwargs, err) from None
 
     def _op_error(self, e: ir.Prim, fn, args, kwargs, err: Exception) -> TypeError_:
@@ -235,7 +239,9 @@ class Evaluator:
             axis += 1
         try:
             return value[tuple(items)]
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; the rest propagate
+            if not refused_by_library(err):
+                raise
             raise TypeError_(f"cannot index {kind} with ({', '.join(self.type_of(i) for i in items)})",
                              e.span, str(err).splitlines()[0]) from None
 
@@ -245,7 +251,9 @@ class Evaluator:
         kwargs = {k: self.eval(a, local) for k, a in e.kwargs}
         try:
             return cls(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; the rest propagate
+            if not refused_by_library(err):
+                raise
             known = _parameters(cls)
             bad = next((k for k in kwargs if known and k not in known), None)
             if bad:
@@ -267,3 +275,34 @@ def _parameters(fn) -> list[str]:
         return []
     return [p.name for p in params if p.name not in ("self", "args", "kwargs", "validate_args")
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+# What NumPy, JAX and NumPyro raise for arguments they cannot take: shape and broadcasting rules,
+# dtypes, axes (AxisError is both a ValueError and an IndexError), sizes, a traced value where a
+# concrete one is needed (ConcretizationTypeError is a TypeError), a wrong number of arguments.
+ARGUMENT_ERRORS = (TypeError, ValueError, IndexError)
+# Raised by those libraries for a program's arguments too, but just as well by a bug: a user's
+# error only when the library raised it (arange(0, 5, 0) divides by zero, glu asserts an even
+# axis, a constant too large to allocate is a runtime error).
+LIBRARY_REFUSALS = (ArithmeticError, AssertionError, RuntimeError)
+LIBRARIES = frozenset({"jax", "jaxlib", "numpy", "numpyro", "scipy", "opt_einsum", "ml_dtypes"})
+
+
+def refused_by_library(err: BaseException) -> bool:
+    """Whether ``err``, raised by a built-in, a distribution or indexing applied to a program's
+    values, is the library refusing those values (a user's error, reported at the node as
+    "cannot apply ...") rather than a bug of gradlang's own, which must propagate and be
+    reported as an internal error (exit 2) instead of being blamed on the program.  Other
+    exceptions (KeyError, AttributeError, NameError, RecursionError, ...) are never the
+    program's: its values reach the libraries through calls whose refusals are the kinds above.
+    """
+    if isinstance(err, ARGUMENT_ERRORS):
+        return True
+    if isinstance(err, RecursionError) or not isinstance(err, LIBRARY_REFUSALS):
+        return False
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return module.split(".")[0] in LIBRARIES
+
