@@ -285,7 +285,7 @@ ARGUMENT_ERRORS = (TypeError, ValueError, IndexError)
 # error only when the library raised it (arange(0, 5, 0) divides by zero, glu asserts an even
 # axis, a constant too large to allocate is a runtime error).
 LIBRARY_REFUSALS = (ArithmeticError, AssertionError, RuntimeError)
-LIBRARIES = frozenset({"jax", "jaxlib", "numpy", "numpyro", "scipy", "opt_einsum", "ml_dtypes"})
+LIBRARIES = frozenset({"jax", "jaxlib", "numpy", "numpyro", "scipy", "opt_einsum", "ml_dtypes", "optax", "chex"})
 
 
 def refused_by_library(err: BaseException) -> bool:
