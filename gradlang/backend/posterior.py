@@ -11,13 +11,13 @@ from .build import Model
 
 def sample_guide(model: Model, unconstrained: dict, data: dict, n: int, seed: int) -> dict[str, np.ndarray]:
     """``n`` joint draws of the model's latents from the guide at the fitted parameters."""
-    from .vi import VI
+    from .guide_draw import GuideDraws
 
     params = model.constrain(unconstrained)
 
     def one(key):
         with numpyro.validation_enabled(False):
-            return VI(model.ppl, data, params, key).sample_guide(key)
+            return GuideDraws(model.ppl, data, params).sample(key)
 
     draws = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(seed), n))
     return {k: np.asarray(v) for k, v in draws.items() if k in model.ppl.latents}
