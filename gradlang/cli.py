@@ -97,13 +97,27 @@ def _short(v) -> str:
     return f"{list(v.shape)} [{flat}{', …' if v.size > 6 else ''}]"
 
 
+def _npz_arrays(prefix: str, value) -> dict:
+    """``value`` as npz entries: an array under ``prefix``; a tree of arrays (a flow guide's
+    layers are lists of tuples of weights) one array per leaf, under ``prefix/i/...`` (list and
+    tuple positions) or ``prefix/key/...`` (dict keys).  np.savez cannot store a ragged tree."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _npz_arrays(f"{prefix}/{key}", item).items()}
+    if isinstance(value, (list, tuple)):
+        return {k: v for i, item in enumerate(value) for k, v in _npz_arrays(f"{prefix}/{i}", item).items()}
+    return {prefix: np.asarray(value)}
+
+
 def write_out(result, path: str) -> None:
     import numpy as np
 
     out = Path(path)
     if out.suffix == ".npz":
-        arrays = {f"params/{k}": v for k, v in result.params.items()}
-        arrays |= {f"reports/{k}": np.asarray(v) for k, v in result.reports.items()}
+        arrays = {k: v for name, value in result.params.items() for k, v in _npz_arrays(f"params/{name}", value).items()}
+        arrays |= {k: v for name, value in result.reports.items()
+                   for k, v in _npz_arrays(f"reports/{name}", value).items()}
         arrays |= {"objective": np.asarray(result.objective), "history/step": np.asarray(result.history["step"]),
                    "history/objective": np.asarray(result.history["objective"]),
                    "steps": np.asarray(result.steps), "seed": np.asarray(result.seed)}
