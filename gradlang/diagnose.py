@@ -8,19 +8,19 @@ the norm of its mean; the recommendation is the unbiased choice with the least t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from dataclasses import replace
 
 from .backend.build import build
 from .errors import GradlangError
 from .ir import nodes as ir
 from .ir.visit import map_children, walk
+from .lib.estimators import ESTIMATORS
 from .passes._program import map_expressions
 from .passes.choose_estimators import choose_estimators
-from .lib.estimators import ESTIMATORS
 
 BIASED = {"gumbel", "straight_through"}
 

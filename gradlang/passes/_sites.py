@@ -79,7 +79,6 @@ def site_distributions(program: ir.Program, blocks: dict[str, tuple]) -> dict[tu
                     # left for the checker (shapes) or the traced build to report precisely
                     if isinstance(st, (ir.LetStmt, ir.Sample)):
                         local[st.name] = jnp.zeros(())
-        return None
 
     jax.eval_shape(run, data, params)
     return found
