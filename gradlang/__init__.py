@@ -1,9 +1,10 @@
 """gradlang: a small language for differentiable and probabilistic programs."""
 
+from .aggregate import aggregate
 from .api import Program, compile
 from .backend.result import Result
 from .backend.runtime import NonFiniteError
 from .errors import GradlangError
 
 __version__ = "0.1.0"
-__all__ = ["compile", "Program", "Result", "GradlangError", "NonFiniteError", "__version__"]
+__all__ = ["aggregate", "compile", "Program", "Result", "GradlangError", "NonFiniteError", "__version__"]

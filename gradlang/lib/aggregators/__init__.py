@@ -1,0 +1,128 @@
+"""Aggregators of Jacobian descent: one entry a file, registered under its file stem.
+
+Jacobian descent (Quinton & Rey, Jacobian Descent for Multi-Objective Optimization, 2024) steps
+along ``A(J)``, ``J`` the m x n Jacobian of a vector objective.  As in TorchJD, most entries are
+*weightings*: from the Gramian ``G = J Jᵀ`` (m x m) they compute weights ``w`` (m), and one generic
+aggregator returns ``d = wᵀ J`` (``Aggregator.__call__``), which a solver takes as one
+vector-Jacobian product.  Parameters and their defaults are TorchJD 0.18's.
+
+An entry is a function of its parameters returning an ``Aggregator``:
+
+* ``stat``: what ``weights`` reads: ``"gramian"`` (G, or the cross-Gramian of two batches for
+  modo and sdmgrad), ``"jacobian"`` (J itself: excess_mtl) or ``"direction"`` (graddrop,
+  trimmed_mean: coordinate-wise, so ``weights`` returns the direction itself);
+* ``init(m, n, dtype) -> state``: a pytree (``()`` when stateless) that the solver carries;
+* ``weights(stat, state, key) -> (w, state)``; ``key`` is used by the stochastic ones only;
+* ``stochastic``: whether ``weights`` draws from ``key``.
+
+Weights are constants of the step (``stop_gradient``), as TorchJD's are (``no_grad``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from ...errors import ConfigError
+from ...registry import Registry
+
+AGGREGATORS = Registry("aggregator", "gradlang.lib.aggregators")
+STATS = ("gramian", "jacobian", "direction")
+JD_CITE = "Quinton & Rey, Jacobian Descent for Multi-Objective Optimization, 2024 (TorchJD)"
+
+
+def _no_state(m: int, n: int, dtype) -> tuple:
+    return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Aggregator:
+    """A built aggregator: its weighting, what it reads, its state and whether it draws."""
+
+    name: str
+    fn: Callable[..., Any]  # (stat, state, key) -> (w, state)
+    stat: str = "gramian"
+    init_fn: Callable[..., Any] = _no_state  # (m, n, dtype) -> state
+    stochastic: bool = False
+    params: dict = field(default_factory=dict)
+
+    def init(self, m: int, n: int = 0, dtype=jnp.float32):
+        return self.init_fn(m, n, dtype)
+
+    def weights(self, stat, state=(), key=None):
+        if self.stochastic and key is None:
+            raise ConfigError(f"aggregator '{self.name}' draws at random and needs a key")
+        return self.fn(stat, state, key)
+
+    def __call__(self, J, state=None, key=None):
+        """The update direction ``d`` (n) for the Jacobian ``J`` (m x n), and the new state."""
+        J = jnp.asarray(J)
+        if J.ndim != 2:
+            raise ConfigError(f"aggregator '{self.name}' takes a Jacobian of shape [m, n], got {J.shape}")
+        if state is None:
+            state = self.init(J.shape[0], J.shape[1], J.dtype)
+        Jc = jax.lax.stop_gradient(J)
+        if self.stat == "direction":
+            d, state = self.weights(Jc, state, key)
+            return d, state
+        stat = Jc @ Jc.T if self.stat == "gramian" else Jc
+        w, state = self.weights(stat, state, key)
+        return jax.lax.stop_gradient(w).astype(J.dtype) @ J, state
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({args})"
+
+
+def build(name: str, fn, *, stat: str = "gramian", init=_no_state, stochastic: bool = False,
+          **params) -> Aggregator:
+    assert stat in STATS, stat
+    return Aggregator(name, fn, stat, init, stochastic, params)
+
+
+def require(ok: bool, message: str) -> None:
+    """A parameter check: a ConfigError with ``message`` when ``ok`` is false."""
+    if not ok:
+        raise ConfigError(message)
+
+
+def vector(name: str, value, param: str):
+    """A vector parameter (pref_vector, weights, leak) as an array, None left as it is."""
+    if value is None:
+        return None
+    arr = jnp.asarray(value)
+    require(arr.ndim == 1, f"{name}: {param} must be a vector, got shape {tuple(arr.shape)}")
+    return arr
+
+
+def pref_weights(name: str, pref, m: int, dtype, default: str = "mean"):
+    """The preference weights: ``pref`` (checked against m), else 1/m (``mean``) or 1 (``sum``)."""
+    if pref is None:
+        return jnp.full((m,), 1.0 / m if default == "mean" else 1.0, dtype)
+    require(pref.shape[0] == m, f"{name}: pref_vector has {pref.shape[0]} entries for {m} objectives")
+    return pref.astype(dtype)
+
+
+def normalize(G, eps: float):
+    """G / trace(G), the Gramian of J / ‖J‖_F; zero when trace(G) < eps (TorchJD's normalize)."""
+    tr = jnp.trace(G)
+    return jnp.where(tr < eps, jnp.zeros_like(G), G / jnp.where(tr < eps, 1.0, tr))
+
+
+def regularize(G, eps: float):
+    """G + eps I (TorchJD's regularize), positive definite for eps > 0."""
+    return G + eps * jnp.eye(G.shape[0], dtype=G.dtype)
+
+
+def project_simplex(y):
+    """Euclidean projection of ``y`` onto the probability simplex (sort and threshold, as TorchJD)."""
+    m = y.shape[0]
+    s = jnp.sort(y)[::-1]
+    k = jnp.arange(1, m + 1, dtype=y.dtype)
+    tmax = (jnp.cumsum(s) - 1.0) / k  # the threshold if the first k entries stay positive
+    hit = jnp.concatenate([tmax[:-1] > s[1:], jnp.array([True])])
+    theta = jnp.where(jnp.any(hit[:-1]), tmax[jnp.argmax(hit)], (jnp.sum(y) - 1.0) / m)
+    return jnp.maximum(y - theta, 0.0)

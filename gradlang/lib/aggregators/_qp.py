@@ -1,0 +1,92 @@
+"""Small quadratic programs solved exactly inside jit: the dual-cone projection and its kin.
+
+``nonneg_qp(P, q)`` is ``argmin_{x >= 0} ½ xᵀPx + qᵀx``; with ``simplex=True`` it adds
+``Σ x = 1``.  It is the primal active-set method of Lawson & Hanson (Solving Least Squares
+Problems, 1974, ch. 23), written on the Gram matrix as in Bro & de Jong's FNNLS (1997), with the
+sum constraint carried in the KKT system of the free set as in Wolfe's minimum-norm-point method
+(1976).  Each iteration solves one m x m system with fixed shapes (the free set is a mask), so the
+loop is a ``lax.while_loop`` that ``vmap`` batches over rows.  It ends when no bound has a
+negative multiplier, which is exact up to the linear solves; ``max_iter`` only guards against
+cycling caused by rounding.
+
+``project_weights(U, G)`` (Quinton & Rey 2024, Proposition 1): for each row u of U the weights
+v = argmin_{v >= u} vᵀGv, i.e. ``Jᵀv`` is the projection of ``Jᵀu`` onto the dual cone
+{x : J x >= 0}.  G is first normalised by its trace and regularised by ``reg_eps`` I, as
+TorchJD's QuadprogProjector does, so the pinned values agree with TorchJD's.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from . import normalize, regularize
+
+
+def _free_solve(P, q, free, simplex: bool):
+    """Minimiser of ½xᵀPx + qᵀx over the free coordinates (the others held at 0), with Σx = 1
+    when ``simplex``; returns x and the multiplier of the sum constraint (0 without it)."""
+    m = P.shape[0]
+    both = free[:, None] & free[None, :]
+    A = jnp.where(both, P, 0.0) + jnp.diag(jnp.where(free, 0.0, 1.0)).astype(P.dtype)
+    b = jnp.where(free, -q, 0.0)
+    if not simplex:
+        return jnp.where(free, jnp.linalg.solve(A, b), 0.0), jnp.zeros((), P.dtype)
+    one = free.astype(P.dtype)
+    K = jnp.zeros((m + 1, m + 1), P.dtype).at[:m, :m].set(A).at[:m, m].set(-one).at[m, :m].set(one)
+    sol = jnp.linalg.solve(K, jnp.concatenate([b, jnp.ones((1,), P.dtype)]))
+    return jnp.where(free, sol[:m], 0.0), sol[m]
+
+
+def nonneg_qp(P, q, simplex: bool = False, max_iter: int | None = None):
+    """argmin ½xᵀPx + qᵀx subject to x >= 0 (and Σx = 1 when ``simplex``), P positive definite
+    (semi-definite works when the free columns stay independent, as the method keeps them)."""
+    m = P.shape[0]
+    max_iter = 4 * m + 20 if max_iter is None else max_iter
+    eps = jnp.finfo(P.dtype).eps
+    tol = 100 * eps * jnp.maximum(jnp.max(jnp.abs(P)), jnp.max(jnp.abs(q)))
+    if simplex:  # start at the best vertex, which is feasible
+        t0 = jnp.argmin(0.5 * jnp.diag(P) + q)
+        x0, free0 = jax.nn.one_hot(t0, m, dtype=P.dtype), jnp.arange(m) == t0
+    else:
+        x0, free0 = jnp.zeros((m,), P.dtype), jnp.zeros((m,), bool)
+
+    def body(carry):
+        x, free, it, _ = carry
+        s, lam = _free_solve(P, q, free, simplex)
+        feasible = jnp.all(jnp.where(free, s > 0, True))
+        # feasible: take s, then free the bound whose multiplier is the most negative
+        mult = P @ s + q - lam  # the multipliers of the bounds x_i >= 0
+        cand = jnp.where(free, jnp.inf, mult)
+        t = jnp.argmin(cand)
+        add = cand[t] < -tol
+        free_f = free | (add & (jnp.arange(m) == t))
+        # infeasible: step from x towards s until a free coordinate hits 0, and bind it
+        blocking = free & (s <= 0)
+        ratio = jnp.where(blocking, x / jnp.where(blocking, x - s, 1.0), jnp.inf)
+        k = jnp.argmin(ratio)
+        alpha = jnp.clip(ratio[k], 0.0, 1.0)
+        x_i = x + alpha * (s - x)
+        free_i = free & (x_i > 0) & (jnp.arange(m) != k)
+        x_i = jnp.where(free_i, x_i, 0.0)
+        x = jnp.where(feasible, s, x_i)
+        free = jnp.where(feasible, free_f, free_i)
+        return x, free, it + 1, feasible & ~add
+
+    def cond(carry):
+        return (carry[2] < max_iter) & ~carry[3]
+
+    x, *_ = jax.lax.while_loop(cond, body, (x0, free0, jnp.zeros((), jnp.int32), jnp.zeros((), bool)))
+    return x
+
+
+def project_weights(U, G, norm_eps: float = 1e-4, reg_eps: float = 1e-4):
+    """For each row u of U (shape [..., m]): argmin_{v >= u} vᵀGv, with G normalised by its
+    trace and regularised (TorchJD's defaults norm_eps = reg_eps = 1e-4)."""
+    Gr = regularize(normalize(G, norm_eps), reg_eps)
+
+    def one(u):
+        return u + nonneg_qp(Gr, Gr @ u)
+
+    flat = U.reshape(-1, U.shape[-1])
+    return jax.vmap(one)(flat).reshape(U.shape)
