@@ -172,3 +172,17 @@ def test_straight_through_sites_in_a_program():
     p = 1 / (1 + np.exp(-logits))
     joint = np.array([np.prod([p[i] if (c >> i) & 1 else 1 - p[i] for i in range(3)]) for c in range(8)])
     _chi2(np.bincount(codes, minlength=8), joint)
+
+
+def test_the_checker_sees_a_relaxed_categorical_site_as_one_hot_rows():
+    """``gradlang check`` evaluates an expect block's value: a relaxed categorical site there is
+    real[2, 4] (a row per coordinate), so W * a with W real[2, 4] checks and a real[2] does not."""
+    from gradlang.errors import GradlangError
+
+    for via in ("gumbel(0.5)", "straight_through"):
+        src = ("const W = [[0, 1, 2, 3], [0, 4, 8, 12]]\nparam t: real[4] = 0\nmaximize expect(particles = 1) {\n"
+               f"  a: int[2] ~ categorical(logits = t) via {via}\n  sum(W * a)\n}}")
+        gradlang.compile(src)
+        with pytest.raises(GradlangError) as info:
+            gradlang.compile(src.replace("sum(W * a)", "sum([1, 2] * a)"))
+        assert "cannot multiply int[2] and real[2, 4]" in info.value.message

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from ..backend.evaluate import Evaluator
+from ..lib.estimators.gumbel import RELAXED, relaxed_shape
 from ..errors import GradlangError, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import refs, walk
@@ -168,7 +169,10 @@ def check_blocks(program: ir.Program, errors: list) -> None:
                                   for x in st.shape) if st.shape else tuple(d.batch_shape + d.event_shape)
                     if st.observed:
                         continue
-                    local[st.name] = jnp.zeros(shape, d.support.is_discrete and jnp.int32 or jnp.float32)
+                    if st.via is not None and st.via.value in RELAXED:  # a relaxed draw: real, one-hot rows
+                        local[st.name] = jnp.zeros(relaxed_shape(d, shape), jnp.float32)
+                    else:
+                        local[st.name] = jnp.zeros(shape, d.support.is_discrete and jnp.int32 or jnp.float32)
                 elif isinstance(st, ir.Sample):
                     local[st.name] = jnp.zeros(())
             if expect is not None:

@@ -51,6 +51,18 @@ def relaxed(dist, key, temperature: float):
     return relax(dist, noisy_logits(dist, key), temperature)
 
 
+RELAXED = ("gumbel", "straight_through")  # the estimators whose draws are relaxed/one-hot values
+
+
+def relaxed_shape(dist, shape: tuple) -> tuple:
+    """The shape of a relaxed draw of a site of ``shape`` (as the checker sees it): one row of
+    ``K`` per coordinate for a categorical over ``K`` values, the site's own for a bernoulli."""
+    base = base_of(dist)
+    if not isinstance(base, CATEGORICAL):  # a bernoulli (or a misfit, reported by the estimator's check)
+        return tuple(shape)
+    return (*shape, jnp.shape(base.logits)[-1])
+
+
 def check_discrete(dist, name: str) -> str | None:
     base = base_of(dist)
     if not isinstance(base, BERNOULLI + CATEGORICAL):
