@@ -23,7 +23,7 @@ import pytest
 from scipy import stats
 
 import gradlang
-from gradlang.backend.ppl import shaped
+from gradlang.backend.site_dists import shaped
 from gradlang.lib.estimators import ESTIMATORS
 
 P_MIN = 1e-6

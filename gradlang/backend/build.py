@@ -22,6 +22,7 @@ from ..errors import InternalError, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import walk
 from .evaluate import Evaluator
+from .guide_setup import prototype
 from .ppl import PPL
 
 
@@ -226,5 +227,5 @@ def build(program: ir.Program, dims: dict[str, int], data: dict | None = None, b
     with jax.ensure_compile_time_eval():  # concrete even when called inside a caller's jit
         data = {k: jnp.asarray(v) for k, v in data.items()}
         params = model.constrain(model.init(jax.random.PRNGKey(0), data))
-        family = ppl.prototype(jax.random.PRNGKey(0), data, params)
+        family = prototype(ppl, jax.random.PRNGKey(0), data, params)
     return Model(program, dict(dims), names, ppl, Opaque({n: (c, jax.tree.map(np.asarray, v)) for n, (v, c) in family.items()}))

@@ -25,7 +25,8 @@ from ..errors import TypeError_
 from ..ir import nodes as ir
 from ..passes.choose_estimators import reruns
 from .guide_draw import GuideDraws, estimator_of
-from .ppl import PPL, shaped
+from .ppl import PPL
+from .site_dists import shaped
 from .sites import model_log_density
 
 

@@ -31,3 +31,17 @@ def config_value(e, program) -> ir.ConfigValue:
         return ir.ConfigValue("array", None, tuple(config_value(a, program) for a in e.items), span=e.span)
     raise ConfigError("a setting is a number, a word, or a call like adam(lr = 0.01)",
                       getattr(e, "span", None), None)
+
+
+def config_args(cfg: ir.ConfigValue) -> tuple[list, dict]:
+    """Positional and keyword settings of a family or estimator call, as Python values."""
+    def value(v):
+        if v.kind == "number":
+            return v.value
+        if v.kind in ("word", "string"):
+            return v.value
+        if v.kind == "call":  # ema(0.9) and the like
+            return (v.value, [value(a) for a in v.args])
+        return [value(a) for a in v.args]
+
+    return [value(a) for a in cfg.args], {k: value(a) for k, a in cfg.kwargs}

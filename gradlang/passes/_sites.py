@@ -47,7 +47,7 @@ def site_distributions(program: ir.Program, blocks: dict[str, tuple]) -> dict[tu
     each block's order, the site's declared shape applied.  A site whose distribution cannot be
     evaluated abstractly (it depends on a value known only when traced with the data) is
     evaluated again with its unknown names as scalars."""
-    from ..backend.ppl import shaped
+    from ..backend.site_dists import shaped
 
     sizes = _sentinels(program)
     data, params = abstract_inputs(program, sizes)

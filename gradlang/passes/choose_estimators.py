@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..check.config_value import config_args
 from ..errors import TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import map_children, walk
@@ -37,8 +38,6 @@ def _score(baseline: str) -> ir.ConfigValue:
 
 def build(via: ir.ConfigValue) -> Estimator:
     """The estimator ``via`` names, built from its settings (a located error if they are wrong)."""
-    from ..backend.ppl import config_args
-
     args, kwargs = config_args(via)
     try:
         return ESTIMATORS.get(via.value, via.span).value(*args, **kwargs)
