@@ -9,7 +9,14 @@ import jax
 import numpy as np
 
 from ..backend.evaluate import Evaluator
-from ..errors import GradlangError, NameError_, TypeError_, collect, did_you_mean, known_list
+from ..errors import (
+    GradlangError,
+    NameError_,
+    TypeError_,
+    collect,
+    did_you_mean,
+    known_list,
+)
 from ..ir import nodes as ir
 from ..ir.visit import refs
 from ..source import Source
@@ -17,6 +24,8 @@ from ..syntax import ast
 from ..syntax.parser import parse
 from . import config, ppl, shapes, types
 from .names import Resolver, Scope, keyword_span, name_span, unsupported
+from .objectives import check_objectives
+from .uses import expand_uses
 
 _KIND_OF = {ast.Dim: "dim", ast.Const: "const", ast.Data: "data", ast.Param: "param",
             ast.Let: "let", ast.Fn: "fn"}
@@ -27,47 +36,6 @@ _UNSUPPORTED = {
     ast.Extern: ("extern", "extern functions are", None),
     ast.Saddle: ("minimize", "saddle-point objectives are", None),
 }
-
-
-def stdlib_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "stdlib", here.parent / "stdlib"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("stdlib not found")
-
-
-def _expand_uses(stmts, source: Source, seen: set) -> list:
-    """Replace each ``use`` by the declarations of the file it names (fn, const, dim, use)."""
-    out = []
-    for s in stmts:
-        if not isinstance(s, ast.Use):
-            out.append(s)
-            continue
-        if s.is_path:
-            base = Path(source.name).parent if source.name != "<string>" else Path.cwd()
-            path = (base / s.target).resolve()
-        else:
-            path = stdlib_dir() / f"{s.target}.grad"
-        if not path.exists():
-            known = sorted(p.stem for p in stdlib_dir().glob("*.grad"))
-            hint = (did_you_mean(s.target, known) or known_list(known)) if not s.is_path else \
-                f"looked for {path}"
-            raise NameError_(f"cannot find {'file' if s.is_path else 'library'} '{s.target}'", s.span, hint)
-        if path in seen:
-            continue
-        seen.add(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise NameError_(f"cannot read '{s.target}': {err}", s.span, None) from None
-        used = Source(text, str(path))
-        for u in _expand_uses(parse(used).stmts, used, seen):
-            if not isinstance(u, (ast.Fn, ast.Const, ast.Dim, ast.Prox)):
-                raise TypeError_("a used file may declare only fn, const, dim and prox", u.span,
-                                 f"it is used from {s.span}")
-            out.append(u)
-    return out
 
 
 class Checker:
@@ -91,7 +59,7 @@ class Checker:
 
     # ---- the stage ----------------------------------------------------------------------------
     def run(self) -> ir.Program:
-        stmts = _expand_uses(self.ast.stmts, self.source, set())
+        stmts = expand_uses(self.ast.stmts, self.source, set())
         # top-level lets by name: one on the left of `~` in the model is an observed site, not a latent
         self.top_lets = {s.name: s for s in stmts if isinstance(s, ast.Let)}
         self.data_dims = {d.id for s in stmts if isinstance(s, ast.Data)
@@ -108,7 +76,7 @@ class Checker:
         collect(self.errors)
         ppl.cross_check(self)
         self.check_lets()
-        self.check_objectives(stmts)
+        check_objectives(self, stmts)
         collect(self.errors)
         self.errors += shapes.check(self.out)
         collect(self.errors)
@@ -322,35 +290,6 @@ class Checker:
 
         for name in self.out.lets:
             self.attempt(visit, name, [])
-
-    def check_objectives(self, stmts) -> None:
-        found = [s for s in stmts if isinstance(s, (ast.Objective, ast.ObjectiveSet, ast.Saddle))]
-        if not found:
-            self.errors.append(TypeError_("the program has no objective", None,
-                                          "add `minimize <expression>` or `maximize <expression>`",
-                                          file=self.source.name))
-            return
-        if len(found) > 1:
-            self.errors.append(TypeError_("a program has one objective statement", keyword_span(
-                found[1].span, found[1].sense if hasattr(found[1], "sense") else "minimize"),
-                f"the first is at {found[0].span}; name several in one: minimize {{ a: ..., b: ... }}"))
-            return
-        s = found[0]
-        if not self.out.params and not isinstance(s, ast.Saddle) and not self.scope.has_guide:
-            self.errors.append(TypeError_("the program has no parameters to optimise",
-                                          keyword_span(s.span, s.sense), "declare one: param w: real[D] = 0"))
-            return
-        if isinstance(s, ast.Objective):
-            self.out.objectives.append(ir.ObjectiveIR("objective", s.sense, self.resolve.expr(s.value),
-                                                      span=s.value.span))
-        elif isinstance(s, ast.ObjectiveSet):
-            seen = set()
-            for item in s.items:
-                if item.name in seen:
-                    self.errors.append(NameError_(f"objective '{item.name}' is named twice", item.span, None))
-                seen.add(item.name)
-                self.out.objectives.append(ir.ObjectiveIR(item.name, s.sense, self.resolve.expr(item.value),
-                                                          span=item.value.span))
 
 
 def check(program: ast.Program, source: Source, overrides: dict | None = None) -> ir.Program:
