@@ -25,6 +25,7 @@ def _first_sentence(obj) -> str:
 
 
 def listing(kind: str) -> list[tuple[str, str, str]]:
+    written = kind
     kind = kind.rstrip("s") if kind not in ("passes", "pass") else "pass"
     if kind in ("optimizer", "schedule", "estimator", "family", "familie"):
         from .lib.estimators import ESTIMATORS
@@ -42,7 +43,7 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
     if kind == "pass":
         return [(p.__name__, _first_sentence(inspect.getmodule(p)), "") for p in PIPELINE]
     kinds = ["optimizers", "schedules", "estimators", "families", "distributions", "builtins", "domains", "passes"]
-    raise ConfigError(f"unknown kind '{kind}'", None, choice_help(kind, kinds))
+    raise ConfigError(f"unknown kind '{written}'", None, choice_help(written, kinds))
 
 
 # what `gradlang list` (no kind) prints: each kind, what it lists and where the names are used

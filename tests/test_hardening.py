@@ -277,6 +277,27 @@ def test_an_exception_raised_in_gradlangs_own_code_is_an_internal_error(exc, tmp
         assert "bug in gradlang" in err and "cannot apply" not in err, err
 
 
+@pytest.mark.parametrize("exc", [KeyError, AttributeError])
+def test_a_bug_in_an_optimizer_entry_is_an_internal_error(exc, tmp_path, monkeypatch, capsys):
+    # the optimizer builder and its one traced update used to turn any exception into "cannot build"
+    from gradlang.check import config
+    from gradlang.cli import main
+    from gradlang.lib.optimizers import OPTIMIZERS
+
+    from dataclasses import replace
+
+    def broken(lr=0.001):  # adam's signature, and a bug inside
+        raise exc("boom")
+
+    monkeypatch.setitem(OPTIMIZERS._entries, "adam", replace(OPTIMIZERS.get("adam"), value=broken))
+    config._VALID_OPTIMIZERS.clear()
+    src = tmp_path / "p.grad"
+    src.write_text("param w: real[3] = 1\nminimize sumsq(w)\nsolve { optimizer = adam(lr = 0.1) }\n")
+    code = main(["check", str(src)])
+    err = capsys.readouterr().err
+    assert code == 2 and "bug in gradlang" in err, err
+
+
 @pytest.mark.parametrize("expr, message", [
     ("sum(arange(0, 5, 0) * w[0])", "cannot apply arange"),   # the library's ZeroDivisionError
     ("sum(glu(w))", "cannot apply glu"),                       # the library's assert: an even axis

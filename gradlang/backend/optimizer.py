@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from ..errors import ConfigError, choice_help, did_you_mean
+from .evaluate import refused_by_library
 from ..ir import nodes as ir
 from ..lib.optimizers import OPTIMIZERS, takes_optimizers
 from ..lib.schedules import SCHEDULES
@@ -80,7 +81,9 @@ def _call(v: ir.ConfigValue, total_steps: int, top: bool = True):
             raise ConfigError(f"{v.value}() needs at least one optimizer", v.span, None)
     try:
         return fn(*args, **kwargs)
-    except Exception as err:  # noqa: BLE001 - a wrong kind of argument (a word where a number goes)
+    except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; our own bugs propagate
+        if not refused_by_library(err):
+            raise
         raise ConfigError(f"cannot build {v.value}(...)", v.span, str(err).splitlines()[0] if str(err) else None) from None
 
 

@@ -149,9 +149,13 @@ def validate_optimizer(opt, cfg: ir.ConfigValue, steps: int | None = None) -> No
         value, grads = jax.value_and_grad(f)(p)
         return opt.update(grads, opt.init(p), p, value=value, grad=grads, value_fn=f)
 
+    from ..backend.evaluate import refused_by_library
+
     try:
         jax.eval_shape(one_update, params)
-    except Exception as err:  # noqa: BLE001 - any failure here is a wrong argument
+    except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; our own bugs propagate
+        if not refused_by_library(err):
+            raise
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError("this optimizer cannot run with these arguments", cfg.span, detail) from None
     _VALID_OPTIMIZERS.add(key)
