@@ -35,7 +35,8 @@ def emit(path: str, stage: str) -> str:
 
 def _jaxpr(source) -> str:
     """The jaxpr of the loss and its gradient, at the shapes of the data's defaults if it has
-    them, else at placeholder sizes for its symbolic dims."""
+    them, else at placeholder sizes for its symbolic dims.  A Monte-Carlo objective takes the
+    step's PRNG key as a third argument (an abstract one here), as the optimisation loop calls it."""
     from .api import Program
     from .backend.build import build
 
@@ -50,4 +51,8 @@ def _jaxpr(source) -> str:
         data, _ = abstract_inputs(program.ir, sizes)
         note = "# no data: symbolic dims at placeholder sizes " + ", ".join(f"{k}={v}" for k, v in sizes.items()) + "\n"
     params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), {}))
+    if model.stochastic:  # a Monte-Carlo objective: the step's PRNG key is an argument of the loss
+        key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jax.random.PRNGKey(0).dtype)
+        note += "# a Monte-Carlo objective: arguments (params, data, key)\n"
+        return note + str(jax.make_jaxpr(jax.value_and_grad(model.loss))(params, data, key))
     return note + str(jax.make_jaxpr(jax.value_and_grad(model.loss))(params, data))
