@@ -28,7 +28,7 @@ def jaxpr(path, capsys) -> str:
 
 def top_level(text: str) -> tuple[list[str], str]:
     """The invars' types of the outermost jaxpr (the one not bound by a `let NAME =`) and its body."""
-    starts = [m.end() for m in re.finditer(r"^\{ lambda [^;]*; ", text, re.M)]  # consts before the ;
+    starts = [m.end() for m in re.finditer(r"^\{ lambda [^;]*; ", text, re.MULTILINE)]  # consts before the ;
     assert len(starts) == 1, text[:2000]
     body = text[starts[0]:]
     head = body[: body.index(". let")]
