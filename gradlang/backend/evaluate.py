@@ -42,8 +42,12 @@ class Evaluator:
     """
 
     def __init__(self, program: ir.Program, data: dict, params: dict, consts: dict, dims: dict,
-                 record: dict | None = None, dim_names: dict[int, str] | None = None, vi=None):
+                 record: dict | None = None, dim_names: dict[int, str] | None = None, vi=None,
+                 abstract: bool = False):
         self.program = program
+        # shape inference at placeholder sizes (check.shapes): nothing may run on a device, so a
+        # runtime failure of a library there (an allocation) is gradlang's, not the program's
+        self.abstract = abstract
         self.values = {"data": data, "param": params, "const": consts, "dim": dims}
         self.record = record
         self.dim_names = dim_names or {}
@@ -55,7 +59,7 @@ class Evaluator:
         vmapped particle, whose intermediate values must not leak out)."""
         v = self.values
         return Evaluator(self.program, v["data"], v["param"], v["const"], v["dim"], self.record,
-                         self.dim_names, self.vi)
+                         self.dim_names, self.vi, self.abstract)
 
     # ---- helpers -----------------------------------------------------------------------------
     def type_of(self, value) -> str:
@@ -104,14 +108,18 @@ class Evaluator:
         if isinstance(e, ir.Prim):
             return self._prim(e, local)
         if isinstance(e, ir.ArrayLit):
-            items = [jnp.asarray(self.eval(i, local)) for i in e.items]
+            items = [self.eval(i, local) for i in e.items]
             for node, item in zip(e.items[1:], items[1:]):
-                if item.shape != items[0].shape:
+                if jnp.shape(item) != jnp.shape(items[0]):
                     raise TypeError_(f"the items of an array must have one shape: the first is "
                                      f"{self.type_of(items[0])}, this one {self.type_of(item)}", node.span,
                                      "to join vectors of different lengths use concatenate([...])"
-                                     if items[0].ndim == 1 else None)
-            return jnp.stack(items)
+                                     if jnp.ndim(items[0]) == 1 else None)
+            stack = lambda: jnp.stack([jnp.asarray(i) for i in items])  # noqa: E731
+            if not any(isinstance(i, jax.core.Tracer) for i in items) and _small(stack):
+                with jax.ensure_compile_time_eval():  # a literal of constants stays one: [N, N] is a shape
+                    return stack()
+            return stack()
         if isinstance(e, ir.Index):
             return self._index(e, local)
         if isinstance(e, ir.CallFn):
@@ -164,14 +172,15 @@ class Evaluator:
         if e.op == "log_prob" and args and not hasattr(args[0], "log_prob"):
             raise TypeError_("log_prob needs a distribution first, like log_prob(normal(0, 1), x)", e.span, None)
         try:
-            if not any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves((args, kwargs))):
+            if not any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves((args, kwargs))) \
+                    and _small(lambda: fn(*args, **kwargs)):
                 with jax.ensure_compile_time_eval():  # constants stay constants: sizes, axes
                     return fn(*args, **kwargs)
-            return fn(*args, **kwargs)
+            return fn(*args, **kwargs)  # traced where a trace is running: no array is built
         except GradlangError:
             raise
         except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; the rest propagate
-            if not refused_by_library(err):
+            if not refused_by_library(err) or (self.abstract and isinstance(err, RuntimeError)):
                 raise  # a bug of gradlang's own: reported as an internal error (exit 2)
             raise self._op_error(e, fn, args, kwargs, err) from None
 
@@ -250,9 +259,10 @@ class Evaluator:
         args = [self.eval(a, local) for a in e.args]
         kwargs = {k: self.eval(a, local) for k, a in e.kwargs}
         try:
-            return cls(*args, **kwargs)
+            with _validation_of(args, kwargs):
+                return cls(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; the rest propagate
-            if not refused_by_library(err):
+            if not refused_by_library(err) or (self.abstract and isinstance(err, RuntimeError)):
                 raise
             known = _parameters(cls)
             bad = next((k for k in kwargs if known and k not in known), None)
@@ -262,6 +272,30 @@ class Evaluator:
             raise TypeError_(f"cannot build the {e.name} distribution from "
                              f"({', '.join(self.type_of(a) for a in args)})", e.span,
                              str(err).splitlines()[0]) from None
+
+
+# The most elements a built-in applied to constants may give and still be computed at trace time
+# (kept concrete: a size, an axis, a small table).  Larger results are traced like any other
+# value, so shape inference at placeholder sizes (eye(N) with N = 100_003) builds no array.
+CONCRETE_LIMIT = 4096
+
+
+def _small(thunk) -> bool:
+    """Whether ``thunk()``'s result is small enough to compute concretely (found abstractly)."""
+    out = jax.eval_shape(thunk)
+    return sum(int(np.prod(getattr(leaf, "shape", ()))) for leaf in jax.tree.leaves(out)) <= CONCRETE_LIMIT
+
+
+def _validation_of(args, kwargs):
+    """NumPyro checks a distribution's arguments against their constraints when it is built; of
+    traced arguments it can check nothing, yet it builds the check's own constants concretely (a
+    lower_cholesky check makes an N x N mask), so it is off for them."""
+    import contextlib
+
+    import numpyro
+
+    traced = any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves((args, kwargs)))
+    return numpyro.validation_enabled(False) if traced else contextlib.nullcontext()
 
 
 def _parameters(fn) -> list[str]:

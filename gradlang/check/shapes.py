@@ -51,7 +51,8 @@ def evaluate_abstract(program: ir.Program, expr, record: dict | None = None):
     dims = {**program.dims, **sizes}
 
     def run(data, params):
-        ev = Evaluator(program, data, params, program.consts, dims, record=record, dim_names=names)
+        ev = Evaluator(program, data, params, program.consts, dims, record=record, dim_names=names,
+                       abstract=True)
         value = ev.eval(expr)
         return None if hasattr(value, "log_prob") else value
 
@@ -148,7 +149,7 @@ def check_blocks(program: ir.Program, errors: list) -> None:
         names = {v: k for k, v in sizes.items()}
 
         def run(data, params, stmts=stmts, expect=expect):
-            ev = Evaluator(program, data, params, program.consts, {**program.dims, **sizes}, dim_names=names,
+            ev = Evaluator(program, data, params, program.consts, {**program.dims, **sizes}, dim_names=names, abstract=True,
                            vi=_AbstractMonteCarlo() if expect is not None else None)
             local: dict = {}
             for st in stmts:
