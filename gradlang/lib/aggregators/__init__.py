@@ -83,8 +83,13 @@ def build(name: str, fn, *, stat: str = "gramian", init=_no_state, stochastic: b
     return Aggregator(name, fn, stat, init, stochastic, params)
 
 
-def require(ok: bool, message: str) -> None:
-    """A parameter check: a ConfigError with ``message`` when ``ok`` is false."""
+def require(ok, message: str) -> None:
+    """A parameter check: a ConfigError with ``message`` when ``ok`` is false (checked when the
+    parameter is a concrete value; a traced one, as in a vmap over parameters, is not checked)."""
+    try:
+        ok = bool(ok)
+    except jax.errors.ConcretizationTypeError:
+        return
     if not ok:
         raise ConfigError(message)
 

@@ -25,17 +25,24 @@ from . import normalize, regularize
 
 def _free_solve(P, q, free, simplex: bool):
     """Minimiser of ½xᵀPx + qᵀx over the free coordinates (the others held at 0), with Σx = 1
-    when ``simplex``; returns x and the multiplier of the sum constraint (0 without it)."""
-    m = P.shape[0]
+    when ``simplex``; returns x and the multiplier λ of the sum constraint (0 without it).
+
+    One Cholesky factorisation of P restricted to the free set (the identity elsewhere); with the
+    sum constraint, x = P⁻¹(λ1 - q) on the free set and λ makes Σx = 1."""
     both = free[:, None] & free[None, :]
     A = jnp.where(both, P, 0.0) + jnp.diag(jnp.where(free, 0.0, 1.0)).astype(P.dtype)
-    b = jnp.where(free, -q, 0.0)
+    L = jnp.linalg.cholesky(A)
+
+    def solve(b):
+        y = jax.scipy.linalg.solve_triangular(L, b, lower=True)
+        return jax.scipy.linalg.solve_triangular(L.T, y, lower=False)
+
+    x = solve(jnp.where(free, -q, 0.0))
     if not simplex:
-        return jnp.where(free, jnp.linalg.solve(A, b), 0.0), jnp.zeros((), P.dtype)
-    one = free.astype(P.dtype)
-    K = jnp.zeros((m + 1, m + 1), P.dtype).at[:m, :m].set(A).at[:m, m].set(-one).at[m, :m].set(one)
-    sol = jnp.linalg.solve(K, jnp.concatenate([b, jnp.ones((1,), P.dtype)]))
-    return jnp.where(free, sol[:m], 0.0), sol[m]
+        return jnp.where(free, x, 0.0), jnp.zeros((), P.dtype)
+    y = solve(free.astype(P.dtype))
+    lam = (1.0 - x.sum()) / jnp.where(y.sum() != 0, y.sum(), 1.0)
+    return jnp.where(free, x + lam * y, 0.0), lam
 
 
 def nonneg_qp(P, q, simplex: bool = False, max_iter: int | None = None):
