@@ -69,24 +69,34 @@ class Program:
 
     # ---- fitting -------------------------------------------------------------------------------
     def fit(self, data: dict | str | Path | None = None, steps: int | None = None, seed: int | None = None,
-            progress: Callable | None = None, **consts: Any) -> Result:
+            progress: Callable | None = None, checkpoint: str | Path | None = None,
+            resume: str | Path | None = None, **consts: Any) -> Result:
         """Solve the program.  Keyword arguments override consts; ``steps``/``seed`` override the
-        solve block.  Raises ``GradlangError``; a non-finite run raises ``NonFiniteError`` whose
-        ``.result`` holds the last finite state."""
+        solve block.  ``checkpoint=DIR`` writes the solver's state there between chunks;
+        ``resume=DIR`` continues the run that wrote it (same program, data, seed and steps), ending
+        bit for bit where the uninterrupted run would.  Raises ``GradlangError``; a non-finite run
+        raises ``NonFiniteError`` whose ``.result`` holds the last finite state."""
+        from .backend.checkpoint import Checkpoints, fingerprint
+        from .backend.solvers import make_solver
+
         program = self if not consts else Program(self.source, self.externs, {**self.overrides, **consts})
         settings = program.ir.solve
         model, arrays = program.bind(data)
         steps = settings.steps if steps is None else int(steps)
         if steps < 0:
             raise GradlangError("steps must be >= 0", None, None)
-        opt = build_optimizer(settings.optimizer, steps)
+        seed = settings.seed if seed is None else int(seed)
         key = loop_key(settings, model.dims, steps)
         if key not in program._loops:
-            program._loops[key] = Loop(model, opt, settings.batch)
-        return run(model, opt, arrays, steps=steps, seed=settings.seed if seed is None else int(seed),
-                   log_every=settings.log_every, batch=settings.batch, progress=progress,
-                   loop=program._loops[key])
-
+            solver = make_solver(model, build_optimizer(settings.optimizer, steps), settings)
+            program._loops[key] = Loop(model, solver, settings.log_every)
+        loop = program._loops[key]
+        stamp = (fingerprint(program.source.text, program.overrides, arrays, seed, steps)
+                 if checkpoint is not None or resume is not None else None)
+        return run(model, loop.solver, arrays, steps=steps, seed=seed, log_every=settings.log_every,
+                   progress=progress, loop=loop,
+                   checkpoint=Checkpoints(checkpoint, stamp) if checkpoint is not None else None,
+                   resume=Checkpoints(resume, stamp) if resume is not None else None)
 
     def sample_posterior(self, result: Result, n: int = 1000, data=None, seed: int = 0) -> dict:
         """``n`` joint draws of the latents from the fitted guide: ``{latent: array [n, ...]}``."""
@@ -100,8 +110,9 @@ class Program:
 
 
 def loop_key(settings, dims: dict, steps: int) -> tuple:
-    """What a compiled optimisation loop depends on besides the program: the dims (shapes), and
-    the step count when a schedule's length defaults to it."""
+    """What a compiled solver loop depends on besides the program: the dims (shapes), and the step
+    count when a schedule's length defaults to it.  The chunk length is not in it: one compiled
+    chunk runs any number of steps."""
     return tuple(sorted(dims.items())), steps if uses_total_steps(settings.optimizer) else None
 
 

@@ -42,9 +42,10 @@ def test_run_writes_the_documented_json(program, tmp_path, capsys):
     assert code == 0
     r = json.loads(out.read_text())
     assert set(r) == {"objective", "objectives", "params", "reports", "constraints", "history", "steps",
-                      "seed", "seconds"}
-    assert r["steps"] == 150 and r["seed"] == 2
-    assert set(r["history"]) == {"step", "objective"} and r["history"]["step"] == [50, 100, 150]
+                      "converged", "converged_at", "seed", "seconds"}
+    assert r["steps"] == 150 and r["seed"] == 2 and r["converged"] is False and r["converged_at"] is None
+    assert set(r["history"]) == {"step", "objective", "objectives"} and r["history"]["step"] == [50, 100, 150]
+    assert r["history"]["objectives"] == {"objective": r["history"]["objective"]}
     assert r["objectives"] == {"objective": r["objective"]}
     assert len(r["params"]["w"]) == 3 and "fit" in r["reports"]
     assert r["constraints"] == {}

@@ -10,7 +10,11 @@ import numpy as np
 
 @dataclass
 class Result:
-    """What a run returns: parameters in their domains, objective(s), reports and the history."""
+    """What a run returns: parameters in their domains, objective(s), reports and the history.
+
+    ``history`` holds, at every ``log_every``-th step and the last: ``step``, ``objective`` (the
+    objectives' aggregate as written, like ``objective``), ``objectives`` (each by name) and
+    ``reports`` (each by name); ``interrupted`` when Ctrl-C stopped the run."""
 
     params: dict[str, np.ndarray]
     objective: float
@@ -21,6 +25,8 @@ class Result:
     seed: int
     seconds: float
     constraints: dict[str, dict] = field(default_factory=dict)
+    converged: bool = False           # the solver's own test (solve { tol = ... }) stopped the run
+    converged_at: int | None = None   # the steps run when it did
     posterior_fn: Any = field(default=None, repr=False)  # computes the posterior summaries on demand
     _posterior: dict | None = field(default=None, repr=False)
 
@@ -44,8 +50,11 @@ class Result:
             "params": {k: plain(v) if isinstance(v, np.ndarray) else _tree(v, plain) for k, v in self.params.items()},
             "reports": {k: plain(v) for k, v in self.reports.items()},
             "constraints": self.constraints,
-            "history": {"step": list(self.history["step"]), "objective": list(self.history["objective"])},
+            "history": {"step": list(self.history["step"]), "objective": list(self.history["objective"]),
+                        "objectives": {k: list(v) for k, v in self.history.get("objectives", {}).items()}},
             "steps": int(self.steps),
+            "converged": bool(self.converged),
+            "converged_at": None if self.converged_at is None else int(self.converged_at),
             "seed": int(self.seed),
             "seconds": float(self.seconds),
         } | ({"posterior": {name: {k: plain(v) for k, v in s.items()} for name, s in self.posterior.items()}}

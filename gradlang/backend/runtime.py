@@ -1,26 +1,42 @@
-"""The optimisation loop: ``lax.scan`` over chunks of steps on device, the host in between.
+"""The optimisation loop: any solver, stepped on device in chunks; the host looks by the clock.
 
-Between chunks the host updates the progress bar, appends to the history and evaluates reports
-every ``log_every`` steps, and checks one flag: were the chunk's objectives and final parameters
-finite?  The hot loop is exactly the hand-written one.  When a chunk went non-finite it is replayed
-from its start (same keys, same minibatches) with a guarded step that refuses the first non-finite
-update, so a run that fails at step 5000 returns the parameters after step 4999.
+A chunk runs steps ``t0 .. t1-1`` of a solver (``backend/solvers``) inside one jitted function.
+Its trip count is a traced number, so ONE compiled executable serves every chunk length: the host
+sizes chunks by the clock (``Clock``: a few looks a second) without compiling again.  Inside the
+chunk, the steps run in segments of at most ``log_every`` steps, each ending on a multiple of
+``log_every``; a segment's step keys (``fold_in(key, t)``) are drawn in one vectorised call before
+its loop, and at every multiple of ``log_every`` (and at the last step, and where the solver's
+``terminate`` holds) the objectives and reports are written into a preallocated record buffer.
+The host dispatches chunk i+1 before it reads chunk i (JAX dispatches asynchronously), so the
+device never waits for the host's progress bar, history or checkpoint.
+
+A chunk returns a flag: were every step's objectives and the final state finite?  When not, the
+speculative next chunk is dropped and the chunk is replayed from its start (same keys, same
+minibatches) with a guarded step that refuses the first non-finite step and stops there, so a run
+that fails at step 5000 returns the state after step 4999.  Step t draws from ``fold_in(key, t)``
+whatever the chunks around it, so a run is bit-identical however it was chunked, interrupted or
+resumed from a checkpoint.
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ..errors import RuntimeError_
-from ..lib.optimizers import final_params
-from .build import Model, batch_axis
+from .build import Model
 from .result import Result
+
+TARGET_SECONDS = 0.3   # how long a chunk should run: the host looks about three times a second
+GROWTH = 16            # a chunk is at most this many times longer than the one timed before it
+RECORD_BYTES = 2**22   # the record buffer's size (objectives and reports of a chunk's log points)
+MAX_RECORDS = 512
+KEY_BLOCK = 4096       # at most this many step keys drawn at once (a segment's length)
 
 
 class NonFiniteError(RuntimeError_):
@@ -29,183 +45,281 @@ class NonFiniteError(RuntimeError_):
     result: Result | None = None
 
 
-def make_step(model: Model, opt, data: dict, batched: list[str], n_rows: int, batch: int | None,
-              guarded: bool = False):
-    """One optimisation step as a scan body over the carry (params, opt state, the run's key, failed
-    step, estimator state) and the inputs (step number, the step's key or None: ``step_keys``).
-
-    ``data`` is the traced argument of the enclosing jit, so arrays are never baked into the
-    executable as constants.  The fast step is exactly value_and_grad, update, apply — the loop a
-    user would write by hand.  The guarded step, used only to replay a chunk that went non-finite,
-    also refuses any non-finite step and records the first one."""
-    stochastic = model.stochastic
-
-    def step(carry, xs):
-        u, opt_state, key, bad, est = carry
-        t, step_key = xs
-        d, draw = data, None
-        if step_key is not None:
-            keys = jax.random.split(step_key) if batched and stochastic else step_key[None]
-            sub, draw = keys[0], keys[-1] if stochastic else None
-            if batched:
-                idx = jax.random.randint(sub, (batch,), 0, n_rows)
-                d = {n: (a[idx] if n in batched else a) for n, a in data.items()}
-        f = lambda p: model.loss(p, d, draw)  # noqa: E731
-        if est:  # estimators with running state (ema baselines)
-            (value, est), grads = jax.value_and_grad(lambda p: model.loss_and_state(p, d, draw, est),
-                                                     has_aux=True)(u)
-        else:
-            value, grads = jax.value_and_grad(f)(u)
-        updates, new_state = opt.update(grads, opt_state, u, value=value, grad=grads, value_fn=f)
-        new_u = optax.apply_updates(u, updates)
-        if not guarded:
-            return (new_u, new_state, key, bad, est), value
-        finite = _all_finite((value, new_u))
-        ok = finite & (bad < 0)
-        kept = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_u, u)
-        return (kept, new_state, key, jnp.where((bad < 0) & ~finite, t, bad), est), value
-
-    return step
+def step_keys(key, t0, n: int):
+    """The keys of steps ``t0 .. t0+n-1``: step t's is ``fold_in(key, t)``, so a step draws the
+    same whatever the chunks around it.  Drawn for a whole segment in one vectorised call before
+    its loop: a threefry in the loop body would cost every step its own round of small kernels."""
+    return jax.vmap(lambda t: jax.random.fold_in(key, t))(t0 + jnp.arange(n, dtype=jnp.int32))
 
 
-def step_keys(key, ts, keyed: bool):
-    """The keys of steps ``ts``: step t's is ``fold_in(key, t)``, so a step draws the same whatever
-    the chunks around it.  Drawn for a whole chunk in one vectorised call before its loop: a
-    threefry in the loop body would cost every step its own round of small kernels.  ``None``
-    when nothing in a step is random."""
-    return jax.vmap(lambda t: jax.random.fold_in(key, t))(ts) if keyed else None
+def _finite(tree) -> jnp.ndarray:
+    # one fused reduction over the floating leaves: their sum is finite iff every entry is
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.isfinite(sum((jnp.sum(x) for x in leaves), jnp.float32(0)))
 
 
-def _may_keep_state(program) -> bool:
-    """Whether some sample site may use an ema baseline: one that names it, or one that names no
-    estimator (the default for a discrete site with one particle).  Whole-guide families never do."""
-    from ..ir import nodes as ir
-    from ..ir.visit import walk
-
-    stmts = list(program.guide.stmts) if program.guide is not None else []
-    stmts += [st for o in program.objectives for n in walk(o.value) if isinstance(n, ir.Expect) for st in n.stmts]
-    for st in stmts:
-        if isinstance(st, ir.Sample) and st.family is None:
-            if st.via is None or any(isinstance(n, ir.ConfigValue) and n.value == "ema" for n in walk(st.via)):
-                return True
-    return False
+def _where(ok, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def initial_estimator_state(model: Model, u: dict, data: dict) -> dict:
-    """Zeros for every running estimator state the objective keeps (found by tracing it once)."""
-    if not model.stochastic or not _may_keep_state(model.program):
-        return {}
-    _, state = jax.eval_shape(lambda u: model.loss_and_state(u, data, jax.random.PRNGKey(0), {}), u)
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
-
-
-def _all_finite(tree) -> jnp.ndarray:
-    # one fused reduction: the sum of everything is finite iff every entry is
-    return jnp.isfinite(sum(jnp.sum(x) for x in jax.tree.leaves(tree)))
+def segment_length(log_every: int) -> int:
+    """Steps of a segment: ``log_every``, or its largest divisor up to ``KEY_BLOCK`` (so that
+    segment ends still fall on every log point while a segment's keys stay a small array)."""
+    if log_every <= KEY_BLOCK:
+        return log_every
+    return max(d for d in range(1, KEY_BLOCK + 1) if log_every % d == 0)
 
 
 class Loop:
-    """The jitted functions of one optimisation loop.  JAX compiles each once per shape of its
+    """The jitted functions of one solver's loop.  JAX compiles each once per shape of its
     arguments and keeps the executables with the function, so a ``Loop`` kept between fits of the
     same program, dims and optimizer (``Program`` does) runs later fits without compiling again.
-    Data are arguments, never constants, so they may change between those fits."""
+    Data are arguments, never constants, so they may change between those fits.
 
-    def __init__(self, model: Model, opt, batch: int | None):
-        _, batched, n_rows = batch_axis(model.program, model.dims, batch)
-        keyed = bool(batched) or model.stochastic  # something in a step is random
+    ``chunk`` runs whole segments of ``segment`` steps, as many as the host asks (a traced count);
+    a run whose step count is not a multiple of ``segment`` ends with one shorter segment, which
+    is a second executable: the segment's length is static, a ``lax.scan`` with a known trip
+    count, whose body XLA compiles as well as a hand-written loop's (a dynamic trip count inside
+    the segment cost a cheap step 15%)."""
 
-        @jax.jit
-        def chunk(carry, ts, data):
-            xs = (ts, step_keys(carry[2], ts, keyed))
-            carry, losses = jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch), carry, xs)
-            # the parameters are checked here; the losses on the host, which reads them anyway
-            return carry, losses, _all_finite(carry[0])
-
-        @jax.jit
-        def replay(carry, ts, data):
-            """The same steps again, refusing the first non-finite one (same keys, same batches)."""
-            xs = (ts, step_keys(carry[2], ts, keyed))
-            return jax.lax.scan(make_step(model, opt, data, batched, n_rows, batch, guarded=True), carry, xs)
-
-        self.chunk, self.replay = chunk, replay
+    def __init__(self, model: Model, solver, log_every: int):
+        self.model, self.solver, self.log_every = model, solver, max(1, int(log_every))
+        self.segment = segment_length(self.log_every)
+        self.capacity = None  # records a chunk holds; set by ``prepare`` from the reports' sizes
+        self.chunk = jax.jit(partial(self._chunk, guarded=False), static_argnames="block")
+        self.replay = jax.jit(partial(self._chunk, guarded=True), static_argnames="block")
         self.reports = jax.jit(lambda u, data: model.reports(u, data))
-        self.objectives = jax.jit(lambda u, data, key: model.objective_values(u, data, key))
+        self.objectives = jax.jit(self._objectives)
+
+    def _objectives(self, u, data, key):
+        values = self.model.objective_values(u, data, key)
+        return values, self.solver.objective({"values": values})
+
+    def prepare(self, state, data) -> None:
+        """Size the record buffer from one record's bytes (reports may be large arrays)."""
+        if self.capacity is not None:
+            return
+        size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self._blank(state, data)))
+        self.capacity = int(np.clip(RECORD_BYTES // max(size, 1), 4, MAX_RECORDS))
+
+    def _blank(self, state, data) -> dict:
+        """A record of zeros: what a log point keeps (the step, each objective and their
+        aggregate, the reports), shaped by tracing, not computing, one step and the reports."""
+        def record(state):
+            key = jax.random.PRNGKey(0) if self.solver.keyed else None
+            stats = self.solver.step(state, data, jnp.int32(0), key)[1]
+            rec = {"step": jnp.int32(0), "values": stats["values"], "objective": self.solver.objective(stats)}
+            if self.model.program.reports:
+                rec["reports"] = self.model.reports(self.solver.params(state), data)
+            return rec
+
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(record, state))
+
+    def _chunk(self, state, t0, t1, total, key, data, *, block: int, guarded: bool):
+        """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
+        something is not finite).
+
+        Returns ``(state, t, bad, ok, n, records, summary)``: the state after step ``t-1``;
+        ``bad``, the first non-finite step (fast: the start of its segment; guarded: the step
+        itself, refused), -1 for none; whether all was finite; the number of records filled; and
+        the last step's objectives (for the progress bar) followed by their means over the last
+        segment (a Monte-Carlo objective's final estimate).  The fast segment is a
+        ``lax.scan`` of the solver's step alone with the objectives as the scan's output;
+        finiteness is checked once a segment (a NaN spreads to the state).  A solver that may
+        terminate has each step skipped (``lax.cond``) once it has."""
+        solver, le, cap = self.solver, self.log_every, self.capacity
+        stops = solver.may_terminate
+        blank = self._blank(state, data)
+        records = jax.tree.map(lambda x: jnp.zeros((cap,) + x.shape, x.dtype), blank)
+
+        def fast(s, x):  # the bare step: anything more in the carry cost a cheap step 15% (XLA:CPU)
+            s, stats = solver.step(s, data, *x)
+            return s, stats["values"]
+
+        def skipping(c, x):  # a solver that may terminate: no step once it has
+            s, last, ran = c
+            done = solver.terminate(s)
+            s, values = jax.lax.cond(done, lambda: (s, last),
+                                     lambda: (lambda r: (r[0], r[1]["values"]))(solver.step(s, data, *x)))
+            return (s, values, ran + (~done).astype(jnp.int32)), values
+
+        def careful(c, x):
+            (s, last, ran), bad = c
+            i, k = x
+            new, stats = solver.step(s, data, i, k)
+            live = (bad < 0) & ~solver.terminate(s)
+            fine = _finite((stats["values"], new))
+            take = live & fine
+            values = jnp.where(take, stats["values"], last)
+            return ((_where(take, new, s), values, ran + take.astype(jnp.int32)),
+                    jnp.where(live & ~fine, i, bad)), values
+
+        def segment(c):
+            state, t, bad, n, records, _ = c
+            xs = (t + jnp.arange(block, dtype=jnp.int32), step_keys(key, t, block) if solver.keyed else None)
+            start = (state, blank["values"], jnp.int32(0))
+            if guarded:
+                ((state, _, ran), bad), ys = jax.lax.scan(careful, (start, bad), xs)
+            else:
+                if stops:
+                    (state, _, ran), ys = jax.lax.scan(skipping, start, xs)
+                else:
+                    state, ys = jax.lax.scan(fast, state, xs)
+                    ran = jnp.int32(block)
+                bad = jnp.where(jnp.isfinite(jnp.sum(ys)) & _finite(state), bad, t)
+            i = t + ran
+            active = (jnp.arange(block) < ran)[:, None]
+            tail = jnp.sum(jnp.where(active, ys, 0), 0) / jnp.maximum(ran, 1).astype(ys.dtype)
+            logged = (i > t) & ((i % le == 0) | (i == total) | solver.terminate(state))
+            rec = {"step": i, "values": ys[-1], "objective": solver.objective({"values": ys[-1]})}
+            if "reports" in records:
+                rec["reports"] = jax.lax.cond(logged, lambda: self.model.reports(solver.params(state), data),
+                                              lambda: blank["reports"])
+            slot = jnp.where(logged, n, cap)  # out of bounds: dropped
+            records = jax.tree.map(lambda b, r: b.at[slot].set(r, mode="drop"), records, rec)
+            # one output for both (two separate ones slowed a cheap step by 15% on XLA:CPU)
+            return state, i, bad, n + logged.astype(jnp.int32), records, jnp.concatenate([ys[-1], tail])
+
+        def more(c):
+            state, t, bad = c[:3]
+            return (t < t1) & ~solver.terminate(state) & (bad < 0)
+
+        start = (state, t0, jnp.int32(-1), jnp.int32(0), records, jnp.zeros(2 * blank["values"].size, blank["values"].dtype))
+        state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
+        return state, t, bad, bad < 0, n, records, summary
 
 
-def run(model: Model, opt, data: dict, *, steps: int, seed: int, log_every: int, batch: int | None,
-        progress: Callable | None = None, loop: Loop | None = None) -> Result:
-    """Fit ``model`` with ``opt``; ``loop``, when given, is this program's compiled loop from an
-    earlier fit with the same dims and optimizer settings."""
+class Clock:
+    """Chunk lengths from the clock: about ``TARGET_SECONDS`` of device time a chunk, in whole
+    segments, never more records than the buffer holds; the last segment of a run may be short."""
+
+    def __init__(self, segment: int, capacity: int, steps: int):
+        self.seg, self.steps = segment, steps
+        self.most = max(1, capacity - 1)  # segments a chunk may hold (one record each, + the last)
+        self.n = 1  # segments of the next chunk: the first two are one each, dispatched untimed
+
+    def observe(self, steps: int, seconds: float) -> None:
+        """A chunk of ``steps`` steps ran for ``seconds``: size the next ones from its rate."""
+        if steps <= 0:
+            return
+        want = steps * TARGET_SECONDS / max(seconds, 1e-6) / self.seg
+        self.n = int(np.clip(want, 1, max(1, steps // self.seg) * GROWTH))
+
+    def plan(self, t0: int) -> tuple[int, int]:
+        """``(segment length, end)`` of the chunk starting at ``t0``."""
+        if t0 % self.seg:  # realign (a checkpoint of another segment length)
+            b = min(self.seg - t0 % self.seg, self.steps - t0)
+            return b, t0 + b
+        whole = self.steps - self.steps % self.seg
+        if t0 >= whole:  # the short last segment
+            return self.steps - t0, self.steps
+        return self.seg, min(t0 + min(self.n, self.most) * self.seg, whole)
+
+
+def _append(history: dict, records: dict, n: int, names: list[str]) -> None:
+    """The first ``n`` records of a chunk onto the history (read from the device once each)."""
+    if n <= 0:
+        return
+    steps, objective, values = (np.asarray(records[k])[:n] for k in ("step", "objective", "values"))
+    history["step"] += [int(s) for s in steps]
+    history["objective"] += [float(v) for v in objective]
+    for j, name in enumerate(names):
+        history["objectives"][name] += [float(v) for v in values[:, j]]
+    for name, v in records.get("reports", {}).items():
+        history["reports"][name] += [x.tolist() for x in np.asarray(v)[:n]]
+
+
+def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: int,
+        progress: Callable | None = None, loop: Loop | None = None, checkpoint=None, resume=None) -> Result:
+    """Run ``solver`` on ``model`` for ``steps`` steps (fewer when it converges).  ``loop``, when
+    given, is this program's compiled loop from an earlier fit with the same dims and settings;
+    ``checkpoint`` (a ``checkpoint.Checkpoints``) receives the state between chunks; ``resume``
+    (one too) supplies the state to continue from."""
     start = time.perf_counter()
     data = {k: jnp.asarray(v) for k, v in data.items()}
-    key = jax.random.PRNGKey(seed)
-    key, init_key = jax.random.split(key)
-    u = model.init(init_key, data)
-    opt_state = opt.init(u)
-    loop = loop or Loop(model, opt, batch)
-    chunk, replay, reports_jit, objectives_jit = loop.chunk, loop.replay, loop.reports, loop.objectives
-    sign = -1.0 if model.program.objectives[0].sense == "maximize" else 1.0
-    history: dict[str, list] = {"step": [], "objective": [], "reports": {n: [] for n in model.program.reports}}
-    carry = (u, opt_state, key, jnp.asarray(-1, jnp.int32), initial_estimator_state(model, u, data))
-    done = 0
-    last_losses = None
-    interrupted = False
-    log_every = max(1, min(log_every, steps)) if steps else 1
+    key, init_key = jax.random.split(jax.random.PRNGKey(seed))
+    state = solver.init(model.init(init_key, data), data, key)
+    loop = loop or Loop(model, solver, log_every)
+    loop.prepare(state, data)
+    names = [o.name for o in model.program.objectives]
+    history: dict = {"step": [], "objective": [], "objectives": {n: [] for n in names},
+                     "reports": {n: [] for n in model.program.reports}}
+    done, converged_at = 0, None
+    if resume is not None:
+        state, done, history, converged_at = resume.load(state)
+    clock, total = Clock(loop.segment, loop.capacity, steps), np.int32(steps)
+    tail, failed_at, interrupted = None, None, False
+
+    def dispatch(state, t0: int):
+        block, t1 = clock.plan(t0)
+        out = loop.chunk(state, np.int32(t0), np.int32(t1), total, key, data, block=block)
+        return state, t0, t1, block, out, time.perf_counter()
+
     try:
-        while done < steps:
-            n = min(log_every, steps - done)
-            ts = jnp.arange(done, done + n, dtype=jnp.int32)
-            before = carry
-            carry, losses, finite = chunk(carry, ts, data)
-            losses = np.asarray(losses)
-            if not (bool(finite) and np.isfinite(losses).all()):
-                carry, losses = replay(before, ts, data)
-                done = int(carry[3])
+        pending = dispatch(state, done) if done < steps and converged_at is None else None
+        looked = time.perf_counter()
+        while pending is not None:
+            before, t0, t1, block, out, sent = pending
+            following = dispatch(out[0], t1) if t1 < steps else None  # before reading this one
+            if not bool(out[3]):  # not finite: replay from the chunk's start, refusing the bad step
+                following = None
+                out = loop.replay(before, np.int32(t0), np.int32(t1), total, key, data, block=block)
+                failed_at = int(out[2]) if int(out[2]) >= 0 else None
+            new, t, _, _, n, records, summary = out
+            t, now = int(t), time.perf_counter()
+            clock.observe(t - t0, now - max(sent, looked))
+            looked = now
+            _append(history, records, int(n), names)
+            summary = np.asarray(summary)
+            state, done = new, t
+            tail = summary[len(summary) // 2:] if t > t0 else tail
+            if progress and t > t0:
+                progress(done, steps, float(solver.objective({"values": summary[:len(summary) // 2]})))
+            if failed_at is not None:
                 break
-            done += n
-            values = sign * float(losses[-1]) if len(model.program.objectives) == 1 else float(losses[-1])
-            history["step"].append(done)
-            history["objective"].append(values)
-            last_losses = losses
-            if model.program.reports:
-                reports = reports_jit(carry[0], data)
-                for name, v in reports.items():
-                    history["reports"][name].append(np.asarray(v).tolist())
-            if progress:
-                progress(done, steps, values)
+            if t < t1:  # the solver's own test held
+                converged_at = done
+            if checkpoint is not None:
+                checkpoint.save(state, done, history, converged_at, final=False)
+            if converged_at is not None:
+                break
+            pending = following if following is not None or t >= steps else dispatch(state, done)
     except KeyboardInterrupt:
         interrupted = True
-    u, opt_state = carry[0], carry[1]
-    failed = int(carry[3]) >= 0
-    u_final = u if failed else final_params(opt_state, u)  # a failed run's state is not trusted
+    if checkpoint is not None and failed_at is None:
+        checkpoint.save(state, done, history, converged_at, final=True)
+    return _result(model, solver, loop, state, data, seed, history, done, tail, failed_at, converged_at,
+                   interrupted, start)
+
+
+def _result(model, solver, loop, state, data, seed, history, done, tail, failed_at, converged_at,
+            interrupted, start) -> Result:
     names = [o.name for o in model.program.objectives]
-    reports = reports_jit(u_final, data) if model.program.reports else {}
-    if model.stochastic and len(names) == 1 and done > 0 and not failed:
-        # a Monte-Carlo objective: the mean of the last chunk's estimates (no extra compilation)
-        values = jnp.asarray([sign * float(np.mean(last_losses))])
-    else:
-        values = objectives_jit(u_final, data, jax.random.PRNGKey(seed + 1) if model.stochastic else None)
-    objectives = {n: float(v) for n, v in zip(names, values)}
-    if len(names) == 1:
+    u_final = solver.params(state)
+    reports = loop.reports(u_final, data) if model.program.reports else {}
+    if model.stochastic and len(names) == 1 and tail is not None and failed_at is None:
+        # a Monte-Carlo objective: the mean of the last segment's estimates (no extra compilation)
+        values = np.asarray(tail)
         total = float(values[0])
-    else:  # several objectives: their aggregate, as the user wrote each (not negated)
-        total = float(jnp.mean(values) if model.program.solve.aggregator == "mean" else jnp.sum(values))
+    else:
+        values, total = loop.objectives(u_final, data, jax.random.PRNGKey(seed + 1) if model.stochastic else None)
     result = Result(
         params={k: jax.tree.map(np.asarray, v) for k, v in model.constrain(u_final).items()},
-        objective=total, objectives=objectives,
+        objective=float(total), objectives={n: float(v) for n, v in zip(names, np.asarray(values))},
         reports={k: np.asarray(v) for k, v in reports.items()},
         history=history, steps=done, seed=seed, seconds=time.perf_counter() - start,
         unconstrained={k: jax.tree.map(np.asarray, v) for k, v in u_final.items()},
+        converged=converged_at is not None, converged_at=converged_at,
     )
     if model.ppl is not None and model.program.guide is not None:
         from .posterior import sample_guide, summarize
 
         # computed when first asked for (the API may never need it; --out does)
         result.posterior_fn = lambda: summarize(sample_guide(model, u_final, data, 1000, seed + 2))
-    if failed:
-        obj, bad = model.program.objectives[0], int(carry[3])
-        err = NonFiniteError(f"the objective or its update became non-finite at step {bad + 1}", obj.span,
-                             f"the result keeps the parameters after step {bad}, the last finite ones; "
+    if failed_at is not None:
+        err = NonFiniteError(f"the objective or its update became non-finite at step {failed_at + 1}",
+                             model.program.objectives[0].span,
+                             f"the result keeps the parameters after step {failed_at}, the last finite ones; "
                              "try a smaller learning rate, or look for log/sqrt of non-positive values")
         err.result = result
         raise err

@@ -1,0 +1,143 @@
+"""The gradient solver: a direction (the gradient of the loss), then an Optax update.
+
+A step draws its minibatch and Monte-Carlo key from the step's key, takes the direction
+(value_and_grad of ``Model.loss_and_values``, which also returns each objective's value as
+written and the estimators' next running state), and applies the update
+``opt.update(grads, state, u, value=, grad=, value_fn=)`` (the update-call convention of
+``gradlang.lib.optimizers``).  Later parts (an after-update such as a prox or a projection, a dual
+update of multipliers) compose in the same place, between ``update`` and the new state.
+
+``solve { tol = ... }`` stops the solver when the loss changed little over the last ``WINDOW``
+steps: ``|f_t - f_{t-W}| <= tol * max(|f_t|, |f_{t-W}|, 1)`` with ``f_t`` the loss at step ``t``
+(relative for losses above 1 in size, absolute below, as SciPy's L-BFGS-B ``ftol`` test).  Looking
+over a window rather than one step keeps a single small step (a momentum method turning round)
+from stopping the run.  Only deterministic objectives take ``tol``: the checker refuses it on a
+Monte-Carlo or minibatched objective, whose noise would stop the run at random.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from ...lib.optimizers import final_params
+from ..build import Model, batch_axis
+from . import SOLVERS
+
+WINDOW = 10  # steps over which the loss must have settled for ``tol``
+
+
+class GradientState(NamedTuple):
+    """Everything a step carries: arrays only, so a checkpoint stores it leaf by leaf."""
+
+    u: dict            # unconstrained parameters
+    opt_state: Any     # the Optax state
+    est: dict          # the estimators' running state (ema baselines); {} for most programs
+    recent: jnp.ndarray  # [WINDOW] the last losses, a ring buffer indexed by t % WINDOW ([0] without tol)
+    converged: jnp.ndarray  # bool: the tol test held
+
+
+class Gradient(eqx.Module):
+    """The direction part: loss, each objective's value, the gradient, the estimators' next state."""
+
+    model: Model = eqx.field(static=True)
+
+    def __call__(self, u, data, key, est):
+        (loss, (values, est)), grads = jax.value_and_grad(self.model.loss_and_values, has_aux=True)(
+            u, data, key, est)
+        return loss, values, grads, est
+
+    def value_fn(self, data, key, est):
+        """The loss as a function of the parameters alone, on the same batch and draw (lbfgs, sophia)."""
+        return lambda p: self.model.loss_and_values(p, data, key, est)[0]
+
+
+class GradientSolver(eqx.Module):
+    """Minimise the loss with an Optax update along its gradient (a direction, then an update)."""
+
+    model: Model = eqx.field(static=True)
+    direction: Gradient
+    update: optax.GradientTransformationExtraArgs = eqx.field(static=True)
+    batched: tuple = eqx.field(static=True)
+    n_rows: int = eqx.field(static=True)
+    batch: int | None = eqx.field(static=True)
+    tol: float | None = eqx.field(static=True)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether a step draws anything: a minibatch or a Monte-Carlo estimate."""
+        return bool(self.batched) or self.model.stochastic
+
+    def init(self, u: dict, data: dict, key=None) -> GradientState:
+        return GradientState(u, self.update.init(u), self.model.initial_state(u, data),
+                             jnp.zeros((WINDOW if self.tol is not None else 0,), jnp.float32),
+                             jnp.asarray(False))
+
+    def _draw(self, data: dict, key):
+        """This step's data (a minibatch when ``batch`` is set) and Monte-Carlo key, both from the
+        step's key: the minibatch from the first half of a split when both are needed."""
+        if key is None:
+            return data, None
+        stochastic = self.model.stochastic
+        keys = jax.random.split(key) if self.batched and stochastic else key[None]
+        sub, draw = keys[0], keys[-1] if stochastic else None
+        if self.batched:
+            idx = jax.random.randint(sub, (self.batch,), 0, self.n_rows)
+            data = {n: (a[idx] if n in self.batched else a) for n, a in data.items()}
+        return data, draw
+
+    def step(self, state: GradientState, data: dict, t, key=None):
+        d, draw = self._draw(data, key)
+        loss, values, grads, est = self.direction(state.u, d, draw, state.est)
+        updates, opt_state = self.update.update(grads, state.opt_state, state.u, value=loss, grad=grads,
+                                                value_fn=self.direction.value_fn(d, draw, state.est))
+        u = optax.apply_updates(state.u, updates)
+        recent, converged = self._settled(state, loss, t)
+        return GradientState(u, opt_state, est, recent, converged), {"values": values}
+
+    def _settled(self, state: GradientState, loss, t):
+        """The ring buffer of recent losses and the tol test at step ``t`` (see the module doc)."""
+        if self.tol is None:
+            return state.recent, state.converged
+        slot = t % WINDOW
+        before = state.recent[slot]  # the loss WINDOW steps ago
+        scale = jnp.maximum(jnp.maximum(jnp.abs(loss), jnp.abs(before)), 1.0)
+        settled = (t >= WINDOW) & (jnp.abs(loss - before) <= self.tol * scale)
+        return state.recent.at[slot].set(loss.astype(jnp.float32)), state.converged | settled
+
+    def objective(self, stats: dict):
+        """The aggregate of the objectives as written, from a step's stats (at log points only:
+        computed in every step it would cost a cheap step several percent)."""
+        return as_written(self.model, stats["values"])
+
+    @property
+    def may_terminate(self) -> bool:
+        """Whether ``terminate`` can ever hold (only with ``tol``): the runtime then skips the
+        steps after it (a ``lax.cond`` a step); otherwise the loop body is the bare step."""
+        return self.tol is not None
+
+    def terminate(self, state: GradientState):
+        # without tol a constant, which XLA folds out of the loop's condition
+        return state.converged if self.tol is not None else jnp.asarray(False)
+
+    def params(self, state: GradientState) -> dict:
+        # the schedule-free evaluation point, lookahead's slow weights, else the iterate itself
+        return final_params(state.opt_state, state.u)
+
+
+def as_written(model: Model, values):
+    """The objectives' aggregate as the user wrote them (maximised ones not negated)."""
+    if values.shape[-1] == 1:
+        return values[..., 0]
+    return model._aggregate(values)  # the model owns the aggregation (mean or sum)
+
+
+@SOLVERS.register("gradient", cite="Optax (DeepMind, 2020); loop structure after Optimistix (Rader et al., 2024)")
+def gradient(model: Model, opt, batch: int | None = None, tol: float | None = None) -> GradientSolver:
+    """First-order descent: the gradient of the (aggregated, sign-corrected) loss, then an Optax update."""
+    _, batched, n_rows = batch_axis(model.program, model.dims, batch)
+    return GradientSolver(model, Gradient(model), opt, tuple(batched), n_rows, batch, tol)
