@@ -316,7 +316,8 @@ def test_every_decision_pass_is_in_the_pipeline_and_listed():
     from gradlang.listing import listing
 
     names = [p.__name__ for p in PIPELINE]
-    assert names[3:] == ["lower_vi_objectives", "choose_estimators", "objectives_to_aggregate", "choose_optimizer"]
+    assert names[3:] == ["lower_vi_objectives", "choose_estimators", "split_prox", "objectives_to_aggregate",
+                         "choose_optimizer"]
     listed = {n: summary for n, summary, _ in listing("passes")}
     assert set(listed) == set(names) and all(listed[n] for n in names)
 

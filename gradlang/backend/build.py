@@ -206,6 +206,12 @@ class Model(eqx.Module):
                                        unconstrained)
         return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
 
+    def smooth_loss(self, unconstrained: dict, data: dict) -> jnp.ndarray:
+        """The smooth part of a split objective (split_prox): what a proximal method differentiates."""
+        with numpyro.validation_enabled(False):
+            ev = self.evaluator(self.constrain(unconstrained), data)
+            return jnp.asarray(ev.eval(self.program.split.smooth), jnp.float32)
+
     def reports(self, unconstrained: dict, data: dict) -> dict[str, Any]:
         ev = self.evaluator(self.constrain(unconstrained), data)
         return {n: ev.eval(e) for n, e in self.program.reports.items()}

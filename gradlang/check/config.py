@@ -23,7 +23,7 @@ CHOICES = {
                    "aligned_mtl", "nash_mtl", "graddrop", "random"],
     "bilevel": ["unroll", "implicit", "penalty", "lv_hba", "bo_rep"],
 }
-SUPPORTED = {"method": {"gradient"}}
+SUPPORTED = {"method": {"gradient", "proximal", "fista"}}
 FIELDS = ["optimizer", "steps", "batch", "seed", "method", "constraints", "aggregator", "bilevel",
           "log_every", "tol"]
 DEFAULT_OPTIMIZER = ir.ConfigValue("call", "adam", (), (("lr", ir.ConfigValue("number", 0.01)),))
@@ -105,7 +105,7 @@ def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
             elif f.name == "method":
                 settings.method = _choice(v, "method")
                 if settings.method not in SUPPORTED["method"]:
-                    raise unsupported(f"method '{settings.method}' is", v.span, "use method = gradient for now")
+                    raise unsupported(f"method '{settings.method}' is", v.span, "use method = gradient, proximal or fista for now")
             elif f.name == "aggregator":
                 settings.aggregator = _choice(v, "aggregator")
             elif f.name == "tol":

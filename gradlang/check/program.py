@@ -32,7 +32,6 @@ _KIND_OF = {ast.Dim: "dim", ast.Const: "const", ast.Data: "data", ast.Param: "pa
 _UNSUPPORTED = {
     ast.Lower: ("lower", "lower blocks (bilevel problems) are", None),
     ast.SubjectTo: ("subject", "constraints (subject to) are", None),
-    ast.Prox: ("prox", "prox declarations are", "proximal methods arrive with method = proximal | fista"),
     ast.Extern: ("extern", "extern functions are", None),
     ast.Saddle: ("minimize", "saddle-point objectives are", None),
 }
@@ -108,7 +107,7 @@ class Checker:
             self.scope.has_model = True
             for inner in s.body:
                 if isinstance(inner, ast.Sample) and self.scope.kinds.get(inner.name) not in ("data",) \
-                        and inner.name not in getattr(self, "top_lets", {}):
+                        and inner.name not in getattr(self, "top_lets", {}) and inner.index is None:
                     if inner.name in self.scope.kinds:
                         raise NameError_(f"'{inner.name}' is declared twice", name_span(inner.span, inner.name),
                                          f"first declared at {self.out.spans[inner.name]}")
@@ -167,10 +166,33 @@ class Checker:
                     raise NameError_(f"parameter '{p.name}' of {s.name}() is named twice", p.span, None)
             self.out.fns[s.name] = ir.FnDecl(s.name, tuple(p.name for p in s.params),
                                              self.resolve.fn_body(s), span=s.span)
+        elif isinstance(s, ast.Prox):
+            self.out.proxes[s.name] = self.prox(s)
         elif isinstance(s, ast.Report):
             if s.name in self.out.reports or s.name in self.scope.kinds:
                 raise NameError_(f"report '{s.name}' clashes with another name", s.span, None)
             self.out.reports[s.name] = self.resolve.expr(s.value)
+
+    def prox(self, s: ast.Prox) -> ir.ProxDecl:
+        """``prox f(v, t) = body``: the proximal operator of the user function ``f``,
+        argmin_x f(x) + ||x - v||^2 / (2t), used for a term ``c * f(p)`` under a proximal method."""
+        from ..lib.builtins import FUNCTIONS
+
+        span = keyword_span(s.span, "prox")
+        if s.name in FUNCTIONS:
+            raise TypeError_(f"{s.name} is a built-in with its own prox", name_span(s.span, s.name),
+                             "declare a prox for a function of your own")
+        if self.scope.kinds.get(s.name) != "fn":
+            raise NameError_(f"prox {s.name} is the proximal operator of a function {s.name}, which is not "
+                             "declared", name_span(s.span, s.name), f"declare it: fn {s.name}(x) = ...")
+        if s.name in self.out.proxes:
+            raise NameError_(f"prox {s.name} is declared twice", span, None)
+        names = [p.name for p in s.params]
+        if len(names) != 2 or names[0] == names[1]:
+            raise TypeError_(f"prox {s.name} takes two arguments: the point and the step, prox {s.name}(v, t)",
+                             span, "it returns argmin_x f(x) + ||x - v||^2 / (2 t)")
+        body = self.resolve.fn_body(ast.Fn(s.name, s.params, s.body, span=s.span))
+        return ir.ProxDecl(s.name, (names[0], names[1]), body, span=s.span)
 
     def override(self, s: ast.Const):
         text = str(self.overrides[s.name])

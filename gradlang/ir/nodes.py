@@ -70,10 +70,12 @@ class CallFn(Node):
 
 @dataclass(frozen=True)
 class Block(Node):
-    """Local bindings evaluated in order, then the value: ``let a = ...; a + 1``."""
+    """Local bindings evaluated in order, then the value: ``let a = ...; a + 1``.  ``origin``: the
+    user function this block was inlined from (a pass may recognise it, e.g. a declared prox)."""
 
     bindings: tuple[tuple[str, "Expr"], ...]
     value: "Expr"
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,15 @@ class FnDecl(Node):
 
 
 @dataclass(frozen=True)
+class ProxDecl(Node):
+    """``prox f(v, t) = body``: the user's proximal operator of the function ``f``."""
+
+    name: str
+    params: tuple[str, str]
+    body: Expr
+
+
+@dataclass(frozen=True)
 class ObjectiveIR(Node):
     """One objective.  ``sense`` is what the user wrote; the loss is ``value`` or ``-value``."""
 
@@ -173,6 +184,8 @@ class Program:
     spans: dict[str, Span] = field(default_factory=dict)  # declaration spans by name
     model: Any = None  # ModelIR
     guide: Any = None  # GuideIR
+    proxes: dict[str, ProxDecl] = field(default_factory=dict)  # user prox declarations by function
+    split: Any = None  # ProxSplit: smooth part + prox terms (split_prox)
     aggregate: Any = None  # Aggregate of several objectives (objectives_to_aggregate)
     optimizer: Any = None  # OptimizerSpec (choose_optimizer)
 
@@ -198,6 +211,8 @@ class Sample(Node):
     shape: tuple | None = None
     family: ConfigValue | None = None
     chosen: bool = False  # ``via`` was chosen by the pass choose_estimators (the user wrote none)
+    obs: Expr | None = None  # an observed slice or gather of data (``y[5:] ~ ...``): the value observed
+    label: str | None = None  # an observed site's name in NumPyro's trace ("y[5:]"), unique in the model
 
 
 @dataclass(frozen=True)
@@ -275,6 +290,38 @@ class Aggregate(Node):
     names: tuple[str, ...]
     signs: tuple[float, ...]
     aggregator: ConfigValue
+
+
+@dataclass(frozen=True)
+class ProxTerm(Node):
+    """A term ``weight * f(param, *args)`` of the objective handled by its proximal operator:
+    ``f`` a prox entry (``gradlang list proxes``) or a user ``prox`` declaration (``user``)."""
+
+    param: str
+    weight: Expr
+    fn: str
+    args: tuple[Expr, ...] = ()
+    user: bool = False
+    expr: Expr | None = None  # the term as written (its value, for the objective as written)
+
+
+@dataclass(frozen=True)
+class ComposedProx(Node):
+    """Several prox terms on one parameter whose sum has an exact prox: ``rule`` names the identity
+    (``lib/prox/compose.py``) that composes them, in the order applied."""
+
+    param: str
+    terms: tuple[ProxTerm, ...]
+    rule: str
+
+
+@dataclass(frozen=True)
+class ProxSplit(Node):
+    """The objective as ``smooth + sum of prox terms`` (split_prox), for a proximal method."""
+
+    smooth: Expr
+    terms: tuple[ProxTerm, ...]
+    composed: tuple[ComposedProx, ...] = ()
 
 
 @dataclass(frozen=True)

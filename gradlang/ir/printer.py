@@ -99,6 +99,8 @@ def program(p: ir.Program, infer=None) -> str:
         out.append(f"param {n}: {d.type} in {d.domain}{init}")
     for n, f in p.fns.items():
         out.append(f"fn {n}({', '.join(f.params)}) = {_expr(f.body, {})}")
+    for n, d in p.proxes.items():
+        out.append(f"prox {n}({', '.join(d.params)}) = {_expr(d.body, {})}")
     for n, e in p.lets.items():
         out.append(f"let {n} = {expr(e, types(e))}")
     if p.model is not None:
@@ -111,6 +113,14 @@ def program(p: ir.Program, infer=None) -> str:
             out += _block("guide", p.guide)
     for o in p.objectives:
         out.append(f"objective {o.name} ({o.sense}) = {expr(o.value, types(o.value))}")
+    if p.split is not None:
+        out.append(f"split: smooth = {expr(p.split.smooth, types(p.split.smooth))}")
+        for t in p.split.terms:
+            args = "".join(f", {_expr(a, {})}" for a in t.args)
+            out.append(f"  prox {t.param}: {_expr(t.weight, {})} * {t.fn}({t.param}{args})"
+                       + ("  (declared prox)" if t.user else ""))
+        for c in p.split.composed:
+            out.append(f"  composed {c.param}: {c.rule} [{', '.join(t.fn for t in c.terms)}]")
     if p.aggregate is not None:
         a = p.aggregate
         entries = ", ".join(f"{'+' if s > 0 else '-'}{n}" for n, s in zip(a.names, a.signs))

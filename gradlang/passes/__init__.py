@@ -15,11 +15,13 @@ from .inline_functions import inline_functions
 from .lower_vi_objectives import lower_vi_objectives
 from .objectives_to_aggregate import objectives_to_aggregate
 from .prune_unused import prune_unused
+from .split_prox import split_prox
 
 PIPELINE = [
     inline_functions, fold_constants, prune_unused,  # clean-ups
     lower_vi_objectives,      # elbo / iwae / renyi -> expect over the guide
     choose_estimators,        # every sample site gets its estimator, defaults written in
+    split_prox,               # objective -> smooth part + prox terms c * f(p), for prox methods
     objectives_to_aggregate,  # several objectives -> one vector objective and its aggregator
     choose_optimizer,         # the optimizer expression -> a checked spec, schedules bound
 ]

@@ -22,4 +22,5 @@ def map_expressions(program: ir.Program, fn: Callable[[ir.Expr], ir.Expr]) -> ir
         reports={n: fn(e) for n, e in program.reports.items()},
         params={n: replace(p, init=fn(p.init)) if p.init is not None else p for n, p in program.params.items()},
         fns={n: replace(f, body=fn(f.body)) for n, f in program.fns.items()},
+        proxes={n: replace(d, body=fn(d.body)) for n, d in program.proxes.items()},
     )

@@ -22,7 +22,7 @@ def _rename(e, names: dict[str, str]):
         for name, value in e.bindings:
             bindings.append((name, _rename(value, scope)))
             scope.pop(name, None)  # shadowed from here on
-        return ir.Block(tuple(bindings), _rename(e.value, scope), span=e.span)
+        return ir.Block(tuple(bindings), _rename(e.value, scope), e.origin, span=e.span)
     return map_children(e, lambda c: _rename(c, names))
 
 
@@ -36,7 +36,7 @@ def inline_functions(program: ir.Program) -> ir.Program:
             fresh = {p: f"{fn.name}.{p}#{k}" for p in fn.params}
             body = inline(_rename(fn.body, fresh))
             args = tuple(inline(a) for a in e.args)
-            return ir.Block(tuple(zip(fresh.values(), args)), body, span=e.span)
+            return ir.Block(tuple(zip(fresh.values(), args)), body, origin=fn.name, span=e.span)
         return map_children(e, inline)
 
     out = map_expressions(program, inline)

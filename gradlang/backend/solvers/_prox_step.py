@@ -1,0 +1,67 @@
+"""One proximal-gradient step with a backtracking line search (Beck & Teboulle, A Fast Iterative
+Shrinkage-Thresholding Algorithm for Linear Inverse Problems, SIAM J. Imaging Sci. 2009, sec. 3).
+
+From the point ``y`` with smooth value ``f(y)`` and gradient ``g``, the step ``t`` is halved until
+``x = prox_{t h}(y - t g)`` satisfies the sufficient-decrease condition
+
+    f(x) <= f(y) + <g, x - y> + ||x - y||^2 / (2 t),
+
+which holds for every ``t <= 1/L`` (L the Lipschitz constant of the gradient), so at most
+``log2(t0 L)`` halvings happen over a whole run.  The first step is estimated from the change of the
+gradient along a small move, ``t0 = ||d|| / ||g(x0 + d) - g(x0)||``, and only shrinks afterwards.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+SHRINK = 0.5
+MAX_HALVINGS = 40
+
+
+def _dot(a: dict, b: dict):
+    return sum(jnp.vdot(a[k], b[k]) for k in a)
+
+
+def _sq(a: dict):
+    return _dot(a, a)
+
+
+def first_step(smooth, x: dict, g: dict):
+    """``||d|| / ||grad f(x + d) - grad f(x)||`` with ``d`` a small move against the gradient: the
+    inverse of a local estimate of L (1 when the gradient does not change)."""
+    norm = jnp.sqrt(_sq(g))
+    scale = 1e-4 * jnp.maximum(1.0, jnp.sqrt(_sq(x))) / jnp.maximum(norm, 1e-12)
+    d = jax.tree.map(lambda gi: -scale * gi, g)
+    g2 = jax.grad(smooth)(jax.tree.map(lambda a, b: a + b, x, d))
+    change = jnp.sqrt(_sq(jax.tree.map(lambda a, b: a - b, g2, g)))
+    t = jnp.sqrt(_sq(d)) / jnp.maximum(change, 1e-30)
+    return jnp.where((change > 0) & jnp.isfinite(t), t, 1.0).astype(jnp.float32)
+
+
+def backtrack(smooth, prox, y: dict, f_y, g: dict, t):
+    """``(x, f(x), t)``: the accepted point, its smooth value and step (see the module doc)."""
+    def candidate(t):
+        x = prox(jax.tree.map(lambda yi, gi: yi - t * gi, y, g), t)
+        diff = jax.tree.map(lambda a, b: a - b, x, y)
+        bound = f_y + _dot(g, diff) + _sq(diff) / (2.0 * t)
+        f_x = smooth(x)
+        return x, f_x, f_x <= bound + 1e-6 * jnp.abs(f_y)  # float32 round-off in the comparison
+
+    def cond(c):
+        return ~c[3] & (c[4] < MAX_HALVINGS)
+
+    def body(c):
+        t = c[2] * SHRINK
+        x, f_x, ok = candidate(t)
+        return x, f_x, t, ok, c[4] + 1
+
+    x, f_x, ok = candidate(t)
+    x, f_x, t, _, _ = jax.lax.while_loop(cond, body, (x, f_x, t, ok, 0))
+    return x, f_x, t
+
+
+def mapping_norm(y: dict, x: dict, t):
+    """The norm of the prox-gradient mapping (y - x) / t: zero exactly at a minimiser."""
+    return jnp.sqrt(_sq(jax.tree.map(lambda a, b: a - b, y, x))) / t

@@ -1,0 +1,91 @@
+"""The proximal gradient method (ISTA) with a backtracking line search.
+
+    x_{k+1} = prox_{t_k h}(x_k - t_k grad f(x_k))
+
+for ``minimize f(x) + h(x)`` with f smooth (split_prox's smooth part) and h the prox terms; t_k from
+the backtracking of ``_prox_step`` (Beck & Teboulle, SIAM J. Imaging Sci. 2009; Parikh & Boyd,
+Proximal Algorithms, 2014, sec. 4.2).  O(1/k) on convex problems, monotone in the objective.
+``tol`` stops it when the prox-gradient mapping ``||x_k - x_{k+1}|| / t_k`` has fallen below
+``tol`` times its first value (it is zero exactly at a minimiser).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ..build import Model
+from ..prox import ProxApplication
+from . import SOLVERS
+from ._prox_step import backtrack, first_step, mapping_norm
+
+
+class ProxState(NamedTuple):
+    u: dict               # the iterate x_k (unconstrained: the prox terms' parameters are real)
+    y: dict               # the point the next gradient is taken at (x_k for ISTA; extrapolated for FISTA)
+    theta: jnp.ndarray    # FISTA's momentum sequence (1 for ISTA)
+    t: jnp.ndarray        # the current step
+    first: jnp.ndarray    # the first step's mapping norm (for tol)
+    converged: jnp.ndarray
+
+
+class ProximalSolver(eqx.Module):
+    """ISTA (``accelerated = False``) or FISTA with adaptive restart (``accelerated = True``)."""
+
+    model: Model = eqx.field(static=True)
+    tol: float | None = eqx.field(static=True)
+    accelerated: bool = eqx.field(static=True, default=False)
+    keyed = False  # a full-data, deterministic method: nothing in a step is random
+
+    def init(self, u: dict, data: dict, key=None) -> ProxState:
+        g = jax.grad(self.model.smooth_loss)(u, data)
+        t = first_step(lambda p: self.model.smooth_loss(p, data), u, g)
+        one = jnp.asarray(1.0, jnp.float32)
+        return ProxState(u, u, one, t, jnp.asarray(0.0, jnp.float32), jnp.asarray(False))
+
+    def step(self, state: ProxState, data: dict, t_index, key=None):
+        smooth = lambda p: self.model.smooth_loss(p, data)  # noqa: E731
+        prox = ProxApplication(self.model.program, self.model.dims, data)
+        f_y, g = jax.value_and_grad(smooth)(state.y)
+        x, f_x, t = backtrack(smooth, prox.apply, state.y, f_y, g, state.t)
+        y, theta = self.extrapolate(state, x)
+        gap = mapping_norm(state.y, x, t)
+        first = jnp.where(t_index == 0, gap, state.first)
+        converged = state.converged | (self.tol is not None) & (gap <= (self.tol or 0.0) * first)
+        value = f_x + prox.terms_value(self.model.constrain(x))
+        return ProxState(x, y, theta, t, first, converged), {"values": value[None]}
+
+    def extrapolate(self, state: ProxState, x: dict):
+        """FISTA's next point with O'Donoghue & Candès' gradient restart (Adaptive restart for
+        accelerated gradient schemes, Found. Comput. Math. 2015): momentum resets to zero when the
+        step (x - y) points against the progress (x - x_prev), i.e. when (y - x).(x - x_prev) > 0."""
+        if not self.accelerated:
+            return x, state.theta
+        restart = sum(jnp.vdot(state.y[k] - x[k], x[k] - state.u[k]) for k in x) > 0
+        theta = jnp.where(restart, 1.0, (1.0 + jnp.sqrt(1.0 + 4.0 * state.theta**2)) / 2.0)
+        beta = jnp.where(restart, 0.0, (state.theta - 1.0) / theta)
+        y = jax.tree.map(lambda xi, pi: xi + beta * (xi - pi), x, state.u)
+        return y, theta
+
+    def objective(self, stats: dict):
+        return stats["values"][..., 0]
+
+    @property
+    def may_terminate(self) -> bool:
+        return self.tol is not None
+
+    def terminate(self, state: ProxState):
+        return state.converged if self.tol is not None else jnp.asarray(False)
+
+    def params(self, state: ProxState) -> dict:
+        return state.u
+
+
+@SOLVERS.register("proximal", cite="Beck & Teboulle, SIAM J. Imaging Sci. 2009; Parikh & Boyd, Proximal "
+                                   "Algorithms, Found. Trends Optim. 2014")
+def proximal(model: Model, opt=None, batch: int | None = None, tol: float | None = None) -> ProximalSolver:
+    """Proximal gradient (ISTA): x+ = prox_{t h}(x - t grad f(x)), t by backtracking."""
+    return ProximalSolver(model, tol, False)

@@ -1,0 +1,121 @@
+"""Proximal methods: the split_prox pass (the split visible in the IR, misfits located) and the
+proximal / fista solvers against references (scikit-learn's coordinate-descent lasso, closed forms).
+"""
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from sklearn.linear_model import Lasso
+
+import gradlang
+from gradlang.check import check
+from gradlang.errors import GradlangError
+from gradlang.ir import nodes as ir
+from gradlang.passes import run_passes
+from gradlang.source import Source
+from gradlang.syntax.parser import parse
+
+LASSO = """
+data X: real[N, D]
+data y: real[N]
+fn l1(x) = sum(abs(x))
+prox l1(v, t) = sign(v) * relu(abs(v) - t)
+param w: real[D] = 0
+param b: real = 0
+minimize 0.5 * mean((X @ w + b - y)^2) + {lam} * l1(w)
+solve {{ method = {method}; steps = {steps}{extra} }}
+"""
+
+
+def _diabetes():
+    d = np.load("examples/data/diabetes.npz")
+    X, y = d["X"].astype(np.float64), d["y"].astype(np.float64)
+    X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
+    return {"X": X.astype(np.float32), "y": y.astype(np.float32)}, X, y
+
+
+def _ir(text):
+    source = Source(text)
+    return run_passes(check(parse(source), source))
+
+
+def test_the_split_is_visible_in_the_ir_and_leaves_the_objective_as_written():
+    program = _ir(LASSO.format(lam=0.1, method="fista", steps=10, extra=""))
+    split = program.split
+    assert [(t.param, t.fn, t.user) for t in split.terms] == [("w", "l1", True)]
+    assert split.terms[0].weight == ir.Lit(0.1)
+    assert not any(isinstance(n, ir.Block) and n.origin == "l1" for n in _walk(split.smooth))
+    # the objective as written is untouched: smooth part + terms is its value
+    data, _, _ = _diabetes()
+    prog = gradlang.compile(LASSO.format(lam=0.1, method="fista", steps=10, extra=""))
+    model, arrays = prog.bind(data)
+    u = model.init(jax.random.PRNGKey(0), arrays)
+    u = {"w": np.linspace(-1, 1, 10).astype(np.float32), "b": np.float32(0.3)}
+    from gradlang.backend.prox import ProxApplication
+
+    whole = float(model.objective_values(u, arrays)[0])
+    parts = float(model.smooth_loss(u, arrays)) + float(ProxApplication(model.program, model.dims, arrays)
+                                                          .terms_value(model.constrain(u)))
+    assert parts == pytest.approx(whole, rel=1e-6)
+    # under method = gradient nothing is split
+    assert _ir(LASSO.format(lam=0.1, method="gradient", steps=10, extra="")).split is None
+
+
+def _walk(e):
+    from gradlang.ir.visit import walk
+
+    return walk(e)
+
+
+@pytest.mark.parametrize("method", ["proximal", "fista"])
+def test_lasso_on_diabetes_matches_coordinate_descent(method):
+    data, X, y = _diabetes()
+    lam = 0.05
+    result = gradlang.compile(LASSO.format(lam=lam, method=method, steps=3000 if method == "proximal" else 800,
+                                           extra="")).fit(data=data)
+    reference = Lasso(alpha=lam, tol=1e-14, max_iter=200000).fit(X, y)
+    objective = 0.5 * np.mean((X @ reference.coef_ + reference.intercept_ - y) ** 2) + lam * np.abs(reference.coef_).sum()
+    assert result.objective == pytest.approx(objective, rel=1e-5)
+    np.testing.assert_allclose(result.params["w"], reference.coef_, atol=2e-4)
+    assert (np.abs(result.params["w"]) == 0).sum() == (np.abs(reference.coef_) < 1e-8).sum()  # exact zeros
+
+
+def test_fista_with_tol_stops_early_at_the_optimum():
+    data, X, y = _diabetes()
+    result = gradlang.compile(LASSO.format(lam=0.05, method="fista", steps=5000, extra="; tol = 1e-5")).fit(data=data)
+    assert result.steps < 5000
+    reference = Lasso(alpha=0.05, tol=1e-14, max_iter=200000).fit(X, y)
+    np.testing.assert_allclose(result.params["w"], reference.coef_, atol=1e-3)
+
+
+MISFITS = [
+    ("param x: real[3] = 1\nminimize sumsq(x) - 0.1 * norm1(x)\nsolve { method = fista }",
+     "-norm1(...) is concave"),
+    ("data D: real[2, 3]\nparam x: real[3] = 1\nminimize sumsq(x) + 0.1 * norm1(D @ x)\nsolve { method = fista }",
+     "norm1(...) of an expression of the parameters is not smooth, and method = fista cannot take its prox"),
+    ("param x: positive[3] = 1\nminimize sumsq(x - 2) + 0.1 * norm1(x)\nsolve { method = proximal }",
+     "a proximal method moves x freely, and its domain is positive"),
+    ("data y: real[N]\nparam x: real = 1\nminimize mean((y - x)^2) + 0.1 * norm1(x)\nsolve { method = fista; batch = 4 }",
+     "method = fista takes full steps on the whole data"),
+]
+
+
+@pytest.mark.parametrize("text, message", MISFITS, ids=["concave", "linear-map", "domain", "batch"])
+def test_a_term_a_proximal_method_cannot_take_is_a_located_error(tmp_path, text, message):
+    path = tmp_path / "p.grad"
+    path.write_text(text + "\n")
+    out = subprocess.run([sys.executable, "-m", "gradlang.cli", "check", str(path)], capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 1, out.stderr
+    assert f"{path}:" in out.stderr and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_prox_must_name_a_declared_function():
+    with pytest.raises(GradlangError, match="prox huber is the proximal operator of a function huber"):
+        _ir("prox huber(v, t) = v\nparam x: real = 1\nminimize x^2")
+    with pytest.raises(GradlangError, match="takes two arguments"):
+        _ir("fn f(x) = sum(x^2)\nprox f(v) = v\nparam x: real = 1\nminimize f(x)")
