@@ -69,7 +69,7 @@ def _progress(quiet: bool):
     return bar, update
 
 
-def _summary(result) -> None:
+def _summary(result, tol: float | None = None) -> None:
     table = Table(title=None, show_header=True, header_style="bold")
     table.add_column("quantity")
     table.add_column("value", overflow="fold")
@@ -84,6 +84,9 @@ def _summary(result) -> None:
     for k, s in result.posterior.items():
         table.add_row(f"posterior {k}", f"mean {_short(s['mean'])}  sd {_short(s['sd'])}")
     table.add_row("steps", f"{result.steps} in {result.seconds:.2f} s (seed {result.seed})")
+    if result.converged:
+        table.add_row("converged", f"converged at step {result.converged_at} (tol {tol:g})" if tol else
+                      f"converged at step {result.converged_at}")
     console.print(table)
 
 
@@ -120,7 +123,8 @@ def write_out(result, path: str) -> None:
                    for k, v in _npz_arrays(f"reports/{name}", value).items()}
         arrays |= {"objective": np.asarray(result.objective), "history/step": np.asarray(result.history["step"]),
                    "history/objective": np.asarray(result.history["objective"]),
-                   "steps": np.asarray(result.steps), "seed": np.asarray(result.seed)}
+                   "steps": np.asarray(result.steps), "seed": np.asarray(result.seed),
+                   "converged_at": np.asarray(-1 if result.converged_at is None else result.converged_at)}
         np.savez(out, **arrays)
     else:
         out.write_text(json.dumps(result.to_json(), indent=1))
@@ -135,19 +139,21 @@ def cmd_run(args) -> int:
     if args.diagnose:
         return _diagnose(program, args)
     bar, update = _progress(args.quiet)
+    options = {"data": args.data, "steps": args.steps, "seed": args.seed, "checkpoint": args.checkpoint,
+               "resume": args.resume}
     try:
         if bar:
             with bar:
-                result = program.fit(data=args.data, steps=args.steps, seed=args.seed, progress=update)
+                result = program.fit(progress=update, **options)
         else:
-            result = program.fit(data=args.data, steps=args.steps, seed=args.seed)
+            result = program.fit(**options)
     except NonFiniteError as err:
         if err.result is not None and args.out:
             write_out(err.result, args.out)
             report_error(f"wrote the last finite state to {args.out}")
         raise
     if not args.quiet:
-        _summary(result)
+        _summary(result, program.ir.solve.tol)
     if args.out:
         write_out(result, args.out)
     return EXIT_OK
@@ -236,6 +242,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the solve block's seed")
     r.add_argument("--out", help="write the result to R.json or R.npz")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--checkpoint", metavar="DIR", help="write the solver's state to DIR as the run goes")
+    r.add_argument("--resume", metavar="DIR", help="continue the run that wrote its checkpoint to DIR")
     r.add_argument("--diagnose", action="store_true",
                    help="compare the gradient variance of the estimators at the initial parameters")
     r.set_defaults(fn=cmd_run)
