@@ -119,3 +119,26 @@ def test_a_prox_must_name_a_declared_function():
         _ir("prox huber(v, t) = v\nparam x: real = 1\nminimize x^2")
     with pytest.raises(GradlangError, match="takes two arguments"):
         _ir("fn f(x) = sum(x^2)\nprox f(v) = v\nparam x: real = 1\nminimize f(x)")
+
+
+SPEC = __import__("pathlib").Path(__file__).resolve().parent.parent.parent / "shared" / "spec"
+
+
+@pytest.mark.skipif(not (SPEC / "proximal.grad").exists(), reason="../shared is absent")
+@pytest.mark.parametrize("method", ["fista", "proximal"])
+def test_spec_berhu_plus_l1_composed_prox_reaches_the_cvxpy_optimum(method):
+    """berhu + norm1 on one parameter: composed (soft-threshold, then berhu's declared prox); the
+    reference writes berhu(x) = min_{0 < z <= 1} x^2 / (2z) + z / 2 for CVXPY."""
+    import cvxpy as cp
+
+    text = (SPEC / "proximal.grad").read_text().replace("method = fista", f"method = {method}")
+    data = dict(np.load(SPEC / "data" / "proximal.npz"))
+    result = gradlang.compile(text).fit(data=data, steps=3000)
+    A, b = data["A"].astype(np.float64), data["b"].astype(np.float64)
+    x, z = cp.Variable(A.shape[1]), cp.Variable(A.shape[1])
+    berhu = sum(cp.quad_over_lin(x[i], z[i]) / 2 + z[i] / 2 for i in range(A.shape[1]))
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(A @ x - b) / A.shape[0] + 0.05 * berhu + 0.01 * cp.norm1(x)),
+                         [z <= 1])
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10)
+    assert result.objective == pytest.approx(problem.value, rel=1e-5)
+    np.testing.assert_allclose(result.params["x"], x.value, atol=5e-4)
