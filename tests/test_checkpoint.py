@@ -45,8 +45,8 @@ def test_a_killed_run_resumes_to_the_bits_of_an_uninterrupted_one(tmp_path):
         while not (ckpt / META).exists():
             assert victim.poll() is None, "the run ended before it wrote a checkpoint"
             assert time.time() < deadline, "no checkpoint after 300 s"
-            time.sleep(0.05)
-        time.sleep(0.5)  # let it write a later one or two
+            time.sleep(0.01)
+        time.sleep(0.1)  # perhaps a later one
     finally:
         victim.send_signal(signal.SIGKILL)
         victim.wait()

@@ -200,3 +200,107 @@ def test_a_schedule_over_the_solve_gets_a_loop_per_step_count():
     plain.fit(data=_data(), steps=100)
     plain.fit(data=_data(), steps=60)
     assert len(plain._loops) == 1  # a constant rate does not depend on the step count
+
+
+def test_several_maximised_objectives_are_recorded_as_written():
+    """The history keeps each objective and their aggregate as the user wrote them: the same sign
+    and formula as ``result.objective`` (sum here), not the minimised loss."""
+    res = gradlang.compile("""
+param x: real = 0
+maximize { a: -(x - 1)^2, b: -(x + 3)^2 }
+solve { optimizer = sgd(lr = 0.1); steps = 300; aggregator = sum; log_every = 100 }
+""").fit()
+    hist = res.history
+    assert hist["step"] == [100, 200, 300] and set(hist["objectives"]) == {"a", "b"}
+    np.testing.assert_allclose(hist["objective"], np.add(hist["objectives"]["a"], hist["objectives"]["b"]), rtol=1e-6)
+    np.testing.assert_allclose(hist["objective"][-1], res.objective, rtol=1e-5)  # converged: -8
+    np.testing.assert_allclose(res.objective, -8.0, rtol=1e-5)
+    assert all(v <= 0 for v in hist["objectives"]["a"] + hist["objectives"]["b"])
+
+
+def _fit_with_chunks(monkeypatch, seconds: float, **kw):
+    from gradlang.backend import runtime
+
+    monkeypatch.setattr(runtime, "TARGET_SECONDS", seconds)
+    prog = gradlang.compile(REGRESSION.replace("param s: positive = 1", "param s: positive = 1\nparam m: real = 0")
+                            .replace("minimize mean", "minimize expect { z ~ normal(m, 1); (z - 2)^2 } + mean"))
+    calls = []
+    result = prog.fit(data=_data(), progress=lambda done, total, value: calls.append((done, value)), **kw)
+    return prog, result, calls
+
+
+def test_the_chunks_do_not_change_the_run_and_compile_once(monkeypatch):
+    """Chunks of one segment each (the host looks after every log_every steps) and one chunk for
+    the whole run give the same bits; every chunk length runs the same compiled executable."""
+    prog, small, calls = _fit_with_chunks(monkeypatch, 1e-9, steps=1000)
+    assert [d for d, _ in calls] == list(range(50, 1001, 50))  # one look a segment
+    (loop,) = prog._loops.values()
+    assert loop.chunk._cache_size() == 1
+    _, big, calls = _fit_with_chunks(monkeypatch, 1e9, steps=1000)
+    assert len(calls) < 5  # two one-segment chunks to time the step, then the rest at once
+    for name in small.params:
+        np.testing.assert_array_equal(small.params[name], big.params[name])
+    assert small.history == big.history and small.objective == big.objective
+    assert [v for _, v in calls][-1] == small.history["objective"][-1]  # the progress shows the last step's
+
+
+def test_ctrl_c_keeps_the_state_reached(monkeypatch):
+    def press(done, total, value):
+        if done >= 200:
+            raise KeyboardInterrupt
+
+    from gradlang.backend import runtime
+
+    monkeypatch.setattr(runtime, "TARGET_SECONDS", 1e-9)
+    prog = gradlang.compile(REGRESSION)
+    stopped = prog.fit(data=_data(), progress=press)
+    assert stopped.history["interrupted"] and stopped.steps == 200 and stopped.history["step"][-1] == 200
+    short = prog.fit(data=_data(), steps=200)
+    for name in short.params:
+        np.testing.assert_array_equal(stopped.params[name], short.params[name])
+
+
+def test_the_host_looks_by_the_clock_not_by_log_every():
+    """log_every = 10 over 20000 cheap steps: 2000 history points (and reports) recorded on device,
+    while the host looks only a few times."""
+    calls = []
+    prog = gradlang.compile("param x: real[3] = 0\nminimize sumsq(x - [1, 2, 3])\nreport dist = norm2(x - [1, 2, 3])\n"
+                            "solve { optimizer = sgd(lr = 0.0001); steps = 20000; log_every = 10 }")
+    result = prog.fit(progress=lambda *a: calls.append(a))
+    assert result.history["step"] == list(range(10, 20001, 10))
+    assert len(result.history["reports"]["dist"]) == 2000 and len(calls) < 100
+    # a log point's objective is the loss at its step; its report is at the parameters after it
+    x = np.zeros(3)
+    target = np.array([1.0, 2.0, 3.0])
+    for t in range(30):
+        value = np.sum((x - target) ** 2)
+        x = x - 0.0001 * 2 * (x - target)
+        if (t + 1) % 10 == 0:
+            k = (t + 1) // 10 - 1
+            np.testing.assert_allclose(result.history["objective"][k], value, rtol=1e-5)
+            np.testing.assert_allclose(result.history["reports"]["dist"][k], np.linalg.norm(x - target), rtol=1e-5)
+
+
+def test_nan_late_in_a_run_of_many_chunks_keeps_the_last_finite_state(monkeypatch):
+    """Chunks are dispatched ahead; a non-finite one drops the next and is replayed from its start:
+    the run stops after exactly the finite steps (replayed here in float32)."""
+    from gradlang.backend import runtime
+
+    monkeypatch.setattr(runtime, "TARGET_SECONDS", 1e-9)
+    prog = gradlang.compile("param w: real = 5\nminimize (w - 1)^2 + sqrt(w - 3)\n"
+                            "solve { optimizer = sgd(lr = 0.001); steps = 5000; log_every = 100 }")
+    with pytest.raises(gradlang.NonFiniteError) as info:
+        prog.fit()
+    grad = jax.jit(jax.grad(lambda w: (w - 1) ** 2 + jnp.sqrt(w - 3)))
+    w, steps = np.float32(5.0), 0
+    while True:
+        value = (w - 1) ** 2 + np.sqrt(w - 3) if w >= 3 else np.nan
+        new = np.float32(w + np.float32(-np.float32(0.001) * grad(w)))
+        if not (np.isfinite(value) and np.isfinite(new)):
+            break
+        w, steps = new, steps + 1
+    result = info.value.result
+    assert 200 < steps < 5000 and result.steps == steps  # in the fourth chunk
+    assert f"non-finite at step {steps + 1}" in info.value.message
+    np.testing.assert_allclose(result.params["w"], w, rtol=1e-6)
+    assert result.history["step"][-1] <= steps
