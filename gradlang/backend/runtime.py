@@ -1,22 +1,25 @@
 """The optimisation loop: any solver, stepped on device in chunks; the host looks by the clock.
 
-A chunk runs steps ``t0 .. t1-1`` of a solver (``backend/solvers``) inside one jitted function.
-Its trip count is a traced number, so ONE compiled executable serves every chunk length: the host
-sizes chunks by the clock (``Clock``: a few looks a second) without compiling again.  Inside the
-chunk, the steps run in segments of at most ``log_every`` steps, each ending on a multiple of
-``log_every``; a segment's step keys (``fold_in(key, t)``) are drawn in one vectorised call before
-its loop, and at every multiple of ``log_every`` (and at the last step, and where the solver's
-``terminate`` holds) the objectives and reports are written into a preallocated record buffer.
-The host dispatches chunk i+1 before it reads chunk i (JAX dispatches asynchronously), so the
-device never waits for the host's progress bar, history or checkpoint.
+A solver (``backend/solvers``) is stepped in *segments* of ``log_every`` steps: a ``lax.scan`` of
+the bare step with a known trip count, its keys (step t's is ``fold_in(key, t)``) drawn for the
+whole segment before it, the step's objectives as the scan's output.  After each segment the
+objectives (and reports, when the program has some) are written into a preallocated record
+buffer when the segment ends on a log point, and the segment's finiteness is checked.  A *chunk*
+is a ``while_loop`` over as many segments as the host asks for (a traced count), so ONE compiled
+executable serves every chunk length (a run whose step count is not a multiple of ``log_every``
+ends with one shorter segment: a second executable).  The host sizes chunks by the clock
+(``Clock``: about three looks a second) and dispatches chunk i+1 before it reads chunk i (JAX
+dispatches asynchronously), so the device never waits for the progress bar, the history or a
+checkpoint.
 
-A chunk returns a flag: were every step's objectives and the final state finite?  When not, the
-speculative next chunk is dropped and the chunk is replayed from its start (same keys, same
-minibatches) with a guarded step that refuses the first non-finite step and stops there, so a run
-that fails at step 5000 returns the state after step 4999.  Step t draws from ``fold_in(key, t)``
-whatever the chunks around it, so a run is bit-identical however it was chunked, interrupted or
-resumed from a checkpoint.
+When a chunk was not finite, the chunk dispatched after it is dropped and it is replayed from its
+start (same keys, same minibatches) with a guarded step that refuses the first non-finite step,
+so a run that fails at step 5000 returns the state after step 4999.  Step t draws from
+``fold_in(key, t)`` whatever the chunks around it, so a run is bit-identical however it was
+chunked, interrupted or resumed from a checkpoint.  The runtime knows nothing of the method: not
+the estimators' state, not how several objectives are aggregated, not the sign of a maximised one.
 """
+
 
 from __future__ import annotations
 
@@ -86,6 +89,7 @@ class Loop:
         self.model, self.solver, self.log_every = model, solver, max(1, int(log_every))
         self.segment = segment_length(self.log_every)
         self.capacity = None  # records a chunk holds; set by ``prepare`` from the reports' sizes
+        self.shapes = None    # of one record, traced once by ``prepare``
         self.chunk = jax.jit(partial(self._chunk, guarded=False), static_argnames="block")
         self.replay = jax.jit(partial(self._chunk, guarded=True), static_argnames="block")
         self.reports = jax.jit(lambda u, data: model.reports(u, data))
@@ -99,13 +103,8 @@ class Loop:
         """Size the record buffer from one record's bytes (reports may be large arrays)."""
         if self.capacity is not None:
             return
-        size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self._blank(state, data)))
-        self.capacity = int(np.clip(RECORD_BYTES // max(size, 1), 4, MAX_RECORDS))
 
-    def _blank(self, state, data) -> dict:
-        """A record of zeros: what a log point keeps (the step, each objective and their
-        aggregate, the reports), shaped by tracing, not computing, one step and the reports."""
-        def record(state):
+        def record(state):  # what a log point keeps: the step, the objectives and aggregate, the reports
             key = jax.random.PRNGKey(0) if self.solver.keyed else None
             stats = self.solver.step(state, data, jnp.int32(0), key)[1]
             rec = {"step": jnp.int32(0), "values": stats["values"], "objective": self.solver.objective(stats)}
@@ -113,7 +112,9 @@ class Loop:
                 rec["reports"] = self.model.reports(self.solver.params(state), data)
             return rec
 
-        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(record, state))
+        self.shapes = jax.eval_shape(record, state)  # traced, not computed
+        size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.shapes))
+        self.capacity = int(np.clip(RECORD_BYTES // max(size, 1), 4, MAX_RECORDS))
 
     def _chunk(self, state, t0, t1, total, key, data, *, block: int, guarded: bool):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
@@ -129,7 +130,7 @@ class Loop:
         terminate has each step skipped (``lax.cond``) once it has."""
         solver, le, cap = self.solver, self.log_every, self.capacity
         stops = solver.may_terminate
-        blank = self._blank(state, data)
+        blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.shapes)
         records = jax.tree.map(lambda x: jnp.zeros((cap,) + x.shape, x.dtype), blank)
 
         def fast(s, x):  # the bare step: anything more in the carry cost a cheap step 15% (XLA:CPU)
