@@ -17,7 +17,8 @@ import numpy as np
 import numpyro
 import numpyro.distributions as nd
 import pytest
-from numpyro.infer.util import log_density
+from numpyro import handlers
+from numpyro.infer.util import potential_energy
 
 import gradlang
 from gradlang.errors import GradlangError, InternalError
@@ -25,11 +26,124 @@ from gradlang.errors import GradlangError, InternalError
 from .conftest import ROOT
 
 
-def _model_log_joint(prog, data: dict, values: dict) -> float:
-    """gradlang's model block as NumPyro sees it, at the latents ``values`` (constrained)."""
-    model = prog.bind(data=data) if data is not None else prog.bind()
-    lp, _ = log_density(model.ppl.model_fn, (model.data if hasattr(model, "data") else data, {}), {}, values)
-    return float(lp)
+def _potentials(source: str, data: dict, hand, unconstrained: dict) -> tuple[float, float]:
+    """The potential energy (minus the log joint, Jacobians included) of the program's model block
+    and of ``hand`` (a NumPyro model of the data) at the same unconstrained latent values."""
+    model, arrays = gradlang.compile(source).bind(data)
+    arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    ours = potential_energy(model.ppl.model_fn, (arrays, {}), {}, unconstrained)
+    theirs = potential_energy(hand, (arrays,), {}, unconstrained)
+    return float(ours), float(theirs)
+
+
+def _trace(source: str, data: dict) -> dict:
+    model, arrays = gradlang.compile(source).bind(data)
+    arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    return handlers.trace(handlers.seed(model.ppl.model_fn, 0)).get_trace(arrays, {})
+
+
+RNG = np.random.default_rng(0)
+Y = np.concatenate([RNG.normal(-2, 1, 30), RNG.normal(3, 0.5, 20)]).astype(np.float32)
+
+
+# ---- 1. a distribution-valued expression on the right of ~ -----------------------------------------
+MIXTURES = textwrap.dedent("""
+    data y: real[N]
+    fn component(m, s) = normal(m, s)
+    model {
+      mu: ordered[2] ~ normal(0, 2)
+      sigma: positive[2] ~ normal(0, 2)
+      theta: unit ~ beta(5, 5)
+      let both = mixture(stack([theta, 1 - theta]), normal(mu, sigma))   # one batched distribution
+      y ~ both
+      y ~ mixture([theta, 1 - theta], [component(mu[0], sigma[0]), normal(mu[1], sigma[1])])
+    }
+    guide = mean_field
+    maximize elbo(particles = 2)
+""")
+
+
+def test_mixtures_lets_and_functions_of_distributions_on_the_right_of_tilde():
+    def hand(data):
+        mu = numpyro.sample("mu", nd.ImproperUniform(nd.constraints.ordered_vector, (), (2,)))
+        numpyro.factor("mu_prior", nd.Normal(0, 2).log_prob(mu).sum())
+        sigma = numpyro.sample("sigma", nd.HalfNormal(2).expand([2]).to_event(1))
+        theta = numpyro.sample("theta", nd.Beta(5, 5))
+        y = data["y"]
+        lik = jnp.logaddexp(jnp.log(theta) + nd.Normal(mu[0], sigma[0]).log_prob(y),
+                            jnp.log1p(-theta) + nd.Normal(mu[1], sigma[1]).log_prob(y))
+        numpyro.factor("y", 2 * lik.sum())
+
+    u = {"mu": jnp.array([-1.5, 0.7]), "sigma": jnp.array([0.1, -0.3]), "theta": jnp.array(0.4)}
+    ours, theirs = _potentials(MIXTURES, {"y": Y}, hand, u)
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    names = [n for n, s in _trace(MIXTURES, {"y": Y}).items() if s["type"] == "sample" and s["is_observed"]]
+    assert names == ["y", "y#2"]  # one data array observed twice: two sites of the trace
+    result = gradlang.compile(MIXTURES).fit(data={"y": Y}, steps=5)
+    assert np.isfinite(result.objective)
+
+
+# ---- 2. observed slices and gathers of data -------------------------------------------------------
+SLICES = textwrap.dedent("""
+    data y: real[T]
+    data idx: int[M]
+    let lags = stack([y[1:-1], y[0:-2]], axis = 1)
+    model {
+      alpha ~ normal(0, 10)
+      beta: real[2] ~ normal(0, 1)
+      sigma: positive ~ cauchy(0, 2.5)
+      y[2:] ~ normal(alpha + lags @ beta, sigma)
+      y[idx] ~ normal(alpha, 10 * sigma)
+      y[0] ~ normal(0, 10)
+    }
+    guide = mean_field
+    maximize elbo(particles = 2)
+""")
+
+
+def test_observed_slices_and_gathers_of_data():
+    idx = np.array([3, 0, 3, 7])
+
+    def hand(data):
+        y = data["y"]
+        alpha = numpyro.sample("alpha", nd.Normal(0, 10))
+        beta = numpyro.sample("beta", nd.Normal(0, 1).expand([2]).to_event(1))
+        sigma = numpyro.sample("sigma", nd.HalfCauchy(2.5))
+        lags = jnp.stack([y[1:-1], y[:-2]], axis=1)
+        numpyro.sample("a", nd.Normal(alpha + lags @ beta, sigma).to_event(1), obs=y[2:])
+        numpyro.sample("b", nd.Normal(alpha, 10 * sigma).expand([4]).to_event(1), obs=y[idx])
+        numpyro.sample("c", nd.Normal(0, 10), obs=y[0])
+
+    u = {"alpha": jnp.array(0.2), "beta": jnp.array([0.5, -0.25]), "sigma": jnp.array(0.3)}
+    data = {"y": Y, "idx": idx}
+    ours, theirs = _potentials(SLICES, data, hand, u)
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    trace = _trace(SLICES, data)
+    assert [n for n, s in trace.items() if s["is_observed"]] == ["y[2:]", "y[idx]", "y[0]"]
+    assert trace["y[idx]"]["value"].shape == (4,)
+    assert np.isfinite(gradlang.compile(SLICES).fit(data=data, steps=5).objective)
+
+
+def test_observed_rows_of_minibatched_data_are_an_error_and_whole_rows_are_scaled():
+    rows = textwrap.dedent("""
+        data Y: real[N, 2]
+        model {
+          mu ~ normal(0, 1)
+          Y[5:] ~ normal(mu, 1)
+        }
+        guide = mean_field
+        maximize elbo()
+        solve { batch = 8 }
+    """)
+    Y2 = np.stack([Y, Y], axis=1)
+    with pytest.raises(GradlangError, match="indexes the rows of minibatched data"):
+        gradlang.compile(rows).fit(data={"Y": Y2}, steps=1)
+    column = rows.replace("Y[5:]", "Y[:, 0]")
+    model, arrays = gradlang.compile(column).bind({"Y": Y2})
+    batch = {"Y": jnp.asarray(Y2[:8])}
+    trace = handlers.trace(handlers.seed(model.ppl.model_fn, 0)).get_trace(batch, {})
+    assert trace["Y[:, 0]"]["scale"] == pytest.approx(len(Y) / 8)
+    assert trace["Y[:, 0]"]["value"].shape == (8,)
 
 
 # ---- 4. no arrays materialised at check time ------------------------------------------------------

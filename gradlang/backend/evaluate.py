@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import GradlangError, InternalError, TypeError_, did_you_mean
 from ..ir import nodes as ir
-from ..lib.builtins import FUNCTIONS, SEQUENCE_FIRST, STATIC_ARGS, STATIC_KWARGS
+from ..lib.builtins import FUNCTIONS, SEQUENCE_ARG, STATIC_ARGS, STATIC_KWARGS
 from ..lib.distributions import DISTRIBUTIONS
 
 _VERBS = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
@@ -158,7 +158,7 @@ class Evaluator:
         fn: Callable = FUNCTIONS[e.op]
         args = []
         for i, a in enumerate(e.args):
-            if i == 0 and e.op in SEQUENCE_FIRST and isinstance(a, ir.ArrayLit):
+            if SEQUENCE_ARG.get(e.op) == i and isinstance(a, ir.ArrayLit):
                 args.append([self.eval(x, local) for x in a.items])
                 continue
             value = self.eval(a, local)
@@ -176,11 +176,12 @@ class Evaluator:
                     and _small(lambda: fn(*args, **kwargs)):
                 with jax.ensure_compile_time_eval():  # constants stay constants: sizes, axes
                     return fn(*args, **kwargs)
-            return fn(*args, **kwargs)  # traced where a trace is running: no array is built
+            with _validation_of(args, kwargs):  # a mixture is a distribution built here
+                return fn(*args, **kwargs)  # traced where a trace is running: no array is built
         except GradlangError:
             raise
         except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; the rest propagate
-            if not refused_by_library(err) or (self.abstract and isinstance(err, RuntimeError)):
+            if not refused_by_library(err) or (self.abstract and isinstance(err, _DEVICE_ERRORS)):
                 raise  # a bug of gradlang's own: reported as an internal error (exit 2)
             raise self._op_error(e, fn, args, kwargs, err) from None
 
@@ -262,7 +263,7 @@ class Evaluator:
             with _validation_of(args, kwargs):
                 return cls(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - sorted by refused_by_library; the rest propagate
-            if not refused_by_library(err) or (self.abstract and isinstance(err, RuntimeError)):
+            if not refused_by_library(err) or (self.abstract and isinstance(err, _DEVICE_ERRORS)):
                 raise
             known = _parameters(cls)
             bad = next((k for k in kwargs if known and k not in known), None)
@@ -273,6 +274,10 @@ class Evaluator:
                              f"({', '.join(self.type_of(a) for a in args)})", e.span,
                              str(err).splitlines()[0]) from None
 
+
+# What XLA raises when a computation runs on the device (an allocation that fails): at placeholder
+# sizes nothing should run there, so during shape inference it is gradlang's failure.
+_DEVICE_ERRORS = (jax.errors.JaxRuntimeError,)
 
 # The most elements a built-in applied to constants may give and still be computed at trace time
 # (kept concrete: a size, an axis, a small table).  Larger results are traced like any other

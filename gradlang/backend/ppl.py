@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as nd
 from numpyro import handlers
 
 from ..check.config_value import config_args
-from ..errors import TypeError_
+from ..check.names import NOT_A_DISTRIBUTION
+from ..errors import DataError, TypeError_
 from ..ir import nodes as ir
 from ..lib.families import FAMILIES
 from .evaluate import Evaluator
@@ -40,6 +43,7 @@ class PPL:
         self.guide_dists: dict = {}  # site -> its distribution at the initial values, set by prototype()
         self.gaussian_sites: dict[str, tuple] = {}  # guide sites T(loc + scale * eps) of fixed shape: eps's shape
         self.lets_for_latents = _lets_for_latents(program.model.stmts)
+        self._check_batched_indices()
         self.autoguide = None
         guide = program.guide
         if guide is not None and guide.family is not None:
@@ -49,6 +53,23 @@ class PPL:
         # the estimator each guide site names (a whole-guide family names none)
         self.guide_via = {st.name: st.via for st in guide.stmts if isinstance(st, ir.Sample)} \
             if guide is not None and guide.family is None else {}
+
+    def _check_batched_indices(self) -> None:
+        """An observed slice or gather of minibatched data must keep the batch axis whole
+        (``y[:, 0]``, scaled by N / batch like the data): ``y[5:]`` or ``y[idx]`` would pick rows of
+        a random minibatch, not of the data."""
+        if not (self.batch_dim and self.batched):
+            return
+        for st in self.program.model.stmts:
+            if not (isinstance(st, ir.Sample) and st.obs is not None):
+                continue
+            first = next((i for i in st.obs.items if not (isinstance(i, ir.Lit) and i.value is None)), None)
+            whole = first is None or (isinstance(first, ir.SliceIR) and first.start is None and first.stop is None
+                                      and first.step is None)
+            if not whole and self._reads_batched(st.obs.value, set()):
+                raise TypeError_(f"'{st.label}' indexes the rows of minibatched data: batch draws them at random",
+                                 st.obs.span, "observe the whole data (or a slice of its other axes), or drop "
+                                 "batch; or declare the rows you observe as data of their own")
 
     # ---- evaluation context ------------------------------------------------------------------
     def _context(self, data: dict, params: dict) -> tuple[Evaluator, float]:
@@ -104,10 +125,15 @@ class PPL:
                 d = ev.eval(st.dist, local)
                 _require_distribution(d, st)
                 if st.observed:
-                    value = local[st.name] if st.name in local else data[st.name]
-                    site_scale = scale if (st.name in self.batched or st.name in batched_lets) else 1.0
-                    with handlers.scale(scale=site_scale):
-                        numpyro.sample(st.name, shaped(d, tuple(jnp.shape(value))), obs=value,
+                    if st.obs is not None:  # a slice or gather of the data: y[5:] ~ ...
+                        value = ev.eval(st.obs, local)
+                        _check_observed_index(ev, st, local)
+                        reads_batched = self._reads_batched(st.obs, batched_lets)
+                    else:
+                        value = local[st.name] if st.name in local else data[st.name]
+                        reads_batched = st.name in self.batched or st.name in batched_lets
+                    with handlers.scale(scale=scale if reads_batched else 1.0):
+                        numpyro.sample(st.label or st.name, shaped(d, tuple(jnp.shape(value))), obs=value,
                                        infer={"span": st.span})
                 else:
                     shape = self._concrete(st.shape, ev) if st.shape is not None else None
@@ -184,6 +210,47 @@ def _refs(expr):
     return refs(expr)
 
 
+def _check_observed_index(ev: Evaluator, st: ir.Sample, local: dict) -> None:
+    """The indices of an observed slice or gather (``y[5:]``, ``y[idx]``) lie inside the data, checked
+    where they are concrete (the set-up trace, with the full data): JAX would clamp an index out of
+    range, observing other rows than the program says, and a slice past the end would observe less."""
+    index = st.obs
+    base = ev.eval(index.value, local)
+    if isinstance(base, jax.core.Tracer):
+        return
+    shape, axis = jnp.shape(base), 0
+    what = _data_name(index.value)
+    for item in index.items:
+        if isinstance(item, ir.Lit) and item.value is None:
+            continue
+        if axis >= len(shape):
+            return  # too many indices: the evaluator has said so
+        size = shape[axis]
+        axis += 1
+        if isinstance(item, ir.SliceIR):
+            for bound in (item.start, item.stop):
+                value = None if bound is None else ev.eval(bound, local)
+                if value is not None and not isinstance(value, jax.core.Tracer) and not -size <= int(value) <= size:
+                    raise DataError(f"the slice bound {int(value)} is out of range for {what}, whose dim {axis - 1} "
+                                    f"has size {size}", bound.span,
+                                    f"slice bounds on that dim lie in -{size} to {size}")
+            continue
+        value = ev.eval(item, local)
+        if isinstance(value, jax.core.Tracer):
+            continue
+        values = np.asarray(value)
+        bad = values[(values < -size) | (values >= size)] if values.dtype.kind in "iu" else values[:0]
+        if bad.size:
+            raise DataError(f"index {bad.ravel()[0]} is out of range for {what}, whose dim {axis - 1} has size "
+                            f"{size}" + (f" ({bad.size} indices are)" if bad.size > 1 else ""), item.span,
+                            f"valid indices on that dim: 0 to {size - 1} (or -{size} to -1)")
+
+
+def _data_name(e) -> str:
+    return f"data '{e.name}'" if isinstance(e, ir.Ref) and e.kind == "data" else f"'{getattr(e, 'name', '?')}'"
+
+
 def _require_distribution(d, st) -> None:
     if not isinstance(d, nd.Distribution):
-        raise TypeError_("the right side of '~' must be a distribution", st.dist.span if st.dist else st.span, None)
+        raise TypeError_(f"the right side of '~' must be a distribution, not {type(d).__name__}",
+                         st.dist.span if st.dist else st.span, NOT_A_DISTRIBUTION)

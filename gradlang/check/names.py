@@ -17,6 +17,7 @@ from .spans import keyword_span, name_span, unsupported  # noqa: F401 - re-expor
 
 VI_OBJECTIVES = ("elbo", "iwae", "renyi")
 FAMILY_WORDS = ("mean_field", "low_rank", "full_rank", "delta", "flow")
+NOT_A_DISTRIBUTION = "e.g. normal(0, 1), bernoulli(logits = z), mixture(w, [d1, d2]); `gradlang list distributions`"
 
 
 class Scope:
@@ -238,9 +239,11 @@ class Resolver:
                                  "family: it belongs in a guide block", s.dist.span, None)
             return ir.Sample(s.name, None, via, observed, family=config_value(s.dist, self.scope), span=s.span)
         dist = self._expr(s.dist, local)
-        if not isinstance(dist, ir.Dist):
-            raise TypeError_("the right side of '~' must be a distribution", s.dist.span,
-                             "e.g. normal(0, 1), bernoulli(logits = z); `gradlang list distributions`")
+        # any expression whose value is a distribution: a call of one, mixture(...), a let or a
+        # function giving one; a value that is not one is found by shape inference (check.shapes)
+        if isinstance(dist, (ir.Lit, ir.ArrayLit)) or (
+                isinstance(dist, ir.Ref) and dist.kind in ("data", "param", "const", "dim")):
+            raise TypeError_("the right side of '~' must be a distribution", s.dist.span, NOT_A_DISTRIBUTION)
         domain, shape = None, None
         if s.type is not None:
             domain, shape = self.scope.typed(s.type, f"latent {s.name}")

@@ -3,9 +3,12 @@ exactly the model's latents, per-site and whole-guide families, estimator words.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import GradlangError, NameError_, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import refs, walk
+from ..source import Span
 from ..syntax import ast
 from .config_value import config_value
 from .spans import keyword_span, name_span
@@ -65,6 +68,7 @@ def model_block(checker, block: ast.Model) -> ir.ModelIR:
     top_lets = getattr(checker, "top_lets", {})
     local: frozenset = frozenset()
     data_lets: set[str] = set()
+    labels: dict[str, int] = {}  # observed sites' names in the trace, and how often each is taken
     stmts = []
     for s in block.body:
         if isinstance(s, ast.Let):
@@ -87,6 +91,8 @@ def model_block(checker, block: ast.Model) -> ir.ModelIR:
                 local = local | {s.name}
                 data_lets.add(s.name)
             observed = kinds.get(s.name) == "data" or s.name in data_lets
+            if s.index is not None and not observed:
+                raise _not_indexable(checker, s, local)
             if observed and s.type is not None:
                 raise TypeError_(f"'{s.name}' is data: its type is declared with the data", s.type.span, None)
             if observed and s.via is not None:
@@ -95,6 +101,8 @@ def model_block(checker, block: ast.Model) -> ir.ModelIR:
                 raise TypeError_("estimators belong to the guide (or to expect blocks), not to the model",
                                  s.via.span, f"write `{s.name} ~ ... via {ast_word(s.via)}` in the guide")
             site = resolve.sample(s, local, observed)
+            if observed:
+                site = _observed_site(checker, s, site, local, labels)
             stmts.append(site)
             if not observed:
                 local = local | {s.name}
@@ -104,6 +112,51 @@ def model_block(checker, block: ast.Model) -> ir.ModelIR:
             raise TypeError_("a model block holds sample statements, lets and 'target +='",
                              keyword_span(s.span, ""), "declare parameters and functions at the top level")
     return ir.ModelIR(tuple(stmts), span=block.span)
+
+
+def _left_span(s: ast.Sample):
+    """The span of an indexed left side, ``y[5:]``: from the name to the closing bracket."""
+    start = name_span(s.span, s.name)
+    last = s.index[-1] if s.index else None
+    end = getattr(last, "span", None)
+    if start is None or end is None:
+        return start
+    line = start.source.line(end.end_line) if start.source is not None else ""
+    close = line.find("]", end.end_col - 1)
+    return Span(start.line, start.col, end.end_line, close + 2 if close >= 0 else end.end_col, start.source)
+
+
+def _observed_site(checker, s: ast.Sample, site: ir.Sample, local: frozenset, labels: dict) -> ir.Sample:
+    """An observed site's value (the data, or its slice or gather ``y[5:]``) and its name in
+    NumPyro's trace: the left side as written, numbered when the model observes it again."""
+    from ..syntax.unparse import expr as unparse_expr
+
+    obs = None
+    label = s.name
+    if s.index is not None:
+        where = _left_span(s)
+        left = ast.Index(ast.Name(s.name, span=name_span(s.span, s.name)), s.index, span=where)
+        obs = checker.resolve.expr(left, local)
+        label = unparse_expr(left)
+    labels[label] = labels.get(label, 0) + 1
+    if labels[label] > 1:
+        label = f"{label}#{labels[label]}"
+    return replace(site, obs=obs, label=label)
+
+
+def _not_indexable(checker, s: ast.Sample, local: frozenset) -> GradlangError:
+    """The left side of an indexed sample statement names something other than data."""
+    where = name_span(s.span, s.name)
+    kind = "latent" if s.name in local else checker.scope.kinds.get(s.name)
+    if kind is None:
+        return NameError_(f"unknown name '{s.name}'", where,
+                          "only data (or a let computed from data alone) can be indexed on the left of '~'")
+    what = {"latent": "a latent", "param": "a param", "let": "a let that is not computed from data alone",
+            "const": "a const", "dim": "a dim"}.get(kind, f"a {kind}")
+    hint = (f"draw the whole latent ({s.name}: real[N] ~ ...) and use {s.name}[...] in the distributions "
+            "that depend on it") if kind == "latent" else \
+        "only data, or a let computed from data alone, can be observed in part (y[5:] ~ ...)"
+    return TypeError_(f"'{s.name}' is {what}: only data can be indexed on the left of '~'", where, hint)
 
 
 def ast_word(e) -> str:
@@ -121,6 +174,9 @@ def guide_block(checker, block: ast.Guide) -> ir.GuideIR:
             stmts.append(ir.LetStmt(s.name, resolve.expr(s.value, local), span=s.span))
             local = local | {s.name}
         elif isinstance(s, ast.Sample):
+            if s.index is not None:
+                raise TypeError_("the guide draws whole latents: its left side cannot be indexed",
+                                 _left_span(s), f"write {s.name} ~ ... for the whole latent")
             if checker.scope.kinds.get(s.name) != "latent":
                 hint = f"'{s.name}' is data: the guide draws only latents" if checker.scope.kinds.get(s.name) == "data" \
                     else "the guide draws the model's latents"

@@ -16,6 +16,7 @@ from ..lib.estimators.gumbel import RELAXED, relaxed_shape
 from ..errors import GradlangError, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import refs, walk
+from .names import NOT_A_DISTRIBUTION
 
 _DTYPES = {"real": jnp.float32, "int": jnp.int32, "bool": jnp.bool_}
 _FIRST_SENTINEL = 100_003  # far from any size a program writes by hand
@@ -165,10 +166,13 @@ def check_blocks(program: ir.Program, errors: list) -> None:
                 elif isinstance(st, ir.Sample) and st.dist is not None:
                     d = ev.eval(st.dist, local)
                     if not hasattr(d, "log_prob"):
-                        raise TypeError_("the right side of '~' must be a distribution", st.dist.span, None)
+                        raise TypeError_(f"the right side of '~' must be a distribution, not {ev.type_of(d)}",
+                                         st.dist.span, NOT_A_DISTRIBUTION)
                     shape = tuple(sizes.get(x, program.dims.get(x, x)) if isinstance(x, str) else x
                                   for x in st.shape) if st.shape else tuple(d.batch_shape + d.event_shape)
                     if st.observed:
+                        if st.obs is not None:  # a slice or gather of the data: its indices are checked
+                            ev.eval(st.obs, local)
                         continue
                     if st.via is not None and st.via.value in RELAXED:  # a relaxed draw: real, one-hot rows
                         local[st.name] = jnp.zeros(relaxed_shape(d, shape), jnp.float32)

@@ -67,7 +67,7 @@ def statement(st, types=None) -> str:
     if isinstance(st, ir.DrawGuide):
         return f"{st.name} ~ guide"
     if isinstance(st, ir.Sample):
-        left = st.name
+        left = _expr(st.obs, types) if st.obs is not None else st.name  # an observed slice: data:y[5:]
         if st.domain is not None or st.shape is not None:
             shape = f"[{', '.join(map(str, st.shape))}]" if st.shape else ""
             left += f": {st.domain if st.domain is not None else 'real'}{shape}"

@@ -32,10 +32,20 @@ def log_prob(dist, x):
 
 
 def mixture(weights, components):
-    """A finite mixture: categorical weights over a list of component distributions."""
+    """A finite mixture, p(x) = sum_k weights[k] p_k(x): ``components`` is a list of distributions
+    (NumPyro's MixtureGeneral) or one distribution whose last batch dim indexes the components,
+    ``normal(mu, sigma)`` with vectors mu and sigma (NumPyro's MixtureSameFamily)."""
     import numpyro.distributions as nd
 
-    return nd.MixtureGeneral(nd.Categorical(probs=weights), list(components))
+    mixing = nd.Categorical(probs=weights)
+    if isinstance(components, nd.Distribution):
+        if not components.batch_shape:
+            raise ValueError("one distribution as the components of a mixture needs a batch dim: its last "
+                             "indexes the components (normal(mu, sigma) with vectors mu, sigma)")
+        return nd.MixtureSameFamily(mixing, components)
+    if not components or not all(isinstance(c, nd.Distribution) for c in components):
+        raise ValueError("the components of a mixture are a list of distributions, or one batched distribution")
+    return nd.MixtureGeneral(mixing, list(components))
 
 
 OPERATORS = {
@@ -73,8 +83,9 @@ FUNCTIONS.update({"sumsq": sumsq, "norm1": norm1, "norm2": norm2, "log_prob": lo
                   "mixture": mixture, "det": jnp.linalg.det, "inv": jnp.linalg.inv,
                   "solve": jnp.linalg.solve})
 
-# Functions whose first argument is a sequence: an array literal there stays a list of arrays.
-SEQUENCE_FIRST = {"stack", "concatenate", "hstack", "vstack", "mixture"}
+# Functions with an argument that is a sequence (its position): an array literal there stays a
+# list of values (arrays, or the distributions of a mixture).
+SEQUENCE_ARG = {"stack": 0, "concatenate": 0, "hstack": 0, "vstack": 0, "mixture": 1}
 
 # Arguments that must be static Python values (shapes, axes, sizes).
 STATIC_ARGS = {

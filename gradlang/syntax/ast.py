@@ -264,6 +264,7 @@ class Sample(Node):
     type: Type | None
     dist: Expr
     via: Expr | None
+    index: tuple | None = None  # y[5:] ~ ...: the subscripts of an observed slice or gather
 
 
 @dataclass(frozen=True)

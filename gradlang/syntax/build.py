@@ -178,6 +178,11 @@ class BuildAst(Transformer):
         via = rest[1] if len(rest) > 1 else None
         return ast.Sample(name, typ, dist, via, span=self._span(meta))
 
+    def indexed_sample(self, meta, c):
+        name, index, dist = str(c[0]), tuple(c[1]), c[2]
+        via = c[3] if len(c) > 3 else None
+        return ast.Sample(name, None, dist, via, index, span=self._span(meta))
+
     def target(self, meta, c):
         return ast.Target(c[0], span=self._span(meta))
 

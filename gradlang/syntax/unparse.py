@@ -161,7 +161,8 @@ def stmt(s, indent: str = "") -> str:
     if isinstance(s, ast.GuideFamily):
         return f"guide = {e(s.family)}"
     if isinstance(s, ast.Sample):
-        text = s.name + (f": {type_(s.type)}" if s.type else "") + f" ~ {e(s.dist)}"
+        left = e(ast.Index(ast.Name(s.name), s.index)) if s.index is not None else s.name
+        text = left + (f": {type_(s.type)}" if s.type else "") + f" ~ {e(s.dist)}"
         return text + (f" via {e(s.via)}" if s.via is not None else "")
     if isinstance(s, ast.Target):
         return f"target += {e(s.value)}"
