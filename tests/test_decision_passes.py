@@ -274,10 +274,9 @@ def test_several_objectives_become_one_vector_objective(sense, agg):
         in emit_text(text, "ir:objectives_to_aggregate")
 
 
-def test_the_default_aggregator_is_a_located_unsupported_error():
-    with pytest.raises(GradlangError, match="aggregator 'upgrad' \\(the default for several objectives\\)") as err:
-        _ir(SEVERAL.format(sense="minimize", agg="mean").replace("solve { aggregator = mean }", ""))
-    assert err.value.diagnostics[0].span is not None
+def test_the_default_aggregator_is_upgrad():
+    plan = _ir(SEVERAL.format(sense="minimize", agg="mean").replace("solve { aggregator = mean }", "")).aggregate
+    assert plan.aggregator.value == "upgrad" and plan.aggregator.span is not None
 
 
 # ---- choose_optimizer --------------------------------------------------------------------------

@@ -175,7 +175,8 @@ class Model(eqx.Module):
         if plan is None:
             raise InternalError("several objectives reached the backend without an aggregator", None,
                                 "the pass objectives_to_aggregate did not run; this is a bug in gradlang")
-        return jnp.mean(terms) if plan.aggregator.value == "mean" else jnp.sum(terms)
+        # mean and sum are the loss itself; Jacobian descent has none: its entries' mean is shown
+        return jnp.sum(terms) if plan.aggregator.value == "sum" else jnp.mean(terms)
 
     def loss_and_values(self, unconstrained: dict, data: dict, key, state: dict):
         """``(loss, (values, state))``: the scalar minimised, each objective's value as the user

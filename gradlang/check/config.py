@@ -19,8 +19,6 @@ from .names import name_span, unsupported
 CHOICES = {
     "method": ["gradient", "proximal", "fista", "admm", "gda", "extragradient", "optimistic", "mirror_prox"],
     "constraints": ["auto", "projection", "penalty", "augmented_lagrangian", "lagrangian"],
-    "aggregator": ["mean", "sum", "upgrad", "mgda", "dualproj", "pcgrad", "cagrad", "imtl_g",
-                   "aligned_mtl", "nash_mtl", "graddrop", "random"],
     "bilevel": ["unroll", "implicit", "penalty", "lv_hba", "bo_rep"],
 }
 SUPPORTED = {"method": {"gradient", "proximal", "fista"}}
@@ -40,6 +38,7 @@ class SolveSettings:
     method: str = "gradient"
     constraints: ir.ConfigValue = field(default_factory=lambda: ir.ConfigValue("word", "auto"))
     aggregator: str | None = None
+    aggregator_config: ir.ConfigValue | None = None  # the aggregator as written, with its arguments
     bilevel: ir.ConfigValue = field(default_factory=lambda: ir.ConfigValue("call", "implicit"))
     log_every: int = 100
     tol: float | None = None  # stop when the loss settles (deterministic objectives only)
@@ -106,8 +105,11 @@ def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
                 settings.method = _choice(v, "method")
                 if settings.method not in SUPPORTED["method"]:
                     raise unsupported(f"method '{settings.method}' is", v.span, "use method = gradient, proximal or fista for now")
-            elif f.name == "aggregator":
-                settings.aggregator = _choice(v, "aggregator")
+            elif f.name == "aggregator":  # the registry checks it (objectives_to_aggregate)
+                if v.kind not in ("word", "call"):
+                    raise ConfigError("aggregator must be a word or a call, like upgrad or cagrad(c = 0.4)",
+                                      v.span, "`gradlang list aggregators` lists them")
+                settings.aggregator, settings.aggregator_config = v.value, v
             elif f.name == "tol":
                 settings.tol = _tol(v)
             else:

@@ -1,36 +1,49 @@
 """Several objectives become one vector objective with its aggregator.
 
 ``minimize { a: ..., b: ... }`` is the vector (a, b); each entry's loss is its value, negated for a
-maximised one, and the aggregator turns that vector (or, for Jacobian descent, its Jacobian) into
-the step: ``mean`` and ``sum`` weight the entries 1/m and 1.  The aggregator is ``solve {
-aggregator = ... }``, by default ``upgrad`` (Quinton & Rey, Jacobian Descent for Multi-Objective
-Optimization, 2024), which is not built yet: a located error says so.  One objective needs no
-aggregator and is left as it is.
+maximised one.  The aggregator (``solve { aggregator = ... }``, a registry entry of
+``gradlang list aggregators`` with its arguments) turns the vector's Jacobian J (m x n) into the
+step direction: Jacobian descent (Quinton & Rey, Jacobian Descent for Multi-Objective
+Optimization, 2024).  ``mean`` and ``sum`` weigh the entries 1/m and 1, which is the gradient of
+their mean or sum, so those programs take the plain gradient of one scalar; any other aggregator
+makes the solver form J.  The default is ``upgrad``.  One objective needs no aggregator.
+
+    vector objective [+task1, +task2, +small] aggregator upgrad
 """
 
 from __future__ import annotations
 
-from ..check.spans import unsupported
+from ..check.config_value import config_args
+from ..errors import ConfigError
 from ..ir import nodes as ir
 
-AGGREGATORS = ("mean", "sum")  # built; the Jacobian-descent issue adds the rest here
 DEFAULT = "upgrad"
+LINEAR = ("mean", "sum")  # the gradient of the weighted sum: no Jacobian needed
+
+
+def build_aggregator(cfg: ir.ConfigValue):
+    """The registry's aggregator that ``cfg`` names, built with its arguments (a located error if
+    the name or the arguments are wrong)."""
+    from ..lib.aggregators import AGGREGATORS
+
+    factory = AGGREGATORS.get(cfg.value, cfg.span).value
+    args, kwargs = config_args(cfg)
+    try:
+        return factory(*args, **kwargs)
+    except (TypeError, ValueError, ConfigError) as err:
+        message = err.diagnostics[0].message if isinstance(err, ConfigError) else str(err)
+        raise ConfigError(f"wrong arguments to aggregator {cfg.value}: {message}", cfg.span,
+                          "`gradlang list aggregators` shows each one's arguments") from None
 
 
 def objectives_to_aggregate(program: ir.Program) -> ir.Program:
     objectives = program.objectives
     if len(objectives) < 2:
         return program
-    solve = program.solve
-    written = getattr(solve, "aggregator", None)
-    name = written or DEFAULT
-    span = solve.spans.get("aggregator") if written else objectives[0].span
-    if name not in AGGREGATORS:
-        default = "" if written else " (the default for several objectives)"
-        raise unsupported(f"aggregator '{name}'{default} is", span,
-                          "Jacobian-descent aggregators come later; set aggregator = mean or sum")
-    aggregator = ir.ConfigValue("word", name, span=span)
+    written = getattr(program.solve, "aggregator_config", None)
+    cfg = written or ir.ConfigValue("word", DEFAULT, span=objectives[0].span)
+    build_aggregator(cfg)  # checked here, so `gradlang check` reports a wrong name or argument
     aggregate = ir.Aggregate(tuple(o.name for o in objectives),
                              tuple(1.0 if o.sense == "minimize" else -1.0 for o in objectives),
-                             aggregator, span=objectives[0].span)
+                             cfg, span=objectives[0].span)
     return program.replace(aggregate=aggregate)

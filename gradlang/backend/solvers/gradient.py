@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from ...lib.optimizers import final_params
+from ...passes.objectives_to_aggregate import LINEAR
 from ..build import Model, batch_axis
 from . import SOLVERS
 
@@ -36,7 +37,8 @@ class GradientState(NamedTuple):
 
     u: dict            # unconstrained parameters
     opt_state: Any     # the Optax state
-    est: dict          # the estimators' running state (ema baselines); {} for most programs
+    est: dict          # the direction's running state: the estimators' (ema baselines), a stateful
+                       # aggregator's; {} for most programs
     recent: jnp.ndarray  # [WINDOW] the last losses, a ring buffer indexed by t % WINDOW ([0] without tol)
     converged: jnp.ndarray  # bool: the tol test held
 
@@ -70,10 +72,13 @@ class GradientSolver(eqx.Module):
     @property
     def keyed(self) -> bool:
         """Whether a step draws anything: a minibatch or a Monte-Carlo estimate."""
-        return bool(self.batched) or self.model.stochastic
+        return bool(self.batched) or self.model.stochastic or getattr(self.direction, "stochastic", False)
 
     def init(self, u: dict, data: dict, key=None) -> GradientState:
-        return GradientState(u, self.update.init(u), self.model.initial_state(u, data),
+        est = self.model.initial_state(u, data)
+        if hasattr(self.direction, "init"):
+            est = self.direction.init(u, data, est)
+        return GradientState(u, self.update.init(u), est,
                              jnp.zeros((WINDOW if self.tol is not None else 0,), jnp.float32),
                              jnp.asarray(False))
 
@@ -82,7 +87,7 @@ class GradientSolver(eqx.Module):
         step's key: the minibatch from the first half of a split when both are needed."""
         if key is None:
             return data, None
-        stochastic = self.model.stochastic
+        stochastic = self.model.stochastic or getattr(self.direction, "stochastic", False)
         keys = jax.random.split(key) if self.batched and stochastic else key[None]
         sub, draw = keys[0], keys[-1] if stochastic else None
         if self.batched:
@@ -140,4 +145,16 @@ def as_written(model: Model, values):
 def gradient(model: Model, opt, batch: int | None = None, tol: float | None = None) -> GradientSolver:
     """First-order descent: the gradient of the (aggregated, sign-corrected) loss, then an Optax update."""
     _, batched, n_rows = batch_axis(model.program, model.dims, batch)
-    return GradientSolver(model, Gradient(model), opt, tuple(batched), n_rows, batch, tol)
+    return GradientSolver(model, direction_of(model), opt, tuple(batched), n_rows, batch, tol)
+
+
+def direction_of(model: Model):
+    """The plan's direction: the gradient of the loss, or, for a vector objective whose aggregator
+    is not linear (mean and sum are), the Jacobian-descent direction."""
+    plan = model.program.aggregate
+    if plan is None or plan.aggregator.value in LINEAR:
+        return Gradient(model)
+    from ...passes.objectives_to_aggregate import build_aggregator
+    from .jacobian import JacobianDirection
+
+    return JacobianDirection(model, build_aggregator(plan.aggregator))

@@ -1,0 +1,59 @@
+"""The Jacobian-descent direction: the aggregator's combination of the objectives' gradients.
+
+For a vector objective with losses ``l(u) = s * values(u)`` (``s`` the signs of the plan's
+``Aggregate``), one reverse pass per entry gives the Jacobian ``J = dl/du`` (m x n, the parameters
+flattened); the aggregator ``A`` of the plan maps it to the direction ``d = A(J)`` (for most
+entries ``d = wᵀ J`` with weights from the Gramian ``J Jᵀ``), which the Optax update then takes as
+the gradient (Quinton & Rey, Jacobian Descent for Multi-Objective Optimization, 2024).  A stateful
+aggregator keeps its state in the direction's running state under ``"aggregator"``; a stochastic one
+draws from the step's key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from ..build import Model
+
+STATE = "aggregator"  # the aggregator's state in the direction's running state
+
+
+class JacobianDirection(eqx.Module):
+    """``(loss, values, direction, state)`` as ``Gradient`` returns, the direction ``A(J)``."""
+
+    model: Model = eqx.field(static=True)
+    aggregator: Any = eqx.field(static=True)
+
+    @property
+    def stochastic(self) -> bool:
+        return bool(self.aggregator.stochastic)
+
+    def init(self, u: dict, data: dict, est: dict) -> dict:
+        flat, _ = ravel_pytree(u)
+        m = len(self.model.program.objectives)
+        return {**est, STATE: self.aggregator.init(m, flat.shape[0], flat.dtype)}
+
+    def __call__(self, u, data, key, est):
+        signs = jnp.asarray(self.model.program.aggregate.signs, jnp.float32)
+        inner = {k: v for k, v in est.items() if k != STATE}
+        flat, unravel = ravel_pytree(u)
+        draw = key if self.model.stochastic else None
+
+        def losses(x):
+            loss, (values, new) = self.model.loss_and_values(unravel(x), data, draw, inner)
+            return signs * values, (loss, values, new)
+
+        J, (loss, values, new) = jax.jacrev(losses, has_aux=True)(flat)
+        agg_key = jax.random.fold_in(key, 1) if key is not None and self.stochastic else None
+        d, state = self.aggregator(J, est.get(STATE, ()), agg_key)
+        return loss, values, unravel(d), {**new, STATE: state}
+
+    def value_fn(self, data, key, est):
+        inner = {k: v for k, v in est.items() if k != STATE}
+        draw = key if self.model.stochastic else None
+        return lambda p: self.model.loss_and_values(p, data, draw, inner)[0]
