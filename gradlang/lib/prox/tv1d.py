@@ -86,6 +86,10 @@ def tv1d_denoise(y, lam):
     return vals[first]
 
 
+_tv1d_vector = jax.jit(tv1d_denoise)  # compiled once per shape and dtype; inlined under an outer jit
+_tv1d_rows = jax.jit(jax.vmap(tv1d_denoise, in_axes=(0, None)))
+
+
 @PROXES.register("tv1d", cite="Condat, A direct algorithm for 1-D total variation denoising, IEEE "
                  "Signal Processing Letters 20(11), 2013")
 class TV1D(Prox):
@@ -105,5 +109,6 @@ class TV1D(Prox):
     def _prox(self, v, t):
         if v.ndim == 0:
             raise ValueError("tv1d: needs a vector, got a scalar")
-        rows = v.reshape(-1, v.shape[-1])
-        return jax.vmap(tv1d_denoise, in_axes=(0, None))(rows, t).reshape(v.shape)
+        if v.ndim == 1:
+            return _tv1d_vector(v, t)
+        return _tv1d_rows(v.reshape(-1, v.shape[-1]), t).reshape(v.shape)
