@@ -88,7 +88,7 @@ def require(ok, message: str) -> None:
     parameter is a concrete value; a traced one, as in a vmap over parameters, is not checked)."""
     try:
         ok = bool(ok)
-    except jax.errors.ConcretizationTypeError:
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError):
         return
     if not ok:
         raise ConfigError(message)

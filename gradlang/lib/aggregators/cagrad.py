@@ -51,10 +51,8 @@ def cagrad(c, norm_eps=1e-4):
         Gn = normalize(G, norm_eps)
         b = Gn.sum(axis=1) / m  # J̃ g₀
         sqrt_phi = c * jnp.sqrt(jnp.clip(Gn.sum(), 0.0)) / m
-        if c == 0:  # a linear programme: a best vertex
-            w_opt = jax.nn.one_hot(jnp.argmin(b), m, dtype=G.dtype)
-        else:
-            w_opt = _min_over_simplex(Gn, b, jnp.where(sqrt_phi > 0, sqrt_phi, 1.0))
+        vertex = jax.nn.one_hot(jnp.argmin(b), m, dtype=G.dtype)  # c = 0: a linear programme
+        w_opt = jnp.where(c == 0, vertex, _min_over_simplex(Gn, b, jnp.where(sqrt_phi > 0, sqrt_phi, 1.0)))
         norm = jnp.sqrt(jnp.clip(w_opt @ Gn @ w_opt, 0.0))
         ok = norm >= norm_eps
         w = 1.0 / m + sqrt_phi / jnp.where(ok, norm, 1.0) * w_opt

@@ -16,7 +16,8 @@ def dualproj(pref_vector=None, norm_eps=1e-4, reg_eps=1e-4):
     G / trace(G) + reg_eps I, as TorchJD does.
     """
     pref = vector("dualproj", pref_vector, "pref_vector")
-    require(norm_eps >= 0 and reg_eps >= 0, "dualproj: norm_eps and reg_eps must be non-negative")
+    require(norm_eps >= 0, "dualproj: norm_eps must be non-negative")
+    require(reg_eps >= 0, "dualproj: reg_eps must be non-negative")
 
     def weights(G, state, key):
         p = pref_weights("dualproj", pref, G.shape[0], G.dtype)

@@ -42,7 +42,7 @@ def gradvac(beta=0.5, eps=1e-8):
     φ = cos(g_i^PC, g_j) below its target φ̂_ij, g_i^PC += |g_i^PC| (φ̂ √(1-φ²) - φ √(1-φ̂²)) /
     (|g_j| √(1-φ̂²) + eps) g_j; then φ̂_ij <- (1-β) φ̂_ij + β φ.  d = Σ_i g_i^PC.  Written on the
     Gramian (g_i^PC = Σ_k c_ik g_k), as TorchJD; the targets φ̂ (m x m, from 0) are the state."""
-    require(0 <= beta <= 1, f"gradvac: beta must be in [0, 1], got {beta}")
+    require((beta >= 0) & (beta <= 1), f"gradvac: beta must be in [0, 1], got {beta}")
     require(eps >= 0, f"gradvac: eps must be non-negative, got {eps}")
 
     def init(m, n, dtype):

@@ -16,7 +16,7 @@ def sdmgrad(lr=10.0, momentum=0.5, n_iter=20, lambda_=0.3, pref_vector=None):
     w <- Π_simplex(w - lr v), v <- momentum v + A (w + λ w̃) (v starts at the first gradient); the
     weights are (w + λ w̃) / (1 + λ), λ = lambda_; w is the state (starts at 1/m)."""
     require(lr > 0, f"sdmgrad: lr must be positive, got {lr}")
-    require(0 <= momentum < 1, f"sdmgrad: momentum must be in [0, 1), got {momentum}")
+    require((momentum >= 0) & (momentum < 1), f"sdmgrad: momentum must be in [0, 1), got {momentum}")
     require(int(n_iter) == n_iter and n_iter >= 1, "sdmgrad: n_iter must be a positive integer")
     require(lambda_ >= 0, f"sdmgrad: lambda_ must be non-negative, got {lambda_}")
     pref = vector("sdmgrad", pref_vector, "pref_vector")

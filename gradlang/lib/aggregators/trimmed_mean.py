@@ -10,8 +10,8 @@ from . import AGGREGATORS, build, require
 @AGGREGATORS.register("trimmed_mean", cite="Yin et al., Byzantine-Robust Distributed Learning: Towards "
                       "Optimal Statistical Rates, ICML 2018")
 def trimmed_mean(trim_number):
-    """Trimmed mean: for each coordinate, drop the trim_number largest and smallest entries of the
-    column and average the m - 2 trim_number others.  Coordinate-wise, so not a weighting of the
+    """Trimmed mean: d_k = mean of the sorted column J[:, k] without its trim_number largest and
+    smallest entries (m - 2 trim_number values).  Coordinate-wise, so not a weighting of the
     rows: it reads J and returns the direction itself."""
     require(int(trim_number) == trim_number and trim_number >= 0,
             "trimmed_mean: trim_number must be a non-negative integer")

@@ -21,7 +21,8 @@ def upgrad(pref_vector=None, norm_eps=1e-4, reg_eps=1e-4):
     TorchJD's QuadprogProjector.
     """
     pref = vector("upgrad", pref_vector, "pref_vector")
-    require(norm_eps >= 0 and reg_eps >= 0, "upgrad: norm_eps and reg_eps must be non-negative")
+    require(norm_eps >= 0, "upgrad: norm_eps must be non-negative")
+    require(reg_eps >= 0, "upgrad: reg_eps must be non-negative")
 
     def weights(G, state, key):
         p = pref_weights("upgrad", pref, G.shape[0], G.dtype)
