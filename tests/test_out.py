@@ -92,8 +92,7 @@ def test_json_and_npz_values(setup, tmp_path):
 def write_csv(path, header, columns):
     with open(path, "w") as f:
         f.write(",".join(header) + "\n")
-        for row in np.stack(columns, axis=1):
-            f.write(",".join(repr(float(v)) for v in row) + "\n")
+        f.writelines(",".join(repr(float(v)) for v in row) + "\n" for row in np.stack(columns, axis=1))
 
 
 def params_from(path, data, out):
