@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from . import PROXES, Prox
 
 
+@jax.custom_jvp
 def tv1d_denoise(y, lam):
     """argmin_x ½||x - y||² + lam Σ_i |x_{i+1} - x_i| for a 1-D y, by Condat's direct algorithm.
 
@@ -20,6 +21,8 @@ def tv1d_denoise(y, lam):
     exact (no tolerance); O(n) in practice, O(n²) in the worst case.  One ``while_loop`` iteration is
     one step of the paper's loop; a closed segment is recorded by its first index and value, and the
     output is filled in at the end (each index takes the value of the last segment start before it).
+
+    Differentiable (forward and reverse) through ``_tv1d_jvp``.
     """
     n = y.shape[0]
     if n <= 1:
@@ -84,6 +87,34 @@ def tv1d_denoise(y, lam):
     starts, vals = out[8][:n], out[9]
     first = jax.lax.cummax(jnp.where(starts, jnp.arange(n, dtype=i32), 0))
     return vals[first]
+
+
+def _segments(x):
+    """The segment id of each entry of a piecewise-constant x, and the segment mean of z -> ..."""
+    n = x.shape[0]
+    seg = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(jnp.diff(x) != 0, dtype=jnp.int32)])
+    size = jax.ops.segment_sum(jnp.ones_like(x), seg, num_segments=n)
+
+    def mean(z):
+        return (jax.ops.segment_sum(z, seg, num_segments=n) / jnp.maximum(size, 1))[seg]
+
+    return mean
+
+
+@tv1d_denoise.defjvp
+def _tv1d_jvp(primals, tangents):
+    """On each segment S of the solution, x_S = mean(y_S) - lam (σ_left - σ_right) / |S| (σ the signs
+    of the jumps at S's ends, 0 at the ends of the signal), from summing y - x = Dᵀu over S: so
+    dx = segment mean of dy - dlam · segment mean of Dᵀσ, with σ_i = sign(x_{i+1} - x_i)."""
+    y, lam = primals
+    y_dot, lam_dot = tangents
+    x = tv1d_denoise(y, lam)
+    if y.shape[0] <= 1:
+        return x, y_dot
+    mean = _segments(x)
+    sigma = jnp.sign(jnp.diff(x))
+    dt_sigma = jnp.pad(sigma, (1, 0)) - jnp.pad(sigma, (0, 1))
+    return x, mean(y_dot) - jnp.asarray(lam_dot, y.dtype) * mean(dt_sigma)
 
 
 _tv1d_vector = jax.jit(tv1d_denoise)  # compiled once per shape and dtype; inlined under an outer jit
