@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq, lsq_linear, minimize_scalar
 
-from gradlang.lib.prox import PROXES, Prox, scaled
+from gradlang.lib.prox import PROXES, Declared, Prox, scaled
 from gradlang.lib.prox.compose import Chain, Ridge, compose
 from gradlang.lib.prox.group_norm import GroupNorm
 from gradlang.lib.prox.tv1d import tv1d_denoise
@@ -516,6 +516,32 @@ def test_compose_nonconvex_k_sparse():
         z = lambda i: v[i] / (1 + mu * t)  # noqa: E731
         assert np.count_nonzero(x) <= k
         assert obj == pytest.approx(best(lambda i: mu / 2 * z(i) ** 2 + (z(i) - v[i]) ** 2 / (2 * t)), abs=1e-12)
+
+
+def _berhu(**flags):
+    """LANGUAGE.md's example declaration: fn berhu(x) and its prox berhu(v, t)."""
+    return Declared(lambda x: jnp.sum(jnp.where(jnp.abs(x) <= 1, jnp.abs(x), (x ** 2 + 1) / 2)),
+                    lambda v, t: jnp.where(jnp.abs(v) <= 1 + t, jnp.sign(v) * jax.nn.relu(jnp.abs(v) - t),
+                                           v / (1 + t)), "berhu", **flags)
+
+
+def test_declared_berhu_with_norm1():
+    """A declared even, uniform separable term (berhu) composes with norm1 as prox_berhu(soft(v));
+    both it and the declared prox equal scipy's scalar minimisation, coordinate by coordinate
+    (Brent, 1e-7).  Without the flags compose refuses."""
+    berhu = _berhu(is_uniform=True, is_even=True)
+    assert berhu.sign_preserving and compose(P("norm1"), _berhu()) is None
+    c = compose(scaled(P("norm1"), 0.4), berhu)
+    assert c.rule.startswith("soft-threshold before")
+    g = lambda z: abs(z) if abs(z) <= 1 else (z * z + 1) / 2  # noqa: E731
+    v, t = np.array([-3.0, -1.7, -0.9, -0.2, 0.0, 0.3, 1.2, 1.6, 2.2, 4.0]), 0.8
+    got_c, got_b = np.asarray(c.prox(jnp.asarray(v), t)), np.asarray(berhu.prox(jnp.asarray(v), t))
+    for i, vi in enumerate(v):
+        for got, h in ((got_c, lambda z: 0.4 * abs(z) + g(z)), (got_b, g)):
+            res = minimize_scalar(lambda z: h(z) + (z - vi) ** 2 / (2 * t), bounds=(-10, 10),
+                                  method="bounded", options={"xatol": 1e-12})
+            assert abs(got[i] - res.x) < 1e-7, (i, got[i], res.x)
+    assert compose(berhu, P("tv1d")).rule.startswith("after tv1d")
 
 
 NOT_COMPOSABLE = [

@@ -162,3 +162,53 @@ def unscaled(p: Prox) -> tuple[Prox, Any]:
     while isinstance(p, Scaled):
         c, p = c * p.c, p.base
     return p, c
+
+
+class Declared(Prox):
+    """A user function with a user prox (``fn f(x) = …`` with ``prox f(v, t) = …``): the program's
+    own ``value_fn(x)`` and ``prox_fn(v, t)``, and the flags the composition rules read.
+
+    The flags are claims the caller must establish (nothing here can check them), e.g. from the
+    function's body: a ``sum`` of one elementwise expression of x is separable and uniform; one that
+    sees x only through ``abs(x)`` or even powers is even.  A convex, separable, uniform and even
+    function has an odd, nondecreasing prox, hence a sign-preserving one (so ``sign_preserving``
+    follows from those four unless given).  ``convex`` defaults to True, as a prox declaration
+    presumes; the others to False, which only ever refuses compositions.
+    """
+
+    value_fn: Any = eqx.field(static=True)
+    prox_fn: Any = eqx.field(static=True)
+    label: str = eqx.field(static=True, default="declared")
+    is_convex: bool = eqx.field(static=True, default=True)
+    is_separable: bool = eqx.field(static=True, default=False)
+    is_uniform: bool = eqx.field(static=True, default=False)
+    is_even: bool = eqx.field(static=True, default=False)
+    is_sign_preserving: bool | None = eqx.field(static=True, default=None)
+
+    @property
+    def name(self):  # type: ignore[override]
+        return self.label
+
+    @property
+    def convex(self):  # type: ignore[override]
+        return self.is_convex
+
+    @property
+    def separable(self):
+        return self.is_separable or self.is_uniform
+
+    @property
+    def uniform(self):
+        return self.is_uniform
+
+    @property
+    def sign_preserving(self):
+        if self.is_sign_preserving is not None:
+            return self.is_sign_preserving
+        return self.is_convex and self.is_uniform and self.is_even
+
+    def value(self, x):
+        return self.value_fn(x)
+
+    def _prox(self, v, t):
+        return jnp.asarray(self.prox_fn(v, t))
