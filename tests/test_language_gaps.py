@@ -26,12 +26,13 @@ from gradlang.errors import GradlangError, InternalError
 from .conftest import ROOT
 
 
-def _potentials(source: str, data: dict, hand, unconstrained: dict) -> tuple[float, float]:
+def _potentials(source: str, data: dict, hand, unconstrained: dict, params: dict | None = None):
     """The potential energy (minus the log joint, Jacobians included) of the program's model block
-    and of ``hand`` (a NumPyro model of the data) at the same unconstrained latent values."""
+    (its params at ``params``) and of ``hand`` (a NumPyro model of the data) at the same
+    unconstrained latent values."""
     model, arrays = gradlang.compile(source).bind(data)
     arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
-    ours = potential_energy(model.ppl.model_fn, (arrays, {}), {}, unconstrained)
+    ours = potential_energy(model.ppl.model_fn, (arrays, params or {}), {}, unconstrained)
     theirs = potential_energy(hand, (arrays,), {}, unconstrained)
     return float(ours), float(theirs)
 
@@ -191,3 +192,52 @@ def test_a_library_failure_during_shape_inference_is_an_internal_error(monkeypat
     monkeypatch.setitem(builtins.FUNCTIONS, "expm1", exhausted)
     with pytest.raises(InternalError):
         gradlang.compile("data y: real[N]\nparam w: real = 0\nminimize sum(expm1(y * w))\n")
+# ---- 3. arithmetic on data-bound sizes in declarations -----------------------------------------------
+SIZES = textwrap.dedent("""
+    data y: real[N]
+    data X: real[N, K]
+    data Z: real[N - 1, 2 * K]
+    param w: real[K + 1] = 0.5
+    param v: real[(K + 1) // 2] = 0
+    let Xc = X[:, 1:] - mean(X[:, 1:], axis = 0)
+    model {
+      b: real[K - 1] ~ normal(0, 1)
+      sigma: positive ~ student_t(3, 0, 10)
+      y ~ normal(w[0] + Xc @ b, sigma)
+    }
+    guide = mean_field
+    maximize elbo(particles = 2) - sumsq(w) - sumsq(v)
+""")
+
+
+def test_sizes_may_be_expressions_of_sizes_bound_by_the_data():
+    X = RNG.normal(size=(len(Y), 4)).astype(np.float32)
+    data = {"y": Y, "X": X, "Z": np.zeros((len(Y) - 1, 8), np.float32)}
+    prog = gradlang.compile(SIZES)
+    model, _ = prog.bind(data)
+    assert model.shape("w") == (5,) and model.shape("v") == (2,)
+
+    def hand(data):
+        Xc = data["X"][:, 1:] - data["X"][:, 1:].mean(0)
+        b = numpyro.sample("b", nd.Normal(0, 1).expand([3]).to_event(1))
+        sigma = numpyro.sample("sigma", nd.TruncatedDistribution(nd.StudentT(3, 0, 10), low=0.0))
+        numpyro.sample("y", nd.Normal(0.5 + Xc @ b, sigma).to_event(1), obs=data["y"])
+
+    u = {"b": jnp.array([0.3, -0.2, 0.1]), "sigma": jnp.array(0.4)}
+    ours, theirs = _potentials(SIZES, data, hand, u, {"w": jnp.full(5, 0.5)})
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    result = prog.fit(data=data, steps=3)
+    assert result.params["w"].shape == (5,) and result.posterior["b"]["mean"].shape == (3,)
+    with pytest.raises(GradlangError, match=r"dim 1 should be 2 \* K = 8"):
+        prog.fit(data={**data, "Z": np.zeros((len(Y) - 1, 7), np.float32)}, steps=1)
+
+
+def test_size_expressions_are_named_as_declared_in_the_ir():
+    from gradlang.check.shapes import infer
+
+    prog = gradlang.compile(SIZES)
+    assert str(prog.ir.params["w"].type) == "real[K + 1]" and str(prog.ir.data["Z"].type) == "real[N - 1, 2 * K]"
+    latent = next(st for st in prog.ir.model.stmts if getattr(st, "name", None) == "b")
+    assert [str(d) for d in latent.shape] == ["K - 1"]
+    xc = prog.ir.lets["Xc"]
+    assert infer(prog.ir, xc)[id(xc)] == "real[N, K - 1]"  # mapped back from the placeholder sizes

@@ -82,7 +82,7 @@ class Model(eqx.Module):
         return biject_to(constraint(self.program.params[name].domain))
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.dims[d] if isinstance(d, str) else d for d in self.program.params[name].type.shape)
+        return tuple(int(ir.size_of(d, self.dims)) for d in self.program.params[name].type.shape)
 
     @property
     def stochastic(self) -> bool:

@@ -95,6 +95,7 @@ def bind(program: ir.Program, arrays: dict) -> tuple[dict[str, np.ndarray], dict
     """Check each array against its declaration, bind symbolic dims, cast to the element type."""
     dims = dict(program.dims)
     bound_by: dict[str, str] = {}
+    computed: list = []  # (name, decl, axis, size expression, shape) of data sized by expressions
     out = {}
     for name, decl in program.data.items():
         arr = arrays[name]
@@ -106,6 +107,9 @@ def bind(program: ir.Program, arrays: dict) -> tuple[dict[str, np.ndarray], dict
             raise DataError(f"data '{name}' has shape {tuple(arr.shape)} but is declared {declared}",
                             decl.span, f"it needs {len(declared.shape)} dims, the array has {arr.ndim}")
         for axis, (want, got) in enumerate(zip(declared.shape, arr.shape)):
+            if isinstance(want, ir.SizeExpr):  # computed from sizes bound by the data: checked below
+                computed.append((name, decl, axis, want, tuple(arr.shape)))
+                continue
             if isinstance(want, str) and want not in dims:
                 dims[want], bound_by[want] = int(got), name
                 continue
@@ -123,7 +127,46 @@ def bind(program: ir.Program, arrays: dict) -> tuple[dict[str, np.ndarray], dict
             raise DataError(f"data '{name}' is declared {declared.elem} but has fractional values",
                             decl.span, "declare it real")
         out[name] = arr.astype(_NUMPY_DTYPES[declared.elem])
+    for name, decl, axis, want, shape in computed:
+        size = declared_size(want, dims, bound_by, f"data {name}")
+        if size != shape[axis]:
+            raise DataError(f"data '{name}' has shape {shape} but is declared {decl.type}", decl.span,
+                            f"dim {axis} should be {want} = {size}")
+    for where, shape in sized_declarations(program):
+        for d in shape:
+            if isinstance(d, ir.SizeExpr):
+                declared_size(d, dims, bound_by, where)
     return out, dims
+
+
+def sized_declarations(program: ir.Program):
+    """(what, shape) of every declaration with a shape other than data's: params, typed latents."""
+    for name, p in program.params.items():
+        yield f"param {name}", p.type.shape
+    for st in (program.model.stmts if program.model is not None else ()):
+        if isinstance(st, ir.Sample) and st.shape:
+            yield f"latent {st.name}", st.shape
+
+
+def declared_size(d: ir.SizeExpr, dims: dict, bound_by: dict, where: str) -> int:
+    """The value of a size expression once the data bind its names: a non-negative integer, or a
+    DataError at the expression that says what the names were bound to."""
+    names = d.names()
+    missing = [n for n in names if n not in dims]
+    if missing:
+        raise DataError(f"size {d} of {where} needs {', '.join(missing)}, which no data binds", d.span,
+                        "use only sizes that appear in the shapes of data declarations")
+    value = d.value(dims)
+    bound = ", ".join(f"{n} = {dims[n]}" for n in names)
+    origin = "; ".join(f"{n} is bound by '{bound_by[n]}'" for n in names if n in bound_by)
+    if value != value or float(value) != int(value):
+        shown = "undefined (a division by zero)" if value != value else f"{value:g}, not an integer"
+        raise DataError(f"size {d} of {where} is {shown}, with {bound}", d.span,
+                        "a size must be a whole number once the data bind it" + (f" ({origin})" if origin else ""))
+    if value < 0:
+        raise DataError(f"size {d} of {where} is {int(value)}, with {bound}", d.span,
+                        "a size must be non-negative once the data bind it" + (f" ({origin})" if origin else ""))
+    return int(value)
 
 
 def _check_finite(name: str, decl: ir.DataDecl, arr: np.ndarray) -> None:

@@ -19,11 +19,11 @@ from ..ir import nodes as ir
 from ..lib.builtins import FUNCTIONS, SEQUENCE_ARG, STATIC_ARGS, STATIC_KWARGS
 from ..lib.distributions import DISTRIBUTIONS
 
-_VERBS = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
+_VERBS = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide", "floor_divide": "divide",
           "matmul": "matrix-multiply", "power": "raise", "equal": "compare", "not_equal": "compare",
           "less": "compare", "less_equal": "compare", "greater": "compare", "greater_equal": "compare",
           "logical_and": "combine", "logical_or": "combine"}
-_OPERATOR_SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "matmul": "@",
+_OPERATOR_SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "floor_divide": "//", "matmul": "@",
                      "power": "^"}
 
 

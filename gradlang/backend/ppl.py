@@ -83,7 +83,7 @@ class PPL:
         return ev, scale
 
     def _concrete(self, shape, ev: Evaluator) -> tuple:
-        return tuple(ev.values["dim"][d] if isinstance(d, str) else d for d in shape)
+        return tuple(int(ir.size_of(d, ev.values["dim"])) for d in shape)
 
     def _over_batch(self, site: ir.Sample) -> bool:
         """A latent over the batch dim (declared shape starting with it) is minibatched too."""

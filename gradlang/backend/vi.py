@@ -90,7 +90,7 @@ class VI:
             return self._guide_then_rest(ev, node, i, scope, key, sub, scores, repeated)
         dist = ev.eval(st.dist, scope)
         if st.shape is not None:  # a declared shape: the distribution expanded to it, as in a model
-            dist = shaped(dist, tuple(ev.values["dim"][d] if isinstance(d, str) else d for d in st.shape))
+            dist = shaped(dist, tuple(int(ir.size_of(d, ev.values["dim"])) for d in st.shape))
         est = estimator_of(st.via, st.name)
         multi = reruns(est)  # enum, mvd and the greedy baseline run the rest more than once
 

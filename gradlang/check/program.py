@@ -3,6 +3,7 @@ objectives, reports and the solve block.  Errors of this stage are collected and
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import jax
@@ -235,11 +236,42 @@ class Checker:
                     raise TypeError_(f"'{d.id}' is a {self.scope.kinds[d.id]}, not a size", d.span, None)
                 shape.append(d.id)  # a symbolic dim, bound by the data
                 continue
+            if self.data_bound_names(d):  # K - 1: computed when the data bind K
+                shape.append(self.size_expr(d, where))
+                continue
             value = self.constant(d)
             if np.ndim(value) != 0 or not np.isfinite(float(value)) or float(value) != int(value) or int(value) < 0:
                 raise TypeError_(f"a dim of {where} must be a non-negative integer", d.span, None)
             shape.append(int(value))
         return tuple(shape)
+
+    def data_bound_names(self, e) -> list[str]:
+        """The sizes bound by the data that an AST expression names."""
+        if isinstance(e, ast.Name):
+            return [e.id] if e.id in self.bound_by_data else []
+        found = []
+        for f in fields(e) if is_dataclass(e) else ():
+            value = getattr(e, f.name)
+            for v in (value if isinstance(value, tuple) else (value,)):
+                if isinstance(v, ast.Node):
+                    found += self.data_bound_names(v)
+        return found
+
+    def size_expr(self, e, where: str):
+        """A size written with sizes bound by the data: ``K - 1``, ``D + 1``, ``N // 2`` (+ - * / //
+        of those, dims and consts), kept as an ``ir.SizeExpr`` computed when the data bind them."""
+        if isinstance(e, ast.Name) and e.id in self.bound_by_data:
+            return e.id
+        if not self.data_bound_names(e):
+            value = self.constant(e)
+            if np.ndim(value) != 0 or isinstance(value, bool) or not np.isfinite(float(value)):
+                raise TypeError_(f"a size of {where} must be computed from numbers", e.span,
+                                 "combine sizes, dims and consts with + - * / //")
+            return int(value) if float(value) == int(value) else float(value)
+        if isinstance(e, ast.BinOp) and e.op in ("+", "-", "*", "/", "//"):
+            return ir.SizeExpr(e.op, self.size_expr(e.left, where), self.size_expr(e.right, where), span=e.span)
+        raise TypeError_(f"a size of {where} may combine sizes bound by the data, dims and consts with "
+                         "+ - * / // only", e.span, "e.g. real[K - 1] or real[D + 1]")
 
     def data(self, s: ast.Data) -> ir.DataDecl:
         if s.type.base not in types.ELEMENT_TYPES or s.type.args or s.type.kwargs:

@@ -25,30 +25,56 @@ _FIRST_SENTINEL = 100_003  # far from any size a program writes by hand
 def symbolic_dims(program: ir.Program) -> list[str]:
     names = []
     for decl in list(program.data.values()) + list(program.params.values()):
-        for d in decl.type.shape:
-            if isinstance(d, str) and d not in names:
+        for d in ir.size_names(decl.type.shape):
+            if d not in names:
                 names.append(d)
     return names
 
 
+def abstract_size(d, sizes: dict):
+    """A dim at the placeholder sizes: a size expression (``K - 1``) is computed from them, kept a
+    non-negative integer so that it stands for some size (its name is mapped back by ``dim_names``)."""
+    if not isinstance(d, ir.SizeExpr):
+        return sizes.get(d, d) if isinstance(d, str) else d
+    value = d.value(sizes)
+    return abs(int(value)) if value == value else 0
+
+
+def concrete(shape, sizes: dict) -> tuple:
+    return tuple(abstract_size(d, sizes) for d in shape)
+
+
 def abstract_inputs(program: ir.Program, sizes: dict[str, int]):
     """ShapeDtypeStructs for data and (constrained) params, with symbolic dims at ``sizes``."""
-    def concrete(shape):
-        return tuple(sizes[d] if isinstance(d, str) else d for d in shape)
-
-    data = {n: jax.ShapeDtypeStruct(concrete(d.type.shape), _DTYPES[d.type.elem]) for n, d in program.data.items()}
-    params = {n: jax.ShapeDtypeStruct(concrete(p.type.shape), jnp.float32) for n, p in program.params.items()}
+    data = {n: jax.ShapeDtypeStruct(concrete(d.type.shape, sizes), _DTYPES[d.type.elem])
+            for n, d in program.data.items()}
+    params = {n: jax.ShapeDtypeStruct(concrete(p.type.shape, sizes), jnp.float32) for n, p in program.params.items()}
     return data, params
 
 
 def _sentinels(program: ir.Program) -> dict[str, int]:
-    return {name: _FIRST_SENTINEL + 2 * i for i, name in enumerate(symbolic_dims(program))}
+    # spaced by a prime, so that a size expression (K - 1, 2 * N) rarely lands on another's sentinel
+    return {name: _FIRST_SENTINEL + 1009 * i for i, name in enumerate(symbolic_dims(program))}
+
+
+def dim_names(program: ir.Program, sizes: dict[str, int]) -> dict[int, str]:
+    """Placeholder sizes -> what they stand for in messages: a symbolic dim's name, or a declared
+    size expression as written (``K - 1``)."""
+    names = {v: k for k, v in sizes.items()}
+    shapes = [d.type.shape for d in list(program.data.values()) + list(program.params.values())]
+    if program.model is not None:
+        shapes += [st.shape for st in program.model.stmts if isinstance(st, ir.Sample) and st.shape]
+    for shape in shapes:
+        for d in shape:
+            if isinstance(d, ir.SizeExpr):
+                names.setdefault(abstract_size(d, sizes), str(d))
+    return names
 
 
 def evaluate_abstract(program: ir.Program, expr, record: dict | None = None):
     sizes = _sentinels(program)
     data, params = abstract_inputs(program, sizes)
-    names = {v: k for k, v in sizes.items()}
+    names = dim_names(program, sizes)
     dims = {**program.dims, **sizes}
 
     def run(data, params):
@@ -105,10 +131,9 @@ def check(program: ir.Program) -> list[GradlangError]:
             out = attempt(p.init, False)
             if out is not None:
                 struct, names = out
-                target = tuple(names.get(d, d) for d in p.type.shape)
+                target = tuple(str(d) if isinstance(d, ir.SizeExpr) else names.get(d, d) for d in p.type.shape)
                 try:
-                    jnp.broadcast_shapes(struct.shape, tuple(
-                        _sentinels(program)[d] if isinstance(d, str) else d for d in p.type.shape))
+                    jnp.broadcast_shapes(struct.shape, concrete(p.type.shape, _sentinels(program)))
                 except ValueError:
                     errors.append(TypeError_(f"the initial value of {p.name} is {_type(struct, names)}, "
                                              f"which does not fit its shape {list(target)}", p.init.span,
@@ -147,7 +172,7 @@ def check_blocks(program: ir.Program, errors: list) -> None:
     for stmts, expect in blocks:
         sizes = _sentinels(program)
         data, params = abstract_inputs(program, sizes)
-        names = {v: k for k, v in sizes.items()}
+        names = dim_names(program, sizes)
 
         def run(data, params, stmts=stmts, expect=expect):
             ev = Evaluator(program, data, params, program.consts, {**program.dims, **sizes}, dim_names=names, abstract=True,
@@ -168,8 +193,8 @@ def check_blocks(program: ir.Program, errors: list) -> None:
                     if not hasattr(d, "log_prob"):
                         raise TypeError_(f"the right side of '~' must be a distribution, not {ev.type_of(d)}",
                                          st.dist.span, NOT_A_DISTRIBUTION)
-                    shape = tuple(sizes.get(x, program.dims.get(x, x)) if isinstance(x, str) else x
-                                  for x in st.shape) if st.shape else tuple(d.batch_shape + d.event_shape)
+                    shape = concrete(st.shape, {**program.dims, **sizes}) if st.shape \
+                        else tuple(d.batch_shape + d.event_shape)
                     if st.observed:
                         if st.obs is not None:  # a slice or gather of the data: its indices are checked
                             ev.eval(st.obs, local)

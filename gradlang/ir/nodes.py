@@ -92,8 +92,70 @@ Expr = Union[Lit, Ref, Prim, ArrayLit, Index, CallFn, Block, Dist]
 
 # ---- declarations ------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class SizeExpr:
+    """A size computed from sizes bound by the data when they are bound: ``K - 1``, ``D + 1``,
+    ``2 * N``, ``N // 2``.  ``op`` is + - * / //; an operand is an int, a symbolic name or another
+    SizeExpr (consts and fixed dims are folded into ints by the checker).  Its value must be a
+    non-negative integer once the data bind the names (checked with the data)."""
+
+    op: str
+    left: "int | str | SizeExpr"
+    right: "int | str | SizeExpr"
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    def __str__(self) -> str:
+        def side(x, right: bool) -> str:
+            loose = isinstance(x, SizeExpr) and (x.op in "+-" and self.op not in "+-" or right and self.op != "+")
+            return f"({x})" if loose else str(x)
+        return f"{side(self.left, False)} {self.op} {side(self.right, True)}"
+
+    def names(self) -> list[str]:
+        out = []
+        for x in (self.left, self.right):
+            for n in (x.names() if isinstance(x, SizeExpr) else [x] if isinstance(x, str) else []):
+                if n not in out:
+                    out.append(n)
+        return out
+
+    def value(self, dims: dict) -> int | float:
+        """The size at ``dims`` (a float when ``/`` leaves a fraction; the caller checks)."""
+        a, b = size_of(self.left, dims), size_of(self.right, dims)
+        if self.op == "+":
+            return a + b
+        if self.op == "-":
+            return a - b
+        if self.op == "*":
+            return a * b
+        if b == 0:
+            return float("nan")
+        if self.op == "//":
+            return a // b
+        q = a / b
+        return int(q) if float(q).is_integer() else q
+
+
+def size_of(d, dims: dict):
+    """A dim's size at ``dims``: an int as is, a name looked up, a SizeExpr computed."""
+    if isinstance(d, SizeExpr):
+        return d.value(dims)
+    if isinstance(d, str):
+        return dims[d]
+    return d
+
+
+def size_names(shape) -> list[str]:
+    """The symbolic names a shape depends on, its size expressions' included."""
+    out: list[str] = []
+    for d in shape or ():
+        for n in (d.names() if isinstance(d, SizeExpr) else [d] if isinstance(d, str) else []):
+            if n not in out:
+                out.append(n)
+    return out
+
+
+@dataclass(frozen=True)
 class TensorType:
-    """Element type and shape; a dim is an int, a symbolic name, or None (unknown)."""
+    """Element type and shape; a dim is an int, a symbolic name, a SizeExpr, or None (unknown)."""
 
     elem: str
     shape: tuple[int | str | None, ...] = ()

@@ -49,7 +49,7 @@ def mixture(weights, components):
 
 
 OPERATORS = {
-    "+": "add", "-": "subtract", "*": "multiply", "/": "divide", "@": "matmul", "^": "power",
+    "+": "add", "-": "subtract", "*": "multiply", "/": "divide", "//": "floor_divide", "@": "matmul", "^": "power",
     "==": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater",
     ">=": "greater_equal", "and": "logical_and", "or": "logical_or",
 }
@@ -58,7 +58,7 @@ UNARY = {"-": "negative", "not": "logical_not"}
 _NUMPY = """
     abs absolute sign exp exp2 expm1 log log2 log10 log1p sqrt cbrt square reciprocal sin cos tan
     arcsin arccos arctan arctan2 sinh cosh tanh arcsinh arccosh arctanh floor ceil round trunc clip
-    maximum minimum where isfinite isnan logaddexp hypot power mod fmod
+    maximum minimum where isfinite isnan logaddexp hypot power mod fmod floor_divide
     add subtract multiply divide matmul negative equal not_equal less less_equal greater greater_equal
     logical_and logical_or logical_not
     sum mean var std max min prod median argmax argmin cumsum cumprod all any

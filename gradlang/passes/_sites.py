@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from ..backend.evaluate import Evaluator
 from ..check.shapes import _sentinels, abstract_inputs
+from ..check.shapes import concrete as concrete_shape
 from ..errors import GradlangError
 from ..ir import nodes as ir
 
@@ -56,7 +57,7 @@ def site_distributions(program: ir.Program, blocks: dict[str, tuple]) -> dict[tu
     found: dict[tuple[str, str], object] = {}
 
     def concrete(shape):
-        return tuple(dims.get(d, d) if isinstance(d, str) else d for d in shape) if shape is not None else None
+        return concrete_shape(shape, dims) if shape is not None else None
 
     def run(data, params):
         ev = Evaluator(program, data, params, program.consts, dims, dim_names=names, vi=_NoMonteCarlo())

@@ -52,7 +52,7 @@ _TOKEN_WORDS = {
     "_NL": "the end of the line", "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
     "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "TILDE": "'~'", "SEMICOLON": "';'",
-    "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/' or '@'", "COMP_OP": "a comparison",
+    "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/', '//' or '@'", "COMP_OP": "a comparison",
     "$END": "the end of the file",
 }
 _EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR", "LSQB", "MINUS", "EXPECT", "NOT"}

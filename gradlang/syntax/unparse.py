@@ -6,7 +6,7 @@ from . import ast
 
 # Binding strength, loosest first, as in LANGUAGE.md ("Operators").
 _BINARY = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
-           "+": 5, "-": 5, "*": 6, "/": 6, "@": 6, "^": 8}
+           "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "@": 6, "^": 8}
 _POSTFIX = 9
 
 
