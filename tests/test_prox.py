@@ -23,7 +23,6 @@ from scipy.optimize import brentq, lsq_linear, minimize_scalar
 from gradlang.lib.prox import PROXES, Declared, Prox, scaled
 from gradlang.lib.prox.compose import Chain, Ridge, compose
 from gradlang.lib.prox.group_norm import GroupNorm
-from gradlang.lib.prox.tv1d import tv1d_denoise
 
 ATOL = 1e-5  # against CVXPY (interior point, 1e-9 tolerances: usually within 1e-8 of the optimum, and
 #              a few 1e-6 off on degenerate instances; ``assert_argmin`` also compares objectives)
@@ -167,7 +166,7 @@ def test_separable_prox_equals_scalar_minimisation(name):
     v, t = 1.5 * rng.normal(size=shape), 0.8
     ours = np.asarray(p.prox(jnp.asarray(v), t))
     for i in range(N):
-        res = minimize_scalar(lambda z: g(i, z) + (z - v[i]) ** 2 / (2 * t), bounds=interval(i),
+        res = minimize_scalar(lambda z, i=i: g(i, z) + (z - v[i]) ** 2 / (2 * t), bounds=interval(i),
                               method="bounded", options={"xatol": 1e-12})
         assert abs(ours[i] - res.x) < 1e-7, (name, i, ours[i], res.x)  # Brent: ~sqrt(eps) in x
 
@@ -339,7 +338,7 @@ def test_seeds_closed_forms(dtype):
     """Soft-threshold, group soft-threshold (S001), SVT (S164) and the TV pair (S182), exact up to
     rounding: 1e-12 in float64, 1e-6 in float32."""
     tol = 1e-12 if dtype == jnp.float64 else 1e-6
-    a = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    a = lambda x: jnp.asarray(x, dtype)
 
     def check(got, want):
         assert got.dtype == dtype
@@ -494,28 +493,31 @@ def test_compose_three_terms():
     assert_argmin(sgl.prox(jnp.asarray(v), t), [T["l1"](1), T["group"](1), T["sq"](0.4)], v, t)
 
 
+def _best_over_supports(v, k, t, cost_in):
+    """min over supports S, |S| = k, of Σ_{i∈S} cost_in(v_i) + Σ_{i∉S} v_i²/(2t)."""
+    return min(sum(cost_in(v[i]) if i in s else v[i] ** 2 / (2 * t) for i in range(len(v)))
+               for s in itertools.combinations(range(len(v)), k))
+
+
 def test_compose_nonconvex_k_sparse():
-    """nonneg + k_sparse = top-k of max(v, 0); sumsq + k_sparse = top-k of v/(1 + μt); by enumeration."""
+    """nonneg + k_sparse = top-k of max(v, 0); sumsq + k_sparse = top-k of v/(1 + μt); both as good
+    as the best of all C(7, 3) supports (1e-12)."""
     rng = np.random.default_rng(12)
     n, k, t, mu = 7, 3, 0.7, 0.8
     nn = compose(P("nonneg"), P("k_sparse", k))
     rr = compose(P("k_sparse", k), scaled(P("sumsq"), mu / 2))
+    s = 1 + mu * t
     for _ in range(5):
         v = rng.normal(size=n)
-
-        def best(cost_in):  # min over supports S of Σ_{i∈S} cost_in(i) + Σ_{i∉S} v_i²/(2t)
-            return min(sum(cost_in(i) if i in s else v[i] ** 2 / (2 * t) for i in range(n))
-                       for s in itertools.combinations(range(n), k))
-
         x = np.asarray(nn.prox(jnp.asarray(v), t))
         assert np.count_nonzero(x) <= k and np.all(x >= 0)
-        assert np.sum((x - v) ** 2) / (2 * t) == pytest.approx(best(lambda i: min(v[i], 0) ** 2 / (2 * t)),
-                                                                abs=1e-12)
+        best = _best_over_supports(v, k, t, lambda vi: min(vi, 0) ** 2 / (2 * t))
+        assert np.sum((x - v) ** 2) / (2 * t) == pytest.approx(best, abs=1e-12)
         x = np.asarray(rr.prox(jnp.asarray(v), t))
-        obj = mu / 2 * np.sum(x ** 2) + np.sum((x - v) ** 2) / (2 * t)
-        z = lambda i: v[i] / (1 + mu * t)  # noqa: E731
         assert np.count_nonzero(x) <= k
-        assert obj == pytest.approx(best(lambda i: mu / 2 * z(i) ** 2 + (z(i) - v[i]) ** 2 / (2 * t)), abs=1e-12)
+        obj = mu / 2 * np.sum(x ** 2) + np.sum((x - v) ** 2) / (2 * t)
+        best = _best_over_supports(v, k, t, lambda vi: mu / 2 * (vi / s) ** 2 + (vi / s - vi) ** 2 / (2 * t))
+        assert obj == pytest.approx(best, abs=1e-12)
 
 
 def _berhu(**flags):
@@ -533,12 +535,12 @@ def test_declared_berhu_with_norm1():
     assert berhu.sign_preserving and compose(P("norm1"), _berhu()) is None
     c = compose(scaled(P("norm1"), 0.4), berhu)
     assert c.rule.startswith("soft-threshold before")
-    g = lambda z: abs(z) if abs(z) <= 1 else (z * z + 1) / 2  # noqa: E731
+    g = lambda z: abs(z) if abs(z) <= 1 else (z * z + 1) / 2
     v, t = np.array([-3.0, -1.7, -0.9, -0.2, 0.0, 0.3, 1.2, 1.6, 2.2, 4.0]), 0.8
     got_c, got_b = np.asarray(c.prox(jnp.asarray(v), t)), np.asarray(berhu.prox(jnp.asarray(v), t))
     for i, vi in enumerate(v):
         for got, h in ((got_c, lambda z: 0.4 * abs(z) + g(z)), (got_b, g)):
-            res = minimize_scalar(lambda z: h(z) + (z - vi) ** 2 / (2 * t), bounds=(-10, 10),
+            res = minimize_scalar(lambda z, h=h, vi=vi: h(z) + (z - vi) ** 2 / (2 * t), bounds=(-10, 10),
                                   method="bounded", options={"xatol": 1e-12})
             assert abs(got[i] - res.x) < 1e-7, (i, got[i], res.x)
     assert compose(berhu, P("tv1d")).rule.startswith("after tv1d")

@@ -149,7 +149,7 @@ def scaled(p: Prox, c) -> Prox:
         return p
     try:
         concrete = float(c)
-    except Exception:  # a traced coefficient: its sign is the caller's to check
+    except TypeError:  # a traced coefficient (or an array): its sign is the caller's to check
         return Scaled(p, c)
     if concrete <= 0:
         raise ValueError(f"the coefficient of a prox term must be positive, got {concrete}")
