@@ -79,10 +79,18 @@ class Model(eqx.Module):
     def transform(self, name: str):
         if name in self.family:
             return biject_to(self.family[name][0])
-        return biject_to(constraint(self.program.params[name].domain))
+        return biject_to(constraint(self.decl(name).domain))
+
+    def decl(self, name: str) -> ir.ParamDecl:
+        """A parameter's declaration: the program's, or a lower block's ``NAME.p`` (bilevel)."""
+        if name in self.program.params:
+            return self.program.params[name]
+        from ..check.lower import lower_param
+
+        return lower_param(self.program, name) or self.program.params[name]
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(int(ir.size_of(d, self.dims)) for d in self.program.params[name].type.shape)
+        return tuple(int(ir.size_of(d, self.dims)) for d in self.decl(name).type.shape)
 
     @property
     def stochastic(self) -> bool:

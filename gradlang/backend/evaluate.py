@@ -152,6 +152,8 @@ class Evaluator:
             if e.name not in self._lets:
                 self._lets[e.name] = self.eval(self.program.lets[e.name])
             return self._lets[e.name]
+        if e.kind == "lower":  # a lower level's solution NAME.p: given with the params
+            return self.values["param"][e.name]
         return self.values[e.kind][e.name]
 
     def _prim(self, e: ir.Prim, local: dict):

@@ -112,6 +112,11 @@ def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
                 settings.aggregator, settings.aggregator_config = v.value, v
             elif f.name == "tol":
                 settings.tol = _tol(v)
+            elif f.name == "bilevel":  # the registry checks it (bilevel_to_hypergrad)
+                if v.kind not in ("word", "call"):
+                    raise ConfigError("bilevel must be a word or a call, like implicit(solver = cg)", v.span,
+                                      "`gradlang list bilevel` lists them")
+                settings.bilevel = v
             else:
                 _choice(v, f.name)
                 setattr(settings, f.name, v)

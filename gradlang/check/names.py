@@ -31,6 +31,7 @@ class Scope:
         self.consts: dict = {}
         self.dims: dict = {}
         self.typed = None  # (ast.Type, where) -> (Domain, shape); set by the checker
+        self.lowers: dict[str, tuple[str, ...]] = {}  # lower block -> its params' names (check.lower)
 
     def visible(self) -> list[str]:
         return list(self.kinds)
@@ -99,6 +100,9 @@ class Resolver:
                 else:
                     items.append(self._expr(s, local))
             return ir.Index(self._expr(e.value, local), tuple(items), span=e.span)
+        if isinstance(e, ast.Member) and isinstance(e.value, ast.Name) and e.value.id in self.scope.lowers \
+                and e.value.id not in local:
+            return self._lower_member(e)
         if isinstance(e, ast.Member):
             raise unsupported("lower-level solutions (bilevel problems) are", e.span,
                               f"'{e.name}' of a lower block needs bilevel support, which comes later")
@@ -106,10 +110,21 @@ class Resolver:
             return self._expect(e, local)
         raise TypeError_(f"unexpected {type(e).__name__}", getattr(e, "span", None))
 
+    def _lower_member(self, e: ast.Member) -> ir.Ref:
+        """``inner.w``: the lower block's solution for its param ``w`` (check.lower)."""
+        block, known = e.value.id, self.scope.lowers[e.value.id]
+        if e.name not in known:
+            raise NameError_(f"lower {block} has no param '{e.name}'", e.span,
+                             did_you_mean(e.name, known) or f"its params: {', '.join(known)}")
+        return ir.Ref("lower", f"{block}.{e.name}", span=e.span)
+
     def _name(self, e: ast.Name, local: frozenset) -> ir.Expr:
         if e.id in local:
             return ir.Ref("local", e.id, span=e.span)
         kind = self.scope.kinds.get(e.id)
+        if kind == "lower":
+            raise TypeError_(f"'{e.id}' is a lower block, not a value", e.span,
+                             f"its solution is {e.id}.<param>, e.g. {e.id}.{(self.scope.lowers[e.id] or ('w',))[0]}")
         if kind == "fn" or (kind is None and (e.id in FUNCTIONS or e.id in DISTRIBUTIONS)):
             raise TypeError_(f"'{e.id}' is a function, not a value", e.span, f"call it: {e.id}(...)")
         if kind == "latent":

@@ -25,13 +25,13 @@ from ..syntax import ast
 from ..syntax.parser import parse
 from . import config, ppl, shapes, types
 from .names import Resolver, Scope, keyword_span, name_span, unsupported
+from .lower import declare_lower, lower_block
 from .objectives import check_objectives
 from .uses import expand_uses
 
 _KIND_OF = {ast.Dim: "dim", ast.Const: "const", ast.Data: "data", ast.Param: "param",
             ast.Let: "let", ast.Fn: "fn"}
 _UNSUPPORTED = {
-    ast.Lower: ("lower", "lower blocks (bilevel problems) are", None),
     ast.SubjectTo: ("subject", "constraints (subject to) are", None),
     ast.Extern: ("extern", "extern functions are", None),
     ast.Saddle: ("minimize", "saddle-point objectives are", None),
@@ -86,6 +86,9 @@ class Checker:
     def declare(self, stmts) -> None:
         for s in stmts:
             kind = _KIND_OF.get(type(s))
+            if isinstance(s, ast.Lower):
+                self.attempt(declare_lower, self, s)
+                continue
             if kind is None:
                 self.declare_latents(s)
                 continue
@@ -169,6 +172,8 @@ class Checker:
                                              self.resolve.fn_body(s), span=s.span)
         elif isinstance(s, ast.Prox):
             self.out.proxes[s.name] = self.prox(s)
+        elif isinstance(s, ast.Lower):
+            self.out.lowers[s.name] = lower_block(self, s)
         elif isinstance(s, ast.Report):
             if s.name in self.out.reports or s.name in self.scope.kinds:
                 raise NameError_(f"report '{s.name}' clashes with another name", s.span, None)

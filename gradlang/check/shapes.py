@@ -49,6 +49,8 @@ def abstract_inputs(program: ir.Program, sizes: dict[str, int]):
     data = {n: jax.ShapeDtypeStruct(concrete(d.type.shape, sizes), _DTYPES[d.type.elem])
             for n, d in program.data.items()}
     params = {n: jax.ShapeDtypeStruct(concrete(p.type.shape, sizes), jnp.float32) for n, p in program.params.items()}
+    for low in program.lowers.values():  # a lower level's solution, NAME.p (check.lower)
+        params.update({p.name: jax.ShapeDtypeStruct(concrete(p.type.shape, sizes), jnp.float32) for p in low.params})
     return data, params
 
 

@@ -249,6 +249,7 @@ class Program:
     proxes: dict[str, ProxDecl] = field(default_factory=dict)  # user prox declarations by function
     split: Any = None  # ProxSplit: smooth part + prox terms (split_prox)
     aggregate: Any = None  # Aggregate of several objectives (objectives_to_aggregate)
+    lowers: dict = field(default_factory=dict)  # LowerIR by block name (bilevel programs)
     optimizer: Any = None  # OptimizerSpec (choose_optimizer)
 
     def replace(self, **changes) -> "Program":
@@ -384,6 +385,23 @@ class ProxSplit(Node):
     smooth: Expr
     terms: tuple[ProxTerm, ...]
     composed: tuple[ComposedProx, ...] = ()
+
+
+@dataclass(frozen=True)
+class LowerIR(Node):
+    """A lower level ``lower NAME { param ...; minimize ...; solve { ... } }``: its parameters
+    (declared as ``NAME.p``, referred to everywhere as ``Ref("lower", "NAME.p")``), its objective
+    (the upper parameters are fixed inputs there), its solve settings.  The pass
+    bilevel_to_hypergrad writes the inner solve's ``optimizer`` and the hypergradient ``method``
+    (a ``gradlang list bilevel`` entry with every argument; ``chosen`` when the user wrote none)."""
+
+    name: str
+    params: tuple[ParamDecl, ...]
+    objective: ObjectiveIR
+    solve: Any  # SolveSettings of the block's own solve { ... }
+    optimizer: Any = None  # OptimizerSpec of the inner solve (bilevel_to_hypergrad)
+    method: ConfigValue | None = None  # the hypergradient method (bilevel_to_hypergrad)
+    chosen: bool = False
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ def program(p: ir.Program, infer=None) -> str:
             out += _block("guide", p.guide)
     for o in p.objectives:
         out.append(f"objective {o.name} ({o.sense}) = {expr(o.value, types(o.value))}")
+    for low in p.lowers.values():
+        out += lower(low, types)
     if p.split is not None:
         out.append(f"split: smooth = {expr(p.split.smooth, types(p.split.smooth))}")
         for t in p.split.terms:
@@ -134,6 +136,22 @@ def program(p: ir.Program, infer=None) -> str:
     if p.optimizer is not None:
         out.append(f"optimizer {config(p.optimizer.config)}")
     return "\n".join(out)
+
+
+def lower(low, types) -> list[str]:
+    """A lower block: its params, objective, inner solve and hypergradient method (once chosen)."""
+    out = [f"lower {low.name} {{"]
+    for d in low.params:
+        init = f" = {_expr(d.init, {})}" if d.init is not None else ""
+        out.append(f"  param {d.name}: {d.type} in {d.domain}{init}")
+    o = low.objective
+    out.append(f"  objective ({o.sense}) = {expr(o.value, types(o.value))}")
+    s = low.solve
+    opt = low.optimizer.config if low.optimizer is not None else s.optimizer
+    out.append(f"  inner solve: optimizer={config(opt)} steps={s.steps}")
+    if low.method is not None:
+        out.append(f"  hypergradient {config(low.method)}" + ("  # chosen" if low.chosen else ""))
+    return out + ["}"]
 
 
 def config(v: ir.ConfigValue) -> str:

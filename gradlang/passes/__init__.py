@@ -8,6 +8,7 @@ IR, so that after the last the IR is a plan the backend composes without decidin
 from __future__ import annotations
 
 from ..ir import nodes as ir
+from .bilevel_to_hypergrad import bilevel_to_hypergrad
 from .choose_estimators import choose_estimators
 from .choose_optimizer import choose_optimizer
 from .fold_constants import fold_constants
@@ -23,6 +24,7 @@ PIPELINE = [
     choose_estimators,        # every sample site gets its estimator, defaults written in
     split_prox,               # objective -> smooth part + prox terms c * f(p), for prox methods
     objectives_to_aggregate,  # several objectives -> one vector objective and its aggregator
+    bilevel_to_hypergrad,     # each lower block -> an inner solve and its hypergradient method
     choose_optimizer,         # the optimizer expression -> a checked spec, schedules bound
 ]
 

@@ -131,7 +131,10 @@ class GradientSolver(eqx.Module):
 
     def params(self, state: GradientState) -> dict:
         # the schedule-free evaluation point, lookahead's slow weights, else the iterate itself
-        return final_params(state.opt_state, state.u)
+        u = final_params(state.opt_state, state.u)
+        if hasattr(self.direction, "reported"):  # what the direction solves for itself: lower levels
+            u = {**u, **self.direction.reported(state.est)}
+        return u
 
 
 def as_written(model: Model, values):
@@ -152,6 +155,10 @@ def direction_of(model: Model):
     """The plan's direction: the gradient of the loss, or, for a vector objective whose aggregator
     is not linear (mean and sum are), the Jacobian-descent direction."""
     plan = model.program.aggregate
+    if model.program.lowers:  # a bilevel program: the hypergradient of its lower blocks' method
+        from .hypergradient import HypergradientDirection
+
+        return HypergradientDirection.of(model)
     if plan is None or plan.aggregator.value in LINEAR:
         return Gradient(model)
     from ...passes.objectives_to_aggregate import build_aggregator

@@ -1,0 +1,134 @@
+"""The hypergradient direction of a bilevel program: inner solves, then the plan's method.
+
+For upper parameters ``x`` and the lower blocks' parameters ``y`` (``NAME.p``), the upper loss is
+``F(x, y)`` (the program's objective with ``NAME.p`` bound to ``y``) and the lower loss is
+``G(x, y) = Σ_b G_b(x, y_b)``, block ``b``'s objective (negated where it maximises).  The direction
+hands the method of the plan (``bilevel_to_hypergrad``: an entry of ``gradlang.lib.bilevel``) a
+``Problem`` with ``upper``, ``lower`` and ``solve``; ``solve`` runs every block's own optimizer
+(``lower NAME { solve { optimizer; steps } }``) on a function of ``y`` in one ``lax.scan``
+(a block with fewer steps than another stops early), differentiably, so that ``unroll`` can
+differentiate through it.  The method returns the upper loss, the hypergradient and its next
+state; the state (holding the lower solution ``"y"``, warm-started across upper steps) lives in the
+solver's running state under ``"bilevel"``, and ``reported`` gives the lower solution that the
+result shows as ``NAME.p``.  All of it is in the unconstrained coordinates of each parameter's
+domain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from ...errors import TypeError_
+from ...check.types import constraint
+from ..build import Model
+from ..optimizer import build_optimizer
+
+STATE = "bilevel"  # the method's state in the direction's running state
+
+
+class Problem:
+    """The bilevel problem on one batch of data (``gradlang.lib.bilevel.Problem``)."""
+
+    def __init__(self, direction: "HypergradientDirection", data: dict, key, est: dict):
+        self.direction, self.data, self.key, self.est = direction, data, key, est
+        self.steps = max(steps for _, _, steps in direction.inner)
+
+    def upper(self, x, y):
+        """``(F(x, y), (values, estimators' state))``, the loss as ``Model.loss_and_values`` gives it."""
+        return self.direction.model.loss_and_values({**x, **y}, self.data, self.key, self.est)
+
+    def lower(self, x, y):
+        model = self.direction.model
+        ev = model.evaluator(model.constrain({**x, **y}), self.data)
+        total = 0.0
+        for low in model.program.lowers.values():
+            value = jnp.asarray(ev.eval(low.objective.value), jnp.float32)
+            total = total + (value if low.objective.sense == "minimize" else -value)
+        return total
+
+    def opt_init(self, y):
+        return {block: opt.init(_part(y, block)) for block, opt, _ in self.direction.inner}
+
+    def solve(self, fn, y0, steps: int | None = None, state=None):
+        inner = self.direction.inner
+        n = self.steps if steps is None else steps
+        state = self.opt_init(y0) if state is None else state
+
+        def body(carry, t):
+            y, states = carry
+            value, grads = jax.value_and_grad(fn)(y)
+            new_y, new_states = dict(y), {}
+            for block, opt, block_steps in inner:
+                part, g = _part(y, block), _part(grads, block)
+                value_fn = lambda p, y=y: fn({**y, **p})  # noqa: E731
+                updates, s = opt.update(g, states[block], part, value=value, grad=g, value_fn=value_fn)
+                moved = optax.apply_updates(part, updates)
+                live = t < block_steps if steps is None else True  # a block with fewer steps stops
+                new_y.update(jax.tree.map(lambda a, b, live=live: jnp.where(live, a, b), moved, part))
+                new_states[block] = jax.tree.map(lambda a, b, live=live: jnp.where(live, a, b), s, states[block])
+            return (new_y, new_states), None
+
+        (y, state), _ = jax.lax.scan(body, (y0, state), jnp.arange(n, dtype=jnp.int32))
+        return y, state
+
+
+def _part(y: dict, block: str) -> dict:
+    return {k: v for k, v in y.items() if k.startswith(block + ".")}
+
+
+class HypergradientDirection(eqx.Module):
+    """``(loss, values, hypergradient, state)`` as ``Gradient`` returns them, for a bilevel program."""
+
+    model: Model = eqx.field(static=True)
+    method: Any = eqx.field(static=True)
+    inner: tuple = eqx.field(static=True)  # (block, Optax transform, steps) per lower block
+
+    @classmethod
+    def of(cls, model: Model) -> "HypergradientDirection":
+        from ...passes.bilevel_to_hypergrad import build_method
+
+        lowers = list(model.program.lowers.values())
+        inner = tuple((low.name, build_optimizer(low.optimizer, low.solve.steps), low.solve.steps) for low in lowers)
+        return cls(model, build_method(lowers[0].method), inner)
+
+    def init(self, u: dict, data: dict, est: dict) -> dict:
+        return {**est, STATE: self.method.init(Problem(self, data, None, est), self.initial_lower(data))}
+
+    def initial_lower(self, data: dict) -> dict:
+        """The lower parameters' unconstrained initial values (zeros where no init is written)."""
+        ev = self.model.evaluator({}, data)
+        out = {}
+        for low in self.model.program.lowers.values():
+            for p in low.params:
+                t, shape = self.model.transform(p.name), self.model.shape(p.name)
+                if p.init is None:
+                    out[p.name] = jnp.zeros(t.inverse_shape(shape), jnp.float32)
+                    continue
+                value = jnp.broadcast_to(jnp.asarray(ev.eval(p.init), jnp.float32), shape)
+                inside = jnp.all(constraint(p.domain).check(value))
+                if not isinstance(inside, jax.core.Tracer) and not bool(inside):
+                    raise TypeError_(f"the initial value of {p.name} is outside its domain {p.domain}",
+                                     p.init.span, "choose a value inside the domain, or leave the init out")
+                out[p.name] = t.inv(value).astype(jnp.float32)
+        return out
+
+    def __call__(self, u, data, key, est):
+        inner = {k: v for k, v in est.items() if k != STATE}
+        draw = key if self.model.stochastic else None
+        loss, (values, new), g, state = self.method.step(Problem(self, data, draw, inner), u, est[STATE])
+        return loss, values, g, {**new, STATE: state}
+
+    def value_fn(self, data, key, est):
+        """The upper loss at the current lower solution, as a function of the upper parameters."""
+        inner = {k: v for k, v in est.items() if k != STATE}
+        y = self.reported(est)
+        draw = key if self.model.stochastic else None
+        return lambda p: self.model.loss_and_values({**p, **y}, data, draw, inner)[0]
+
+    def reported(self, est: dict) -> dict:
+        return self.method.reported(est[STATE])

@@ -1,0 +1,138 @@
+"""Lower blocks of a bilevel program: ``lower NAME { param ...; let ...; minimize ...; solve { ... } }``.
+
+A lower block declares the lower level's own parameters, its objective and how to solve it::
+
+    param log_lam: real = 0
+    lower inner {
+      param w: real[D] = 0
+      minimize mean((Xtr @ w - ytr)^2) + exp(log_lam) * sumsq(w)
+      solve { optimizer = sgd(lr = 0.1); steps = 100 }
+    }
+    minimize mean((Xval @ inner.w - yval)^2)
+
+Inside the block the upper parameters (``log_lam``) are fixed inputs and the block's own
+parameters are its variables; ``inner.w`` elsewhere is the lower solution ``w*(log_lam)``.  Both are
+the IR reference ``Ref("lower", "inner.w")``; the block's parameters are declared under that
+dotted name.  The block's lets are local to it (bindings of a block around its objective).  Its
+``solve`` takes ``optimizer``, ``steps`` (100 unless written) and ``bilevel`` (the hypergradient
+method, checked against the registry by the pass bilevel_to_hypergrad).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import ConfigError, NameError_, TypeError_, did_you_mean
+from ..ir import nodes as ir
+from ..ir.visit import rewrite
+from ..syntax import ast
+from . import config
+from .names import keyword_span, name_span, unsupported
+
+INNER_STEPS = 100  # a lower block's steps unless its solve writes them (run at every upper step)
+INNER_FIELDS = ("optimizer", "steps", "bilevel")
+
+
+def declare_lower(checker, s: ast.Lower) -> None:
+    """Declare the block's name and its parameters' names before any statement is checked, so
+    that ``NAME.p`` resolves wherever it is written."""
+    scope = checker.scope
+    if s.name in scope.kinds:
+        raise NameError_(f"'{s.name}' is declared twice", name_span(s.span, s.name),
+                         f"first declared at {checker.out.spans[s.name]}; rename one of them")
+    scope.kinds[s.name] = "lower"
+    scope.lowers[s.name] = tuple(st.name for st in s.body if isinstance(st, ast.Param))
+    checker.out.spans[s.name] = s.span
+
+
+def lower_block(checker, s: ast.Lower) -> ir.LowerIR:
+    """The block as a ``LowerIR``: its parameters, its objective (lets bound around it), its solve."""
+    params: dict[str, ir.ParamDecl] = {}
+    lets: list[ast.Let] = []
+    objectives, solves = [], []
+    for st in s.body:
+        if isinstance(st, ast.Param):
+            if st.name in params:
+                raise NameError_(f"'{st.name}' is declared twice in lower {s.name}", name_span(st.span, st.name), None)
+            if st.name in checker.scope.kinds:
+                raise NameError_(f"param '{st.name}' of lower {s.name} has the name of a declaration outside it",
+                                 name_span(st.span, st.name),
+                                 f"that one is declared at {checker.out.spans.get(st.name)}; rename one of them")
+            decl = checker.param(st)
+            params[st.name] = replace(decl, name=f"{s.name}.{st.name}")
+        elif isinstance(st, ast.Let):
+            lets.append(st)
+        elif isinstance(st, ast.Objective):
+            objectives.append(st)
+        elif isinstance(st, ast.Solve):
+            solves.append(st)
+        elif isinstance(st, ast.Lower):
+            raise unsupported("nested lower blocks are", keyword_span(st.span, "lower"),
+                              "write each lower level at the top level of the program")
+        elif isinstance(st, ast.SubjectTo):
+            raise unsupported("constraints in a lower block are", keyword_span(st.span, "subject"),
+                              "constrained lower levels (lv_hba, value_gap) come later")
+        elif isinstance(st, ast.ObjectiveSet):
+            raise TypeError_("a lower level has one objective", st.span, "write minimize <expression>")
+        else:
+            raise TypeError_(f"a lower block holds param, let, minimize or maximize, and solve, not "
+                             f"{type(st).__name__.lower()}", st.span, "declare it outside the block")
+    word = keyword_span(s.span, "lower")
+    if not params:
+        raise TypeError_(f"lower {s.name} has no parameters", word, "declare one inside it: param w: real[D] = 0")
+    if len(objectives) != 1:
+        where = objectives[1].span if objectives else word
+        raise TypeError_(f"lower {s.name} needs exactly one objective", where,
+                         "write one minimize <expression> inside the block")
+    objective = _objective(checker, s.name, params, lets, objectives[0])
+    return ir.LowerIR(s.name, tuple(params.values()), objective, _solve(checker, solves), span=s.span)
+
+
+def _objective(checker, block: str, params: dict, lets: list[ast.Let], o: ast.Objective) -> ir.ObjectiveIR:
+    """The objective with the block's lets bound around it and its parameters as lower refs."""
+    local: frozenset = frozenset(params)
+    bindings = []
+    for let in lets:
+        if let.name in params or let.name in checker.scope.kinds:
+            raise NameError_(f"let '{let.name}' in lower {block} has the name of another declaration",
+                             name_span(let.span, let.name), "rename it")
+        bindings.append((let.name, checker.resolve.expr(let.value, local)))
+        local = local | {let.name}
+    value = checker.resolve.expr(o.value, local)
+    if bindings:
+        value = ir.Block(tuple(bindings), value, span=o.value.span)
+
+    def ref(r: ir.Ref) -> ir.Expr:
+        if r.kind == "local" and r.name in params:
+            return ir.Ref("lower", f"{block}.{r.name}", span=r.span)
+        if r.kind == "lower" and not r.name.startswith(block + "."):
+            raise unsupported("a lower level that uses another lower level's solution is", r.span,
+                              "each lower level depends on the upper parameters only, for now")
+        return r
+
+    value = rewrite(value, {ir.Ref: ref})
+    return ir.ObjectiveIR(block, o.sense, value, span=o.value.span)
+
+
+def _solve(checker, solves: list[ast.Solve]):
+    """The block's solve settings: optimizer, steps (INNER_STEPS unless written) and bilevel."""
+    for s in solves:
+        for f in s.fields:
+            if f.name in config.FIELDS and f.name not in INNER_FIELDS:
+                raise ConfigError(f"solve field '{f.name}' has no meaning in a lower block", name_span(f.span, f.name),
+                                  f"a lower block's solve sets {', '.join(INNER_FIELDS)}; "
+                                  "set the others in the program's solve")
+            if f.name not in config.FIELDS:
+                raise ConfigError(f"unknown solve field '{f.name}'", name_span(f.span, f.name),
+                                  did_you_mean(f.name, list(INNER_FIELDS)) or f"known: {', '.join(INNER_FIELDS)}")
+    settings = config.check_solve(solves, checker.out)
+    if "steps" not in settings.spans:
+        settings.steps = INNER_STEPS
+    return settings
+
+
+def lower_param(program: ir.Program, name: str) -> ir.ParamDecl | None:
+    """The declaration of the lower parameter ``NAME.p`` (None when there is none)."""
+    block, _, _ = name.partition(".")
+    low = program.lowers.get(block)
+    return next((p for p in low.params if p.name == name), None) if low is not None else None

@@ -1,0 +1,58 @@
+"""Unrolled differentiation: the hypergradient through the lower level's own iterations.
+
+The lower solve ``y_T(x) = Φ(Φ(...Φ(y_0, x)..., x), x)`` (``Φ`` one step of the lower level's
+optimizer on ``G(x, ·)``) is differentiated by reverse mode through its last ``steps`` iterations,
+the earlier ones run without a gradient (truncated back-propagation: Shaban, Cheng, Hatch & Boots,
+Truncated back-propagation for bilevel optimization, AISTATS 2019; full unrolling: Maclaurin,
+Duvenaud & Adams, ICML 2015; Franceschi et al., ICML 2017):
+
+    ∇φ(x) ≈ d/dx F(x, y_T(x)).
+
+For gradient descent with step η on a strongly convex G from the lower solution, ``dy_T/dx =
+-η Σ_{k<T} (I - η ∇²_yy G)^k ∇²_yx G``, which tends to the implicit hypergradient as T grows.
+``steps`` defaults to the lower level's own step count (the whole solve unrolled); memory grows
+with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+
+from . import BILEVEL, require, stop
+
+
+@dataclass(frozen=True)
+class Unroll:
+    steps: int | None = None
+
+    def init(self, problem, y0) -> dict:
+        return {"y": y0}
+
+    def reported(self, state):
+        return state["y"]
+
+    def step(self, problem, x, state):
+        total = problem.steps
+        k = total if self.steps is None else self.steps
+        y0 = stop(state["y"])
+        if k < total:  # the first iterations without a gradient
+            y0, _ = problem.solve(lambda v: problem.lower(stop(x), v), y0, steps=total - k)
+            y0 = stop(y0)
+
+        def through(x_):
+            y, _ = problem.solve(lambda v: problem.lower(x_, v), y0, steps=k)
+            loss, aux = problem.upper(x_, y)
+            return loss, (aux, y)
+
+        (loss, (aux, y)), g = jax.value_and_grad(through, has_aux=True)(x)
+        return loss, aux, g, {"y": stop(y)}
+
+
+@BILEVEL.register("unroll", cite="Maclaurin, Duvenaud & Adams, ICML 2015; Franceschi et al., ICML 2017; "
+                  "Shaban et al., AISTATS 2019")
+def unroll(steps: int | None = None):
+    """Reverse mode through the last `steps` lower iterations (default: all of them)."""
+    require(steps is None or (isinstance(steps, int) and steps >= 1), "steps must be a whole number >= 1")
+    return Unroll(steps)

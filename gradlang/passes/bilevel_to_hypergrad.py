@@ -1,0 +1,113 @@
+"""Each lower block becomes an inner solve and its hypergradient method.
+
+A lower block ``lower NAME { ...; solve { optimizer = sgd(lr = 0.1); steps = 100 } }`` is solved at
+every upper step by its own optimizer (checked here against the optimizer registry, schedules bound
+to its steps), warm-started from the last upper step's solution.  The derivative of its solution
+with respect to the upper parameters comes from the hypergradient method: ``solve { bilevel = ... }``
+in the block's own solve, else in the program's, else ``implicit`` (a ``gradlang list bilevel``
+entry; a wrong name or argument is a located error here).  The method is written into the IR with
+every argument, defaults included:
+
+    lower inner {
+      ...
+      inner solve: optimizer=sgd(lr=0.1) steps=100
+      hypergradient implicit(solver=cg, iters=30, tol=1e-06, direct=500, power=20)
+    }
+
+For now a bilevel program has one upper objective, the gradient method, no minibatches and
+deterministic lower levels, and all its lower blocks share one method; each of these is a located
+error otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..backend.optimizer import build_optimizer, uses_total_steps
+from ..check.config import validate_optimizer
+from ..check.config_value import config_args
+from ..errors import ConfigError, UnsupportedError
+from ..ir import nodes as ir
+from ..ir.visit import walk
+from .choose_optimizer import bind_steps
+
+DEFAULT = "implicit"
+
+
+def build_method(cfg: ir.ConfigValue):
+    """The registry's bilevel method that ``cfg`` names, built with its arguments (a located error
+    if the name or the arguments are wrong)."""
+    from ..lib.bilevel import BILEVEL
+
+    factory = BILEVEL.get(cfg.value, cfg.span).value
+    args, kwargs = config_args(cfg)
+    try:
+        return factory(*args, **kwargs)
+    except (TypeError, ValueError, ConfigError) as err:
+        message = err.diagnostics[0].message if isinstance(err, ConfigError) else str(err)
+        raise ConfigError(f"wrong arguments to bilevel method {cfg.value}: {message}", cfg.span,
+                          "`gradlang list bilevel` shows each one's arguments") from None
+
+
+def written(method, cfg: ir.ConfigValue) -> ir.ConfigValue:
+    """The method with every argument as a config value (what ``--emit`` shows)."""
+    from ..lib.bilevel import settings
+
+    def value(v):
+        return ir.ConfigValue("word" if isinstance(v, str) else "number", v, span=cfg.span)
+
+    # an argument left at None (unroll's steps: the lower level's own) is not written
+    kwargs = tuple((k, value(v)) for k, v in settings(method).items() if v is not None)
+    return ir.ConfigValue("call", cfg.value, (), kwargs, span=cfg.span)
+
+
+def _refuse(program: ir.Program, first: ir.LowerIR) -> None:
+    solve = program.solve
+    spans = getattr(solve, "spans", {})
+    if getattr(solve, "method", "gradient") != "gradient":
+        raise UnsupportedError(f"method {solve.method} with lower blocks is not supported yet", spans.get("method"),
+                               "a bilevel program takes method = gradient (the default)")
+    if len(program.objectives) > 1:
+        raise UnsupportedError("several upper objectives with lower blocks are not supported yet",
+                               program.objectives[1].span, "combine them into one objective")
+    if getattr(solve, "batch", None):
+        raise UnsupportedError("minibatches (batch) with lower blocks are not supported yet", spans.get("batch"),
+                               "leave batch out: each lower solve uses the full data")
+    for low in program.lowers.values():
+        if any(isinstance(n, (ir.Expect, ir.VIObjective)) for n in walk(low.objective.value)):
+            raise UnsupportedError("a Monte-Carlo lower objective is not supported yet", low.objective.span,
+                                   "write the lower level's objective without expect")
+        for p in low.params:
+            if isinstance(p.init, ir.Dist):
+                raise UnsupportedError("a lower parameter drawn from a distribution is not supported yet",
+                                       p.init.span, "start it at a number")
+
+
+def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
+    if not program.lowers:
+        return program
+    _refuse(program, next(iter(program.lowers.values())))
+    upper = program.solve.bilevel if "bilevel" in getattr(program.solve, "spans", {}) else None
+    lowers, first = {}, None
+    for name, low in program.lowers.items():
+        cfg = low.solve.bilevel if "bilevel" in low.solve.spans else upper
+        chosen = cfg is None
+        cfg = cfg or ir.ConfigValue("word", DEFAULT, span=low.span)
+        method = written(build_method(cfg), cfg)
+        if first is not None and printed(method) != printed(first):
+            raise UnsupportedError(f"lower {name} takes another bilevel method than the first lower block",
+                                   cfg.span, f"the first takes {printed(first)}: one method for all lower "
+                                   "blocks, for now")
+        first = method
+        steps, opt = low.solve.steps, low.solve.optimizer
+        validate_optimizer(build_optimizer(opt, steps), opt, steps)
+        spec = ir.OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
+        lowers[name] = replace(low, optimizer=spec, method=method, chosen=chosen)
+    return program.replace(lowers=lowers)
+
+
+def printed(cfg: ir.ConfigValue) -> str:
+    from ..ir.printer import config
+
+    return config(cfg)
+
