@@ -108,6 +108,8 @@ class Loop:
             key = jax.random.PRNGKey(0) if self.solver.keyed else None
             stats = self.solver.step(state, data, jnp.int32(0), key)[1]
             rec = {"step": jnp.int32(0), "values": stats["values"], "objective": self.solver.objective(stats)}
+            if getattr(self.solver, "constrained", False):
+                rec["violation"] = self.solver.violation(state, data)
             if self.model.program.reports:
                 rec["reports"] = self.model.reports(self.solver.params(state), data)
             return rec
@@ -173,6 +175,9 @@ class Loop:
             tail = jnp.sum(jnp.where(active, ys, 0), 0) / jnp.maximum(ran, 1).astype(ys.dtype)
             logged = (i > t) & ((i % le == 0) | (i == total) | solver.terminate(state))
             rec = {"step": i, "values": ys[-1], "objective": solver.objective({"values": ys[-1]})}
+            if "violation" in records:  # the largest constraint violation, at log points only
+                rec["violation"] = jax.lax.cond(logged, lambda: solver.violation(state, data),
+                                                lambda: blank["violation"])
             if "reports" in records:
                 rec["reports"] = jax.lax.cond(logged, lambda: self.model.reports(solver.params(state), data),
                                               lambda: blank["reports"])
@@ -226,6 +231,9 @@ def _append(history: dict, records: dict, n: int, names: list[str]) -> None:
     history["objective"] += [float(v) for v in objective]
     for j, name in enumerate(names):
         history["objectives"][name] += [float(v) for v in values[:, j]]
+    if "violation" in records:
+        history.setdefault("violation", [])
+        history["violation"] += [float(v) for v in np.asarray(records["violation"])[:n]]
     for name, v in records.get("reports", {}).items():
         history["reports"][name] += [x.tolist() for x in np.asarray(v)[:n]]
 
@@ -312,6 +320,8 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
         unconstrained={k: jax.tree.map(np.asarray, v) for k, v in u_final.items()},
         converged=converged_at is not None, converged_at=converged_at,
     )
+    if getattr(solver, "constrained", False):
+        result.constraints = solver.constraint_report(state, data)
     if model.ppl is not None and model.program.guide is not None:
         from .posterior import sample_guide, summarize
 

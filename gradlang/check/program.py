@@ -25,6 +25,7 @@ from ..syntax import ast
 from ..syntax.parser import parse
 from . import config, ppl, shapes, types
 from .names import Resolver, Scope, keyword_span, name_span, unsupported
+from .constraints import constraints_block
 from .lower import declare_lower, lower_block
 from .objectives import check_objectives
 from .uses import expand_uses
@@ -32,7 +33,6 @@ from .uses import expand_uses
 _KIND_OF = {ast.Dim: "dim", ast.Const: "const", ast.Data: "data", ast.Param: "param",
             ast.Let: "let", ast.Fn: "fn"}
 _UNSUPPORTED = {
-    ast.SubjectTo: ("subject", "constraints (subject to) are", None),
     ast.Extern: ("extern", "extern functions are", None),
     ast.Saddle: ("minimize", "saddle-point objectives are", None),
 }
@@ -170,6 +170,11 @@ class Checker:
                     raise NameError_(f"parameter '{p.name}' of {s.name}() is named twice", p.span, None)
             self.out.fns[s.name] = ir.FnDecl(s.name, tuple(p.name for p in s.params),
                                              self.resolve.fn_body(s), span=s.span)
+        elif isinstance(s, ast.SubjectTo):
+            if self.out.constraints:
+                raise NameError_("a program has one subject to block", keyword_span(s.span, "subject"),
+                                 "put every constraint in it")
+            self.out.constraints = constraints_block(self, s)
         elif isinstance(s, ast.Prox):
             self.out.proxes[s.name] = self.prox(s)
         elif isinstance(s, ast.Lower):

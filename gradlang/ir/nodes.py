@@ -248,6 +248,8 @@ class Program:
     guide: Any = None  # GuideIR
     proxes: dict[str, ProxDecl] = field(default_factory=dict)  # user prox declarations by function
     split: Any = None  # ProxSplit: smooth part + prox terms (split_prox)
+    constraints: list = field(default_factory=list)  # ConstraintIR of `subject to`, in order
+    constrained: Any = None  # ConstraintsPlan (constraints_to_method)
     aggregate: Any = None  # Aggregate of several objectives (objectives_to_aggregate)
     lowers: dict = field(default_factory=dict)  # LowerIR by block name (bilevel programs)
     optimizer: Any = None  # OptimizerSpec (choose_optimizer)
@@ -385,6 +387,40 @@ class ProxSplit(Node):
     smooth: Expr
     terms: tuple[ProxTerm, ...]
     composed: tuple[ComposedProx, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConstraintIR(Node):
+    """One constraint of ``subject to``, as ``g <= 0`` (``kind = "le"``) or ``g == 0`` (``"eq"``),
+    elementwise for a vector: ``g = lhs - rhs`` (``rhs - lhs`` for ``>=``).  ``label``: the user's,
+    or the constraint's source text."""
+
+    label: str
+    kind: str
+    g: Expr
+    written: Expr  # the comparison as written
+
+
+@dataclass(frozen=True)
+class Projection(Node):
+    """Constraints on one parameter met by projecting it, after each update, onto a simple set:
+    ``set`` a prox registry indicator (``simplex``, ``box``, ``l2_ball``, ...) with ``args``."""
+
+    param: str
+    set: str
+    args: tuple[Expr, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConstraintsPlan(Node):
+    """The decision of constraints_to_method: projections, and the constraints left to ``method``
+    (``penalty``, ``augmented_lagrangian``, ``lagrangian``: a registry entry with its settings),
+    each kept with a multiplier (a dual variable) or a penalty in the solver state."""
+
+    projections: tuple[Projection, ...]
+    rest: tuple[ConstraintIR, ...]
+    method: ConfigValue | None
 
 
 @dataclass(frozen=True)

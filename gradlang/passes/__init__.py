@@ -11,6 +11,7 @@ from ..ir import nodes as ir
 from .bilevel_to_hypergrad import bilevel_to_hypergrad
 from .choose_estimators import choose_estimators
 from .choose_optimizer import choose_optimizer
+from .constraints_to_method import constraints_to_method
 from .fold_constants import fold_constants
 from .inline_functions import inline_functions
 from .lower_vi_objectives import lower_vi_objectives
@@ -23,6 +24,7 @@ PIPELINE = [
     lower_vi_objectives,      # elbo / iwae / renyi -> expect over the guide
     choose_estimators,        # every sample site gets its estimator, defaults written in
     split_prox,               # objective -> smooth part + prox terms c * f(p), for prox methods
+    constraints_to_method,    # each constraint -> a projection, a penalty, or a multiplier
     objectives_to_aggregate,  # several objectives -> one vector objective and its aggregator
     bilevel_to_hypergrad,     # each lower block -> an inner solve and its hypergradient method
     choose_optimizer,         # the optimizer expression -> a checked spec, schedules bound

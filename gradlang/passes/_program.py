@@ -23,6 +23,7 @@ def map_expressions(program: ir.Program, fn: Callable[[ir.Expr], ir.Expr]) -> ir
         params={n: replace(p, init=fn(p.init)) if p.init is not None else p for n, p in program.params.items()},
         fns={n: replace(f, body=fn(f.body)) for n, f in program.fns.items()},
         proxes={n: replace(d, body=fn(d.body)) for n, d in program.proxes.items()},
+        constraints=[replace(c, g=fn(c.g), written=fn(c.written)) for c in program.constraints],
         lowers={n: replace(low, objective=replace(low.objective, value=fn(low.objective.value)))
                 for n, low in program.lowers.items()},
     )

@@ -10,6 +10,7 @@ from ..ir.visit import refs
 def prune_unused(program: ir.Program) -> ir.Program:
     roots = [o.value for o in program.objectives] + list(program.reports.values())
     roots += [p.init for p in program.params.values() if p.init is not None]
+    roots += [c.g for c in program.constraints]
     roots += [low.objective.value for low in program.lowers.values()]
     for block in (program.model, program.guide):
         roots += list(block.stmts) if block is not None else []

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ...lib.optimizers import final_params
@@ -74,7 +75,55 @@ class GradientSolver(eqx.Module):
         """Whether a step draws anything: a minibatch or a Monte-Carlo estimate."""
         return bool(self.batched) or self.model.stochastic or getattr(self.direction, "stochastic", False)
 
+    def tangent(self, u: dict, grads: dict, data: dict) -> dict:
+        """A projected parameter's gradient as its gradient mapping (``ConstraintEval.tangent``)."""
+        plan = self.model.program.constrained
+        if plan is None or not plan.projections:
+            return grads
+        from ..constraints import ConstraintEval
+
+        return ConstraintEval(self.model, data).tangent(u, grads)
+
+    def after(self, u: dict, data: dict) -> dict:
+        """The after-update: each projected parameter put back onto its set (constraints_to_method)."""
+        plan = self.model.program.constrained
+        if plan is None or not plan.projections:
+            return u
+        from ..constraints import ConstraintEval
+
+        return ConstraintEval(self.model, data).project(u)
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.model.program.constraints)
+
+    def violation(self, state: GradientState, data: dict):
+        """The largest violation of any constraint at the state (recorded at log points)."""
+        from .constrained import largest
+
+        return largest(self.model, self.params(state), data)
+
+    def constraint_report(self, state: GradientState, data: dict) -> dict:
+        """Per constraint: its largest violation and, for a multiplier method, its multiplier."""
+        from .constrained import STATE, method_of, violations
+
+        program = self.model.program
+        gs = violations(self.model, self.params(state), data)
+        method, rest = method_of(self.model), [c.label for c in program.constrained.rest]
+        multipliers = method.multipliers(state.est[STATE]) if method is not None else None
+        out = {}
+        for c, g in zip(program.constraints, gs):
+            g = np.asarray(g, np.float64)
+            worst = np.maximum(g, 0.0) if c.kind == "le" else np.abs(g)
+            entry = {"violation": float(np.max(worst)) if worst.size else 0.0, "multiplier": None}
+            if multipliers is not None and c.label in rest:
+                m = np.asarray(multipliers[rest.index(c.label)], np.float64)
+                entry["multiplier"] = float(m) if m.ndim == 0 else m.tolist()
+            out[c.label] = entry
+        return out
+
     def init(self, u: dict, data: dict, key=None) -> GradientState:
+        u = self.after(u, data)  # a projected parameter starts on its set
         est = self.model.initial_state(u, data)
         if hasattr(self.direction, "init"):
             est = self.direction.init(u, data, est)
@@ -98,9 +147,10 @@ class GradientSolver(eqx.Module):
     def step(self, state: GradientState, data: dict, t, key=None):
         d, draw = self._draw(data, key)
         loss, values, grads, est = self.direction(state.u, d, draw, state.est)
+        grads = self.tangent(state.u, grads, d)
         updates, opt_state = self.update.update(grads, state.opt_state, state.u, value=loss, grad=grads,
                                                 value_fn=self.direction.value_fn(d, draw, state.est))
-        u = optax.apply_updates(state.u, updates)
+        u = self.after(optax.apply_updates(state.u, updates), d)
         recent, converged = self._settled(state, loss, t)
         return GradientState(u, opt_state, est, recent, converged), {"values": values}
 
@@ -153,15 +203,21 @@ def gradient(model: Model, opt, batch: int | None = None, tol: float | None = No
 
 def direction_of(model: Model):
     """The plan's direction: the gradient of the loss, or, for a vector objective whose aggregator
-    is not linear (mean and sum are), the Jacobian-descent direction."""
+    is not linear (mean and sum are), the Jacobian-descent direction; with constraints left to a
+    multiplier method, that direction plus the gradient of the method's term."""
     plan = model.program.aggregate
     if model.program.lowers:  # a bilevel program: the hypergradient of its lower blocks' method
         from .hypergradient import HypergradientDirection
 
         return HypergradientDirection.of(model)
     if plan is None or plan.aggregator.value in LINEAR:
-        return Gradient(model)
-    from ...passes.objectives_to_aggregate import build_aggregator
-    from .jacobian import JacobianDirection
+        direction = Gradient(model)
+    else:
+        from ...passes.objectives_to_aggregate import build_aggregator
+        from .jacobian import JacobianDirection
 
-    return JacobianDirection(model, build_aggregator(plan.aggregator))
+        direction = JacobianDirection(model, build_aggregator(plan.aggregator))
+    from .constrained import ConstrainedDirection, method_of
+
+    method = method_of(model)
+    return direction if method is None else ConstrainedDirection(direction, model, method)

@@ -1,0 +1,64 @@
+"""Gradient descent-ascent on the Lagrangian, with optimistic and PI-controlled dual updates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from . import CONSTRAINT_METHODS
+
+VARIANTS = ("gda", "optimistic", "nupi")
+
+
+@dataclass(frozen=True)
+class Lagrangian:
+    dual_lr: float
+    variant: str
+    kp: float
+    nu: float
+
+    def init(self, shapes):
+        zeros = [jnp.zeros(s, jnp.float32) for s in shapes]
+        return {"multipliers": zeros, "base": list(zeros), "previous": list(zeros), "smoothed": list(zeros)}
+
+    def loss(self, gs, kinds, state):
+        return sum(jnp.sum(jax.lax.stop_gradient(m) * g) for g, m in zip(gs, state["multipliers"]))
+
+    def update(self, state, gs, kinds):
+        out = {"multipliers": [], "base": [], "previous": list(gs), "smoothed": []}
+        for g, k, m, base, prev, xi in zip(gs, kinds, state["multipliers"], state["base"], state["previous"],
+                                           state["smoothed"]):
+            if self.variant == "gda":
+                new = m + self.dual_lr * g
+            elif self.variant == "optimistic":  # ReLOAD: the step extrapolated by the last change
+                new = m + self.dual_lr * (2.0 * g - prev)
+            else:  # nuPI: an integral of the violation plus a proportional term on its running mean
+                xi = self.nu * xi + (1.0 - self.nu) * (g - prev)
+                base = base + self.dual_lr * g
+                base = jnp.maximum(base, 0.0) if k == "le" else base
+                new = base + self.kp * xi
+            new = jnp.maximum(new, 0.0) if k == "le" else new
+            out["multipliers"].append(new)
+            out["base"].append(base)
+            out["smoothed"].append(xi)
+        return out
+
+    def multipliers(self, state):
+        return state["multipliers"]
+
+
+@CONSTRAINT_METHODS.register("lagrangian", cite="Arrow, Hurwicz & Uzawa 1958 (gradient descent-ascent); "
+                             "Moskovitz et al., ReLOAD: Reinforcement learning with optimistic ascent-descent, "
+                             "ICML 2023 (optimistic); Sohrabi et al., On PI controllers for updating Lagrange "
+                             "multipliers in constrained optimization, ICML 2024 (nuPI, as in Cooper)")
+def lagrangian(dual_lr=0.01, variant="gda", kp=1.0, nu=0.0):
+    """L = f + sum(lambda g): primal descent on L, dual ascent lambda += dual_lr * g each step,
+    projected to lambda >= 0 for inequalities.  variant = gda | optimistic (lambda += dual_lr (2 g_t -
+    g_{t-1})) | nupi (lambda = lambda_I + kp * xi_t, lambda_I += dual_lr g_t, xi an EMA (nu) of g's change)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant '{variant}'; known: {', '.join(VARIANTS)}")
+    if not float(dual_lr) > 0:
+        raise ValueError("dual_lr must be positive")
+    return Lagrangian(float(dual_lr), variant, float(kp), float(nu))

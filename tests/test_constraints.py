@@ -1,0 +1,170 @@
+"""Constraints: the plan of constraints_to_method, and each method against CVXPY's answers (or the
+KKT system solved exactly).
+
+The primal steps are Adam with a cosine-decayed learning rate (a constant one leaves Adam's
+iterates jittering at about its size).  Tolerances: solutions within 1e-3, objectives within 1e-4
+relative, violations below 1e-4 (0 up to float32 round-off under a projection); the penalty method
+at its own O(1/rho) accuracy.  Gradient descent-ascent (``lagrangian``) is claimed where it
+converges in these budgets: the equality-constrained problems."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+import gradlang
+from gradlang.errors import GradlangError
+
+EXACT = ["auto", "augmented_lagrangian", "lagrangian(dual_lr = 0.1)",
+         "lagrangian(dual_lr = 0.1, variant = optimistic)", "lagrangian(dual_lr = 0.1, variant = nupi)"]
+
+
+def _solve(text: str, method: str, data=None, steps=3000, lr=0.05):
+    program = text + f"\nsolve {{ optimizer = adam(lr = cosine({lr})); steps = {steps}; constraints = {method} }}\n"
+    return gradlang.compile(program).fit(data=data)
+
+
+@pytest.mark.parametrize("method", EXACT + ["projection"])
+def test_x2_plus_y2_on_the_line_x_plus_y_is_one(method):
+    r = _solve("param p: real[2] = [2, -1]\nminimize sumsq(p)\nsubject to {\n  line: sum(p) == 1\n}", method)
+    np.testing.assert_allclose(r.params["p"], [0.5, 0.5], atol=1e-4)
+    assert r.constraints["line"]["violation"] < 1e-4
+    if method not in ("auto", "projection"):
+        assert r.constraints["line"]["multiplier"] == pytest.approx(-1.0, abs=2e-3)  # dL/db = -2 x = -1
+
+
+def test_penalty_is_feasible_up_to_one_over_rho():
+    for rho, tol in ((10.0, 0.06), (1000.0, 6e-4)):
+        r = _solve("param p: real[2] = [2, -1]\nminimize sumsq(p)\nsubject to {\n  line: sum(p) == 1\n}",
+                   f"penalty(rho = {rho})")
+        # the penalised optimum: p_i = rho / (2 + 2 rho) * ... -> violation 1 / (1 + rho)
+        assert r.constraints["line"]["violation"] == pytest.approx(1 / (1 + rho), rel=0.02)
+        np.testing.assert_allclose(r.params["p"], [rho / (2 * (1 + rho))] * 2, atol=tol / 10)
+
+
+SIMPLEX_LS = """
+data A: real[m, n]
+data b: real[m]
+param p: real[n] = 0.1
+minimize mean((A @ p - b)^2)
+subject to {
+  sum(p) == 1
+  p >= 0
+}
+"""
+
+
+def _ls_data(seed=0, m=30, n=6):
+    rng = np.random.default_rng(seed)
+    return {"A": rng.normal(size=(m, n)).astype(np.float32), "b": rng.normal(size=m).astype(np.float32)}
+
+
+@pytest.mark.parametrize("method", ["auto", "projection", "augmented_lagrangian"])
+def test_simplex_constrained_least_squares_matches_cvxpy(method):
+    data = _ls_data()
+    r = _solve(SIMPLEX_LS, method, data)
+    A, b = data["A"].astype(np.float64), data["b"].astype(np.float64)
+    p = cp.Variable(A.shape[1])
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(A @ p - b) / len(b)), [cp.sum(p) == 1, p >= 0])
+    problem.solve()
+    np.testing.assert_allclose(r.params["p"], p.value, atol=1e-3)
+    assert r.objective == pytest.approx(problem.value, rel=1e-4)
+    worst = max(c["violation"] for c in r.constraints.values())
+    assert worst < 1e-4 if method == "augmented_lagrangian" else worst < 1e-6
+
+
+POLYHEDRON = """
+data G: real[k, n]
+data h: real[k]
+data v: real[n]
+param x: real[n] = 0
+minimize sumsq(x - v)
+subject to {
+  rows: G @ x <= h
+}
+"""
+
+
+@pytest.mark.parametrize("method", ["auto", "augmented_lagrangian"])
+def test_projection_onto_a_polyhedron_with_several_active_rows(method):
+    rng = np.random.default_rng(3)
+    G = rng.normal(size=(8, 4))
+    h = np.abs(rng.normal(size=8)) * 0.2 + 0.05  # a small polytope around the origin
+    v = 3.0 * G[:2].sum(0)  # far out past two of its faces
+    r = _solve(POLYHEDRON, method, {"G": G.astype(np.float32), "h": h.astype(np.float32),
+                                    "v": v.astype(np.float32)}, steps=4000)
+    x = cp.Variable(4)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(x - v)), [G @ x <= h])
+    problem.solve()
+    assert (G @ x.value > h - 1e-6).sum() >= 2  # several rows active at the answer
+    np.testing.assert_allclose(r.params["x"], x.value, atol=1e-3)
+    assert r.objective == pytest.approx(problem.value, rel=1e-4)
+    assert r.constraints["rows"]["violation"] < 1e-4
+    assert min(r.constraints["rows"]["multiplier"]) >= 0  # inequality multipliers stay non-negative
+
+
+BALL_AND_PLANE = """
+data v: real[n]
+data a: real[n]
+param x: real[n] = 0.1
+minimize sumsq(x - v)
+subject to {
+  ball: norm2(x) <= 1
+  plane: dot(a, x) == 0.3
+}
+"""
+
+
+@pytest.mark.parametrize("method", ["auto", "augmented_lagrangian"])
+def test_ball_and_plane(method):
+    rng = np.random.default_rng(5)
+    v, a = 3 * rng.normal(size=5), rng.normal(size=5)
+    r = _solve(BALL_AND_PLANE, method, {"v": v.astype(np.float32), "a": a.astype(np.float32)}, steps=4000)
+    x = cp.Variable(5)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(x - v)), [cp.norm(x, 2) <= 1, a @ x == 0.3])
+    problem.solve()
+    np.testing.assert_allclose(r.params["x"], x.value, atol=1e-3)
+    assert max(c["violation"] for c in r.constraints.values()) < 1e-4
+
+
+EQ_QP = """
+data Q: real[n, n]
+data c: real[n]
+data A: real[k, n]
+data b: real[k]
+param x: real[n] = 0
+minimize 0.5 * dot(x, Q @ x) + dot(c, x)
+subject to {
+  A @ x == b
+}
+"""
+
+
+@pytest.mark.parametrize("method", ["auto", "projection", "augmented_lagrangian"])
+def test_equality_constrained_qp(method):
+    rng = np.random.default_rng(7)
+    M = rng.normal(size=(5, 5))
+    Q, c, A, b = M @ M.T + np.eye(5), rng.normal(size=5), rng.normal(size=(2, 5)), rng.normal(size=2)
+    data = {k: v.astype(np.float32) for k, v in {"Q": Q, "c": c, "A": A, "b": b}.items()}
+    r = _solve(EQ_QP, method, data, steps=4000)
+    # the KKT system, solved exactly
+    kkt = np.block([[Q, A.T], [A, np.zeros((2, 2))]])
+    x = np.linalg.solve(kkt, np.concatenate([-c, b]))[:5]
+    np.testing.assert_allclose(r.params["x"], x, atol=1e-3)
+    assert max(c["violation"] for c in r.constraints.values()) < 1e-4
+
+
+def test_the_plan_projects_where_it_can_and_multiplies_the_rest():
+    from gradlang.check import check
+    from gradlang.passes import run_passes
+    from gradlang.source import Source
+    from gradlang.syntax.parser import parse
+
+    text = SIMPLEX_LS.replace("  p >= 0\n", "  p >= 0\n  spread: sumsq(p) <= 0.5\n")
+    source = Source(text)
+    plan = run_passes(check(parse(source), source)).constrained
+    assert [(p.param, p.set, p.labels) for p in plan.projections] == [("p", "simplex", ("sum(p) == 1", "p >= 0"))]
+    assert [c.label for c in plan.rest] == ["spread"] and plan.method.value == "augmented_lagrangian"
+    with pytest.raises(GradlangError, match="constraint 'spread' does not describe a simple set"):
+        gradlang.compile(text + "solve { constraints = projection }\n")
+    with pytest.raises(GradlangError, match="unknown constraint method|unknown constraints"):
+        gradlang.compile(text + "solve { constraints = lagrangain }\n")
