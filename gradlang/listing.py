@@ -33,6 +33,10 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
 
         reg = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "estimator": ESTIMATORS}.get(kind, FAMILIES)
         return [(e.name + str(inspect.signature(e.value)), e.summary, e.cite) for e in reg.entries()]
+    if kind == "bilevel":
+        from .lib.bilevel import BILEVEL
+
+        return [(e.name + str(inspect.signature(e.value)), e.summary, e.cite) for e in BILEVEL.entries()]
     if kind == "distribution":
         return [(n, _first_line(c).split(".")[0], "NumPyro (Phan et al., 2019)") for n, c in sorted(DISTRIBUTIONS.items())]
     if kind == "builtin":
@@ -42,7 +46,8 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
                 for n, (arity, _, words) in DOMAINS.items()]
     if kind == "pass":
         return [(p.__name__, _first_sentence(inspect.getmodule(p)), "") for p in PIPELINE]
-    kinds = ["optimizers", "schedules", "estimators", "families", "distributions", "builtins", "domains", "passes"]
+    kinds = ["optimizers", "schedules", "estimators", "families", "distributions", "builtins", "domains", "passes",
+             "bilevel"]
     raise ConfigError(f"unknown kind '{written}'", None, choice_help(written, kinds))
 
 
@@ -56,6 +61,7 @@ KINDS = {
     "builtins": "sum, logsumexp, cholesky, ...: NumPy's names",
     "domains": "param s: positive[D]",
     "passes": "the compiler's passes: compile F --emit ir:PASS",
+    "bilevel": "solve { bilevel = implicit(solver = cg) }: hypergradients of lower blocks",
 }
 
 
