@@ -38,3 +38,22 @@ DISTRIBUTIONS.update({
     "lkj": nd.LKJ,
     "car": nd.CAR,
 })
+
+
+class Flat(nd.ImproperUniform):
+    """``flat()``: the improper uniform density (log density 0) on the real line, Stan's prior for
+    a parameter declared without one.  A typed latent narrows it to its domain (``sigma: positive
+    ~ flat()`` is flat on (0, inf)); its declared shape gives its size.  It is drawn only to
+    initialise, uniformly on (-2, 2) as Stan initialises."""
+
+    def __init__(self, *, validate_args=None):
+        super().__init__(nd.constraints.real, (), (), validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        import jax
+
+        return jax.random.uniform(key, tuple(sample_shape) + self.batch_shape + self.event_shape,
+                                  minval=-2.0, maxval=2.0)
+
+
+DISTRIBUTIONS["flat"] = Flat
