@@ -6,7 +6,7 @@ A solver has, as in Optimistix, a few pure methods over a state pytree:
 * ``init(u, data, key) -> state``: the state at the unconstrained initial parameters ``u``;
 * ``step(state, data, t, key) -> (state, stats)``: step ``t`` (0-based) with that step's key
   (``None`` when ``keyed`` is false); ``stats`` holds ``"values"``, each objective's value as the
-  user wrote it (a vector [m]);
+  user wrote it (a float32 vector [m], m the number of objectives);
 * ``objective(stats) -> scalar``: the objectives' aggregate as written, at a log point;
 * ``terminate(state) -> bool array``: its own convergence test (``solve { tol = ... }``), and
   ``may_terminate``: whether it can ever hold (else the runtime's loop body is the bare step);
