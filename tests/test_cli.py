@@ -134,21 +134,3 @@ def test_nan_run_writes_last_finite_state(tmp_path, capsys):
     assert r["steps"] == 3 and np.isfinite(r["params"]["w"])
 
 
-def test_spec_programs_check_or_say_not_supported_yet(capsys):
-    specs = sorted((SHARED / "spec").glob("*.grad"))
-    if not specs:
-        pytest.skip("../shared/spec is not beside the project")
-    for path in specs:
-        code = main(["check", str(path)])
-        err = capsys.readouterr().err
-        assert code == 0 or (code == 1 and "not supported yet" in err and f"{path}:" in err), (path, err)
-
-
-def test_spec_declarations_runs(tmp_path):
-    spec = SHARED / "spec" / "declarations.grad"
-    if not spec.exists():
-        pytest.skip("../shared/spec is not beside the project")
-    out = tmp_path / "r.json"
-    assert main(["run", str(spec), "--data", str(SHARED / "spec/data/declarations.npz"), "--steps", "20",
-                 "--quiet", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["steps"] == 20

@@ -168,3 +168,11 @@ def test_the_plan_projects_where_it_can_and_multiplies_the_rest():
         gradlang.compile(text + "solve { constraints = projection }\n")
     with pytest.raises(GradlangError, match="unknown constraint method|unknown constraints"):
         gradlang.compile(text + "solve { constraints = lagrangain }\n")
+
+
+def test_a_run_shorter_than_one_multiplier_period_is_finite():
+    # the augmented Lagrangian's state must be finite from the start (the runtime reads a
+    # non-finite state as a diverged run): a 20-step run ends before its first multiplier update
+    r = _solve("param p: real[2] = [2, -1]\nminimize sumsq(p)\nsubject to {\n  line: sum(p) == 1\n}",
+               "augmented_lagrangian", steps=20)
+    assert r.steps == 20 and np.isfinite(r.params["p"]).all()

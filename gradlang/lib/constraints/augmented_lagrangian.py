@@ -21,7 +21,9 @@ class AugmentedLagrangian:
 
     def init(self, shapes):
         return {"multipliers": [jnp.zeros(s, jnp.float32) for s in shapes],
-                "rho": jnp.asarray(self.rho, jnp.float32), "last": jnp.asarray(jnp.inf, jnp.float32),
+                "rho": jnp.asarray(self.rho, jnp.float32),
+                # finite: the runtime takes a non-finite state for a diverged run
+                "last": jnp.asarray(jnp.finfo(jnp.float32).max, jnp.float32),
                 "count": jnp.asarray(0, jnp.int32)}
 
     def loss(self, gs, kinds, state):
