@@ -9,7 +9,6 @@ import pytest
 
 from gradlang.cli import main
 
-from .conftest import SHARED
 
 PROGRAM = """# a tiny regression
 const lam = 0.0
