@@ -24,6 +24,29 @@ def _first_sentence(obj) -> str:
     return paragraph.split(". ")[0].rstrip(".:")
 
 
+def _registry(kind: str):
+    """The registry of the newer kinds (imported when asked for: they pull in their libraries)."""
+    if kind == "bilevel":
+        from .lib.bilevel import BILEVEL as reg
+    elif kind == "aggregator":
+        from .lib.aggregators import AGGREGATORS as reg
+    elif kind in ("proxe", "prox"):
+        from .lib.prox import PROXES as reg
+    elif kind == "constraint":
+        from .lib.constraints import CONSTRAINT_METHODS as reg
+    else:
+        from .backend.solvers import SOLVERS as reg
+    return reg
+
+
+def _signature(value) -> str:
+    """An entry's arguments: a function's, or a prox class's fields (its constructor)."""
+    try:
+        return str(inspect.signature(value))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
 def listing(kind: str) -> list[tuple[str, str, str]]:
     written = kind
     kind = kind.rstrip("s") if kind not in ("passes", "pass") else "pass"
@@ -33,10 +56,9 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
 
         reg = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "estimator": ESTIMATORS}.get(kind, FAMILIES)
         return [(e.name + str(inspect.signature(e.value)), e.summary, e.cite) for e in reg.entries()]
-    if kind == "bilevel":
-        from .lib.bilevel import BILEVEL
-
-        return [(e.name + str(inspect.signature(e.value)), e.summary, e.cite) for e in BILEVEL.entries()]
+    if kind in ("bilevel", "aggregator", "proxe", "prox", "constraint", "solver"):
+        reg = _registry(kind)
+        return [(e.name + _signature(e.value), e.summary, e.cite) for e in reg.entries()]
     if kind == "distribution":
         return [(n, _first_line(c).split(".")[0], "NumPyro (Phan et al., 2019)") for n, c in sorted(DISTRIBUTIONS.items())]
     if kind == "builtin":
@@ -46,8 +68,7 @@ def listing(kind: str) -> list[tuple[str, str, str]]:
                 for n, (arity, _, words) in DOMAINS.items()]
     if kind == "pass":
         return [(p.__name__, _first_sentence(inspect.getmodule(p)), "") for p in PIPELINE]
-    kinds = ["optimizers", "schedules", "estimators", "families", "distributions", "builtins", "domains", "passes",
-             "bilevel"]
+    kinds = list(KINDS)
     raise ConfigError(f"unknown kind '{written}'", None, choice_help(written, kinds))
 
 
@@ -62,6 +83,10 @@ KINDS = {
     "domains": "param s: positive[D]",
     "passes": "the compiler's passes: compile F --emit ir:PASS",
     "bilevel": "solve { bilevel = implicit(solver = cg) }: hypergradients of lower blocks",
+    "aggregators": "solve { aggregator = upgrad }: Jacobian descent of several objectives",
+    "proxes": "minimize f(x) + 0.1 * norm1(x) under method = fista: prox terms and simple sets",
+    "constraints": "solve { constraints = augmented_lagrangian(rho = 1) }: how subject to is met",
+    "solvers": "solve { method = fista }: the solvers a plan runs with",
 }
 
 
