@@ -81,6 +81,10 @@ def _summary(result, tol: float | None = None) -> None:
         table.add_row(f"report {k}", _short(v))
     for k, v in result.params.items():
         table.add_row(f"param {k}", _short(v) if not isinstance(v, (list, tuple)) else "(network weights)")
+    for k, c in result.constraints.items():
+        m = c.get("multiplier")
+        table.add_row(f"constraint {k}", f"violation {c['violation']:.3g}" +
+                      (f"  multiplier {_short(m)}" if m is not None else "  (projected)" if c["violation"] == 0 else ""))
     for k, s in result.posterior.items():
         table.add_row(f"posterior {k}", f"mean {_short(s['mean'])}  sd {_short(s['sd'])}")
     table.add_row("steps", f"{result.steps} in {result.seconds:.2f} s (seed {result.seed})")
@@ -154,9 +158,27 @@ def cmd_run(args) -> int:
         raise
     if not args.quiet:
         _summary(result, program.ir.solve.tol)
+    _warn_infeasible(program, result)
     if args.out:
         write_out(result, args.out)
     return EXIT_OK
+
+
+FEASIBLE = 1e-4  # the largest violation a run may end with and still be called feasible
+
+
+def _warn_infeasible(program, result) -> None:
+    """A warning, at each constraint's span, for every constraint the run ended violating; the
+    exit code stays 0 (the result is still written)."""
+    from .errors import Diagnostic
+
+    for c in program.ir.constraints:
+        worst = result.constraints.get(c.label, {}).get("violation", 0.0)
+        if worst > FEASIBLE:
+            hint = ("more steps, a decaying learning rate (adam(lr = cosine(0.01))), or a larger rho"
+                    if program.ir.constrained is not None and program.ir.constrained.rest else None)
+            report_error(Diagnostic(f"the run ended infeasible: constraint '{c.label}' is violated by {worst:.3g}",
+                                    c.span, hint).render("warning"))
 
 
 def _diagnose(program, args) -> int:

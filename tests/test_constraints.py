@@ -176,3 +176,22 @@ def test_a_run_shorter_than_one_multiplier_period_is_finite():
     r = _solve("param p: real[2] = [2, -1]\nminimize sumsq(p)\nsubject to {\n  line: sum(p) == 1\n}",
                "augmented_lagrangian", steps=20)
     assert r.steps == 20 and np.isfinite(r.params["p"]).all()
+
+
+def test_a_run_that_ends_infeasible_warns_at_the_constraint_and_exits_0(tmp_path, capsys):
+    from gradlang.cli import main
+
+    path = tmp_path / "p.grad"
+    path.write_text("param p: real[2] = [2, -1]\nminimize sumsq(p)\nsubject to {\n  line: sum(p) == 1\n}\n"
+                    "solve { optimizer = adam(lr = 0.05); steps = 30; constraints = penalty(rho = 1) }\n")
+    out = tmp_path / "r.json"
+    assert main(["run", str(path), "--quiet", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}:4:9: warning: the run ended infeasible: constraint 'line'" in err and "^^^" in err
+    import json
+
+    reported = json.loads(out.read_text())["constraints"]["line"]
+    assert reported["violation"] > 1e-4 and reported["multiplier"] is None
+    path.write_text(path.read_text().replace("penalty(rho = 1)", "projection"))
+    assert main(["run", str(path), "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err
