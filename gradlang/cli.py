@@ -73,7 +73,9 @@ def _summary(result, tol: float | None = None) -> None:
     table = Table(title=None, show_header=True, header_style="bold")
     table.add_column("quantity")
     table.add_column("value", overflow="fold")
-    table.add_row("objective", f"{result.objective:.8g}")
+    se = result.objective_se
+    table.add_row("objective", f"{result.objective:.8g}" + (f" ± {se:.2g} (standard error at the final "
+                                                             f"parameters, full data)" if se is not None else ""))
     if len(result.objectives) > 1:
         for k, v in result.objectives.items():
             table.add_row(f"objective {k}", f"{v:.8g}")

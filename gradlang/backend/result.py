@@ -17,8 +17,8 @@ class Result:
     ``reports`` (each by name); ``interrupted`` when Ctrl-C stopped the run."""
 
     params: dict[str, np.ndarray]
-    objective: float
-    objectives: dict[str, float]
+    _objective: float
+    _objectives: dict[str, float]
     reports: dict[str, Any]
     history: dict[str, list]
     steps: int
@@ -29,6 +29,36 @@ class Result:
     converged_at: int | None = None   # the steps run when it did
     posterior_fn: Any = field(default=None, repr=False)  # computes the posterior summaries on demand
     _posterior: dict | None = field(default=None, repr=False)
+
+    estimate_fn: Any = field(default=None, repr=False)  # a Monte-Carlo objective's estimate, on demand
+    _standard_errors: dict | None = field(default=None, repr=False)
+
+    def _estimate(self) -> None:
+        """A Monte-Carlo objective: replace the run's last values by an estimate at the final
+        parameters over the full data (``ESTIMATE_DRAWS`` independent evaluations of the program's
+        own estimator), with its standard error; computed once, when first asked for."""
+        if self.estimate_fn is not None and self._standard_errors is None:
+            total, total_se, values, ses = self.estimate_fn()
+            self._objective, self._objectives = total, values
+            self._standard_errors = {"objective": total_se, **{f"objective {k}": v for k, v in ses.items()}}
+
+    @property
+    def objective(self) -> float:
+        """The objectives' aggregate as written; for a Monte-Carlo objective, the estimate at the
+        final parameters (``objective_se`` is its standard error)."""
+        self._estimate()
+        return self._objective
+
+    @property
+    def objectives(self) -> dict[str, float]:
+        self._estimate()
+        return self._objectives
+
+    @property
+    def objective_se(self) -> float | None:
+        """The standard error of a Monte-Carlo objective's estimate (None for an exact objective)."""
+        self._estimate()
+        return None if self._standard_errors is None else self._standard_errors["objective"]
 
     @property
     def posterior(self) -> dict[str, dict]:
@@ -46,6 +76,7 @@ class Result:
 
         return {
             "objective": float(self.objective),
+            **({"objective_se": float(self.objective_se)} if self.objective_se is not None else {}),
             "objectives": {k: float(v) for k, v in self.objectives.items()},
             "params": {k: plain(v) if isinstance(v, np.ndarray) else _tree(v, plain) for k, v in self.params.items()},
             "reports": {k: plain(v) for k, v in self.reports.items()},

@@ -301,20 +301,46 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
                    interrupted, start)
 
 
+ESTIMATE_DRAWS = 64  # independent evaluations of a Monte-Carlo objective at the final parameters
+
+
+def estimate(model: Model, solver, u: dict, data: dict, seed: int):
+    """``(total, its standard error, {name: value}, {name: standard error})``: a Monte-Carlo
+    objective at ``u`` over the full data, the mean of ``ESTIMATE_DRAWS`` independent evaluations
+    of the program's own estimator (each with its particles), and the standard error of that mean,
+    sd / sqrt(draws)."""
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), ESTIMATE_DRAWS)
+
+    @jax.jit
+    def draws(u, data, keys):
+        values = jax.vmap(lambda k: model.objective_values(u, data, k))(keys)
+        return values, jax.vmap(lambda v: solver.objective({"values": v}))(values)
+
+    values, totals = (np.asarray(x, np.float64) for x in draws(u, data, keys))
+    se = lambda x: float(x.std(0, ddof=1) / np.sqrt(len(x)))  # noqa: E731
+    names = [o.name for o in model.program.objectives]
+    return (float(totals.mean()), se(totals), {n: float(values[:, i].mean()) for i, n in enumerate(names)},
+            {n: se(values[:, i]) for i, n in enumerate(names)})
+
+
 def _result(model, solver, loop, state, data, seed, history, done, tail, failed_at, converged_at,
             interrupted, start) -> Result:
     names = [o.name for o in model.program.objectives]
     u_final = solver.params(state)
     reports = loop.reports(u_final, data) if model.program.reports else {}
-    if model.stochastic and len(names) == 1 and tail is not None and failed_at is None:
-        # a Monte-Carlo objective: the mean of the last segment's estimates (no extra compilation)
+    estimate_fn = None
+    if model.stochastic and tail is not None and failed_at is None:
+        # a Monte-Carlo objective: the last segment's mean until the estimate at the final
+        # parameters is asked for (it compiles an evaluation the run itself does not need)
         values = np.asarray(tail)
-        total = float(values[0])
+        total = float(solver.objective({"values": jnp.asarray(values)}))
+        estimate_fn = partial(estimate, model, solver, u_final, data, seed)
     else:
         values, total = loop.objectives(u_final, data, jax.random.PRNGKey(seed + 1) if model.stochastic else None)
     result = Result(
         params={k: jax.tree.map(np.asarray, v) for k, v in model.constrain(u_final).items()},
-        objective=float(total), objectives={n: float(v) for n, v in zip(names, np.asarray(values))},
+        _objective=float(total), _objectives={n: float(v) for n, v in zip(names, np.asarray(values))},
+        estimate_fn=estimate_fn,
         reports={k: np.asarray(v) for k, v in reports.items()},
         history=history, steps=done, seed=seed, seconds=time.perf_counter() - start,
         unconstrained={k: jax.tree.map(np.asarray, v) for k, v in u_final.items()},
