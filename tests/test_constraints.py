@@ -195,3 +195,14 @@ def test_a_run_that_ends_infeasible_warns_at_the_constraint_and_exits_0(tmp_path
     path.write_text(path.read_text().replace("penalty(rho = 1)", "projection"))
     assert main(["run", str(path), "--quiet"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_emit_shows_each_constraints_decision(tmp_path):
+    from gradlang.emit import emit
+
+    path = tmp_path / "p.grad"
+    path.write_text(SIMPLEX_LS.replace("  p >= 0\n", "  p >= 0\n  spread: sumsq(p) <= 0.5\n"))
+    after = emit(str(path), "ir:constraints_to_method")
+    assert "constraints: project p onto simplex(1)  [sum(p) == 1, p >= 0]" in after
+    assert "constraints: augmented_lagrangian: spread" in after
+    assert "constraints: project" not in emit(str(path), "ir:split_prox")

@@ -115,6 +115,15 @@ def program(p: ir.Program, infer=None) -> str:
         out.append(f"objective {o.name} ({o.sense}) = {expr(o.value, types(o.value))}")
     for low in p.lowers.values():
         out += lower(low, types)
+    for c in p.constraints:
+        out.append(f"constraint {c.label}: {expr(c.g, {})} {'<=' if c.kind == 'le' else '=='} 0")
+    if p.constrained is not None:
+        for pr in p.constrained.projections:
+            args = ", ".join(_expr(a, {}) for a in pr.args)
+            out.append(f"constraints: project {pr.param} onto {pr.set}({args})  [{', '.join(pr.labels)}]")
+        if p.constrained.rest:
+            out.append(f"constraints: {config(p.constrained.method)}: "
+                       + ", ".join(c.label for c in p.constrained.rest))
     if p.split is not None:
         out.append(f"split: smooth = {expr(p.split.smooth, types(p.split.smooth))}")
         for t in p.split.terms:
