@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from .errors import GradlangError, InternalError
+from .outfile import write_out
+from .show import (
+    console,
+    diagnose_table,
+    progress,
+    summary,
+    warn_infeasible,
+)
 
 EXIT_OK, EXIT_USER, EXIT_BUG = 0, 1, 2
-err_console = Console(stderr=True, highlight=False)
-console = Console(highlight=False)
 
 
 def examples_dir() -> Path:
@@ -45,97 +49,6 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
-def _progress(quiet: bool):
-    if quiet:
-        return None, None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("[bold]step {task.completed}/{task.total}"), BarColumn(),
-                   TextColumn("objective {task.fields[objective]}"), TextColumn("{task.fields[rate]} steps/s"),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=False)
-    state = {"task": None}
-
-    def update(done, total, objective):
-        import time
-
-        if state["task"] is None:
-            state["task"] = bar.add_task("fit", total=total, objective="", rate="")
-            state["t0"], state["d0"] = time.perf_counter(), done
-        elapsed = time.perf_counter() - state["t0"]
-        rate = (done - state["d0"]) / elapsed if elapsed > 0 else 0
-        bar.update(state["task"], completed=done, objective=f"{objective:.6g}",
-                   rate=f"{rate:,.0f}" if rate else "…")
-
-    return bar, update
-
-
-def _summary(result, tol: float | None = None) -> None:
-    table = Table(title=None, show_header=True, header_style="bold")
-    table.add_column("quantity")
-    table.add_column("value", overflow="fold")
-    se = result.objective_se
-    table.add_row("objective", f"{result.objective:.8g}" + (f" ± {se:.2g} (standard error at the final "
-                                                             f"parameters, full data)" if se is not None else ""))
-    if len(result.objectives) > 1:
-        for k, v in result.objectives.items():
-            table.add_row(f"objective {k}", f"{v:.8g}")
-    for k, v in result.reports.items():
-        table.add_row(f"report {k}", _short(v))
-    for k, v in result.params.items():
-        table.add_row(f"param {k}", _short(v) if not isinstance(v, (list, tuple)) else "(network weights)")
-    for k, c in result.constraints.items():
-        m = c.get("multiplier")
-        table.add_row(f"constraint {k}", f"violation {c['violation']:.3g}" +
-                      (f"  multiplier {_short(m)}" if m is not None else "  (projected)" if c["violation"] == 0 else ""))
-    for k, s in result.posterior.items():
-        table.add_row(f"posterior {k}", f"mean {_short(s['mean'])}  sd {_short(s['sd'])}")
-    table.add_row("steps", f"{result.steps} in {result.seconds:.2f} s (seed {result.seed})")
-    if result.converged:
-        table.add_row("converged", f"converged at step {result.converged_at} (tol {tol:g})" if tol else
-                      f"converged at step {result.converged_at}")
-    console.print(table)
-
-
-def _short(v) -> str:
-    import numpy as np
-
-    v = np.asarray(v)
-    if v.ndim == 0:
-        return f"{v.item():.6g}"
-    flat = ", ".join(f"{x:.4g}" for x in v.ravel()[:6])
-    return f"{list(v.shape)} [{flat}{', …' if v.size > 6 else ''}]"
-
-
-def _npz_arrays(prefix: str, value) -> dict:
-    """``value`` as npz entries: an array under ``prefix``; a tree of arrays (a flow guide's
-    layers are lists of tuples of weights) one array per leaf, under ``prefix/i/...`` (list and
-    tuple positions) or ``prefix/key/...`` (dict keys).  np.savez cannot store a ragged tree."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {k: v for key, item in value.items() for k, v in _npz_arrays(f"{prefix}/{key}", item).items()}
-    if isinstance(value, (list, tuple)):
-        return {k: v for i, item in enumerate(value) for k, v in _npz_arrays(f"{prefix}/{i}", item).items()}
-    return {prefix: np.asarray(value)}
-
-
-def write_out(result, path: str) -> None:
-    import numpy as np
-
-    out = Path(path)
-    if out.suffix == ".npz":
-        arrays = {k: v for name, value in result.params.items() for k, v in _npz_arrays(f"params/{name}", value).items()}
-        arrays |= {k: v for name, value in result.reports.items()
-                   for k, v in _npz_arrays(f"reports/{name}", value).items()}
-        arrays |= {"objective": np.asarray(result.objective), "history/step": np.asarray(result.history["step"]),
-                   "history/objective": np.asarray(result.history["objective"]),
-                   "steps": np.asarray(result.steps), "seed": np.asarray(result.seed),
-                   "converged_at": np.asarray(-1 if result.converged_at is None else result.converged_at)}
-        np.savez(out, **arrays)
-    else:
-        out.write_text(json.dumps(result.to_json(), indent=1))
-
-
 def cmd_run(args) -> int:
     from .api import Program
     from .backend.runtime import NonFiniteError
@@ -144,7 +57,7 @@ def cmd_run(args) -> int:
     program = Program(read_source(args.file), overrides=_parse_sets(args.set))
     if args.diagnose:
         return _diagnose(program, args)
-    bar, update = _progress(args.quiet)
+    bar, update = progress(args.quiet)
     options = {"data": args.data, "steps": args.steps, "seed": args.seed, "checkpoint": args.checkpoint,
                "resume": args.resume}
     try:
@@ -159,28 +72,11 @@ def cmd_run(args) -> int:
             report_error(f"wrote the last finite state to {args.out}")
         raise
     if not args.quiet:
-        _summary(result, program.ir.solve.tol)
-    _warn_infeasible(program, result)
+        summary(result, program.ir.solve.tol)
+    warn_infeasible(program, result)
     if args.out:
         write_out(result, args.out)
     return EXIT_OK
-
-
-FEASIBLE = 1e-4  # the largest violation a run may end with and still be called feasible
-
-
-def _warn_infeasible(program, result) -> None:
-    """A warning, at each constraint's span, for every constraint the run ended violating; the
-    exit code stays 0 (the result is still written)."""
-    from .errors import Diagnostic
-
-    for c in program.ir.constraints:
-        worst = result.constraints.get(c.label, {}).get("violation", 0.0)
-        if worst > FEASIBLE:
-            hint = ("more steps, a decaying learning rate (adam(lr = cosine(0.01))), or a larger rho"
-                    if program.ir.constrained is not None and program.ir.constrained.rest else None)
-            report_error(Diagnostic(f"the run ended infeasible: constraint '{c.label}' is violated by {worst:.3g}",
-                                    c.span, hint).render("warning"))
 
 
 def _diagnose(program, args) -> int:
@@ -191,16 +87,7 @@ def _diagnose(program, args) -> int:
         raise GradlangError("--diagnose compares gradient estimators: this objective is not a Monte-Carlo "
                             "estimate", program.ir.objectives[0].span, "it applies to expect, elbo, iwae, renyi")
     rows = diagnose(model, arrays, seed=args.seed or 0)
-    params = list(rows[0]["stats"])
-    table = Table(title="gradient variance at the initial parameters (500 draws)", header_style="bold")
-    for col in ["site", "estimator"] + [f"var {p}" for p in params] + ["total"]:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(row["site"], row["estimator"] + (" (biased)" if row["estimator"] in ("gumbel", "straight_through") else ""),
-                      *[f"{row['stats'][p][0]:.3g}" for p in params], f"{row['total']:.3g}")
-    console.print(table)
-    for site, est in recommend(rows).items():
-        console.print(f"recommendation for {site}: via {est}")
+    diagnose_table(rows, recommend(rows))
     return EXIT_OK
 
 

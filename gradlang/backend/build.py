@@ -175,9 +175,9 @@ class Model(eqx.Module):
             return value if objectives[0].sense == "minimize" else -value
         values = self._objective_values(unconstrained, data, key)
         terms = jnp.array([1.0 if o.sense == "minimize" else -1.0 for o in objectives]) * values
-        return self._aggregate(terms)
+        return self.aggregate(terms)
 
-    def _aggregate(self, terms):
+    def aggregate(self, terms):
         """The vector objective's losses combined as the plan says (objectives_to_aggregate)."""
         plan = self.program.aggregate
         if plan is None:
@@ -201,7 +201,7 @@ class Model(eqx.Module):
                     values = signs * loss
                 else:
                     values = self._objective_values(unconstrained, data, key)
-                    loss = self._aggregate(signs * values)
+                    loss = self.aggregate(signs * values)
             out = EMA_STATE.get()["out"]
         finally:
             EMA_STATE.reset(token)

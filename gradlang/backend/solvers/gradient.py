@@ -191,7 +191,7 @@ def as_written(model: Model, values):
     """The objectives' aggregate as the user wrote them (maximised ones not negated)."""
     if values.shape[-1] == 1:
         return values[..., 0]
-    return model._aggregate(values)  # the model owns the aggregation (mean or sum)
+    return model.aggregate(values)  # the model owns the aggregation
 
 
 @SOLVERS.register("gradient", cite="Optax (DeepMind, 2020); loop structure after Optimistix (Rader et al., 2024)")
