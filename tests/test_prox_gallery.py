@@ -58,3 +58,35 @@ def test_lasso_diabetes_matches_cvxpy(tmp_path, method, steps):
     np.testing.assert_allclose(result.params["b"], b.value, atol=1e-5)
     # the prox leaves exact zeros where CVXPY's weights are (numerically) zero
     np.testing.assert_array_equal(result.params["w"] == 0, np.abs(w.value) < 1e-6)
+
+
+# -- 2. non-negative least squares on the diabetes data ------------------------------------------
+
+@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400)])
+def test_nnls_diabetes_matches_cvxpy(tmp_path, method, steps):
+    d = np.load(DATA / "diabetes.npz")
+    X, y = standardised(d["X"]), d["y_std"]
+    w, b = cp.Variable(X.shape[1]), cp.Variable()
+    best = clarabel(0.5 * cp.sum_squares(X @ w + b - y) / len(y), [w >= 0])
+    result = run(tmp_path, "nnls_diabetes", method, steps)
+    assert result.objective == pytest.approx(best, rel=1e-5)
+    np.testing.assert_allclose(result.params["w"], w.value, atol=2e-4)
+    assert result.params["w"].min() >= 0  # a projection: exactly feasible
+    np.testing.assert_array_equal(result.params["w"] == 0, w.value < 1e-6)
+
+
+# -- 3. total-variation denoising of the Kilpisjarvi temperatures ---------------------------------
+
+@pytest.mark.parametrize("method, steps", [("proximal", 50), ("fista", 50)])
+def test_tv_kilpisjarvi_matches_cvxpy(tmp_path, method, steps):
+    y = np.load(DATA / "kilpisjarvi_mod.npz")["y"]
+    lam = 3.0
+    x = cp.Variable(len(y))
+    best = clarabel(0.5 * cp.sum_squares(x - y) + lam * cp.norm1(cp.diff(x)))
+    result = run(tmp_path, "tv_kilpisjarvi", method, steps)
+    assert result.objective == pytest.approx(best, rel=1e-6)
+    np.testing.assert_allclose(result.params["x"], x.value, atol=1e-4)
+    # piecewise constant with the same jumps (the largest at index 36, 1988)
+    jumps = np.flatnonzero(np.abs(np.diff(result.params["x"])) > 1e-3)
+    np.testing.assert_array_equal(jumps, np.flatnonzero(np.abs(np.diff(x.value)) > 1e-3))
+    assert np.argmax(np.abs(np.diff(result.params["x"]))) == 35
