@@ -92,6 +92,7 @@ def test_fista_with_tol_stops_early_at_the_optimum():
 
 
 MISFITS = [
+    ("param x: real[3] = 1\nminimize sumsq(x - 2) + nonneg(x)", "nonneg(...) is the indicator of a set"),
     ("param x: real[3] = 1\nminimize sumsq(x) - 0.1 * norm1(x)\nsolve { method = fista }",
      "-norm1(...) is concave"),
     ("data D: real[2, 3]\nparam x: real[3] = 1\nminimize sumsq(x) + 0.1 * norm1(D @ x)\nsolve { method = fista }",
@@ -103,7 +104,7 @@ MISFITS = [
 ]
 
 
-@pytest.mark.parametrize("text, message", MISFITS, ids=["concave", "linear-map", "domain", "batch"])
+@pytest.mark.parametrize("text, message", MISFITS, ids=["indicator", "concave", "linear-map", "domain", "batch"])
 def test_a_term_a_proximal_method_cannot_take_is_a_located_error(tmp_path, text, message):
     path = tmp_path / "p.grad"
     path.write_text(text + "\n")
@@ -142,3 +143,23 @@ def test_spec_berhu_plus_l1_composed_prox_reaches_the_cvxpy_optimum(method):
     problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10)
     assert result.objective == pytest.approx(problem.value, rel=1e-5)
     np.testing.assert_allclose(result.params["x"], x.value, atol=5e-4)
+
+
+@pytest.mark.parametrize("extra, rule", [("0.1 * norm1(x) + 0.5 * tv1d(x)", "fused"),
+                                         ("0.3 * norm1(x) + nonneg(x)", "then_nonneg"),
+                                         ("0.2 * sumsq(x) + 0.3 * norm1(x)", "scaled")])
+def test_two_terms_on_one_parameter_compose_to_the_cvxpy_optimum(extra, rule):
+    import cvxpy as cp
+
+    rng = np.random.default_rng(4)
+    y = np.repeat(rng.normal(size=5), 6) + 0.3 * rng.normal(size=30)
+    text = f"data y: real[N]\nparam x: real[N] = 0\nminimize 0.5 * sumsq(x - y) + {extra}\nsolve {{ method = fista; steps = 600 }}"
+    assert _ir(text).split.composed[0].rule == rule
+    result = gradlang.compile(text).fit(data={"y": y.astype(np.float32)})
+    x = cp.Variable(30)
+    terms = {"fused": 0.1 * cp.norm1(x) + 0.5 * cp.norm1(cp.diff(x)), "then_nonneg": 0.3 * cp.norm1(x),
+             "scaled": 0.2 * cp.sum_squares(x) + 0.3 * cp.norm1(x)}[rule]
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(x - y) + terms), [x >= 0] if rule == "then_nonneg" else [])
+    problem.solve(solver=cp.CLARABEL)
+    assert result.objective == pytest.approx(problem.value, rel=1e-5)
+    np.testing.assert_allclose(result.params["x"], x.value, atol=1e-3)

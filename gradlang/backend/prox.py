@@ -2,14 +2,16 @@
 
 ``split_prox`` wrote the plan (``ir.ProxSplit``): the smooth part, the terms ``c * f(p, ...)`` and,
 for a parameter with two terms, the identity that composes them.  Here each term becomes its prox
-entry (``lib/prox``) or the user's ``prox`` declaration, evaluated with the term's weight and
-arguments, and the parameters without a term are left as they are (the identity is the prox of 0).
+entry (``lib/prox``) or the user's ``prox`` declaration, scaled by the term's weight, a pair is
+composed by ``lib/prox/compose.py`` (whose identities the pass's decision names), and the
+parameters without a term are left as they are (the identity is the prox of 0).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ..errors import InternalError
 from ..ir import nodes as ir
 from .evaluate import Evaluator
 
@@ -26,39 +28,43 @@ class ProxApplication:
     def _weight(self, term: ir.ProxTerm):
         return jnp.asarray(self.ev.eval(term.weight), jnp.float32)
 
-    def _prox(self, term: ir.ProxTerm, v, t):
-        """prox of ``t * weight * f`` at ``v``."""
-        step = t * self._weight(term)
+    def entry(self, term: ir.ProxTerm):
+        """The term ``weight * f`` as a prox entry of ``lib/prox`` (``scaled``); a declared prox as
+        ``Declared`` with the flags split_prox established (odd and elementwise: even, separable)."""
+        from ..lib.prox import PROXES, Declared, scaled
+
         if term.user:
             decl = self.program.proxes[term.fn]
-            return self.ev.eval(decl.body, {decl.params[0]: v, decl.params[1]: step})
-        from ..lib.prox import PROXES
 
-        args = [self.ev.eval(a) for a in term.args]
-        return PROXES.get(term.fn, term.span).value(*args).prox(v, step)
+            def prox_fn(v, t, decl=decl):
+                return self.ev.eval(decl.body, {decl.params[0]: v, decl.params[1]: t})
+
+            composed = self.composed.get(term.param)
+            checked = composed is not None and composed.rule in ("soft_threshold_then", "then_nonneg")
+            base = Declared(None, prox_fn, term.fn, is_separable=checked, is_uniform=checked, is_even=checked)
+        else:
+            args = [self.ev.eval(a) for a in term.args]
+            if term.fn == "group_norm" and len(args) == 1:  # ids as data: at most one group an entry
+                base = PROXES.get(term.fn).value(args[0], num_groups=int(jnp.size(args[0])))
+            else:
+                base = PROXES.get(term.fn, term.span).value(*args)
+        return scaled(base, self._weight(term)) if not base.indicator else base
 
     def apply(self, u: dict, t) -> dict:
+        from ..lib.prox.compose import compose
+
         out = dict(u)
         by_param: dict[str, list[ir.ProxTerm]] = {}
         for term in self.split.terms:
             by_param.setdefault(term.param, []).append(term)
         for param, terms in by_param.items():
-            v = u[param]
-            if param in self.composed:
-                out[param] = self._composed(self.composed[param], v, t)
-            else:
-                out[param] = self._prox(terms[0], v, t)
+            entries = [self.entry(term) for term in terms]
+            prox = entries[0] if len(entries) == 1 else compose(*entries)
+            if prox is None:  # split_prox decided the pair composes: the identities must agree
+                raise InternalError(f"the prox terms of {param} do not compose", terms[0].span,
+                                    "split_prox and lib/prox/compose.py disagree; this is a bug in gradlang")
+            out[param] = prox.prox(u[param], t)
         return out
-
-    def _composed(self, c: ir.ComposedProx, v, t):
-        """The prox of the sum by the identity ``c.rule`` (``passes/compose_prox.py``)."""
-        first, second = c.terms
-        if c.rule in ("fused", "soft_threshold_then", "then_nonneg"):
-            return self._prox(second, self._prox(first, v, t), t)
-        if c.rule == "scaled":  # first is c * sumsq: prox_g(v / (1 + 2ct), t / (1 + 2ct))
-            shrink = 1.0 + 2.0 * self._weight(first) * t
-            return self._prox(second, v / shrink, t / shrink)
-        raise AssertionError(f"unknown composition rule {c.rule}")
 
     def terms_value(self, u: dict):
         params = {**u}

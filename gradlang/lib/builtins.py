@@ -97,3 +97,25 @@ STATIC_KWARGS = {"axis", "axes", "keepdims", "shape", "num_classes", "k", "ord",
 
 CONSTANTS = {"pi": float(np.pi), "e": float(np.e), "inf": float("inf"), "nan": float("nan"),
              "true": True, "false": False, "None": None}
+
+
+def _prox_function(name: str):
+    """The value of a prox entry as a built-in function of ``(x, *its arguments)``: ``tv1d(x)``,
+    ``elastic_net(x, l1, l2)``, ``group_norm(x, groups)``; an indicator's value is 0 (its set is
+    met by its prox, or counted by ``subject to``).  Under a proximal method split_prox takes such a
+    term by its prox; elsewhere it is an ordinary (non-smooth) term."""
+    def value(x, *args):
+        from .prox import PROXES
+
+        entry = PROXES.get(name).value
+        if name == "group_norm" and len(args) == 1:  # ids as data: at most one group an entry
+            return entry(args[0], num_groups=int(jnp.size(x))).value(x)
+        return entry(*args).value(x)
+
+    value.__doc__ = f"{name}(x, ...): the function whose prox `gradlang list proxes` lists"
+    return value
+
+
+_PROX_FUNCTIONS = ("elastic_net", "group_norm", "nuclear", "tv1d", "linf", "k_sparse", "nonneg", "box",
+                   "simplex", "l1_ball", "l2_ball", "linf_ball", "hyperplane", "halfspace", "affine")
+FUNCTIONS.update({n: _prox_function(n) for n in _PROX_FUNCTIONS})

@@ -1,5 +1,9 @@
 """Several prox terms on one parameter: the exact prox of their sum, where one is known.
 
+This pass-side table decides, from the terms as written, whether and by which identity a pair
+composes, so that the decision is in the IR and a pair that does not compose is a located error at
+check time; the identities themselves are applied by ``lib/prox/compose.py`` at run time.
+
 The prox of a sum is not the composition of the proxes in general; these identities make it so
 (each with its condition; ``t`` the step, weights folded into the terms):
 

@@ -99,9 +99,25 @@ def _sum(terms: list[tuple[float, ir.Expr]], span) -> ir.Expr:
     return out if out is not None else ir.Lit(0.0, span=span)
 
 
+INDICATORS = {"nonneg", "box", "simplex", "l1_ball", "l2_ball", "linf_ball", "hyperplane", "halfspace", "affine",
+              "k_sparse"}
+
+
+def _no_indicators(program: ir.Program, method: str) -> None:
+    """An indicator term (``+ nonneg(x)``) is 0 wherever it is evaluated: only a proximal method
+    enforces it, by its projection; elsewhere it would be silently ignored."""
+    for o in program.objectives:
+        for n in walk(o.value):
+            if isinstance(n, ir.Prim) and n.op in INDICATORS:
+                raise TypeError_(f"{n.op}(...) is the indicator of a set, which method = {method} cannot "
+                                 "enforce", n.span, "write the set as a constraint (subject to { x >= 0 }), "
+                                 "or use method = proximal or fista")
+
+
 def split_prox(program: ir.Program) -> ir.Program:
     method = getattr(program.solve, "method", "gradient")
     if method not in METHODS:
+        _no_indicators(program, method)
         return program
     objective = program.objectives[0]
     if len(program.objectives) > 1 or objective.sense != "minimize":
