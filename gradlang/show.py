@@ -48,6 +48,11 @@ def summary(result, tol: float | None = None) -> None:
         table.add_row(f"report {k}", short(v))
     for k, v in result.params.items():
         table.add_row(f"param {k}", short(v) if not isinstance(v, (list, tuple)) else "(network weights)")
+    if result.conflicts:
+        pair, cos = min(result.conflicts.items(), key=lambda kv: kv[1])
+        a, b = pair.split("|")
+        table.add_row("most conflicting", f"{a} and {b}: cosine of their gradients {cos:.3g}"
+                      + ("  (they pull apart)" if cos < 0 else ""))
     for k, c in result.constraints.items():
         m = c.get("multiplier")
         table.add_row(f"constraint {k}", f"violation {c['violation']:.3g}" +

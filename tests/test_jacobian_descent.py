@@ -79,3 +79,19 @@ def test_the_plan_shows_the_aggregator_and_mistakes_are_located():
     with pytest.raises(GradlangError, match="wrong arguments to aggregator cagrad") as err:
         gradlang.compile(PROGRAM.format(init=0, lr=0.05, steps=3, agg="cagrad(k = 2)"))
     assert err.value.diagnostics[0].span.line == 12
+
+
+def test_the_conflict_report_is_the_cosines_of_the_analytic_gradients():
+    data = _data()
+    result = gradlang.compile(PROGRAM.format(init=1, lr=0.05, steps=200, agg="upgrad")).fit(data=data)
+    J = _jacobian(result.params["w"].astype(np.float64), data)
+    unit = J / np.linalg.norm(J, axis=1, keepdims=True)
+    C = unit @ unit.T
+    names = ["task1", "task2", "small"]
+    for i, a in enumerate(names):
+        for j, b in enumerate(names[i + 1:], i + 1):
+            assert result.conflicts[f"{a}|{b}"] == pytest.approx(C[i, j], abs=1e-4)
+    # at every log point, the m x m matrix at that step's parameters
+    assert len(result.history["conflict"]) == len(result.history["step"])
+    assert np.allclose(np.diag(np.asarray(result.history["conflict"][-1])), 1.0, atol=1e-5)
+    assert result.to_json()["conflicts"] == result.conflicts

@@ -25,6 +25,7 @@ class Result:
     seed: int
     seconds: float
     constraints: dict[str, dict] = field(default_factory=dict)
+    conflicts: dict[str, float] = field(default_factory=dict)  # "a|b": cosine of the two gradients
     converged: bool = False           # the solver's own test (solve { tol = ... }) stopped the run
     converged_at: int | None = None   # the steps run when it did
     posterior_fn: Any = field(default=None, repr=False)  # computes the posterior summaries on demand
@@ -81,6 +82,7 @@ class Result:
             "params": {k: plain(v) if isinstance(v, np.ndarray) else _tree(v, plain) for k, v in self.params.items()},
             "reports": {k: plain(v) for k, v in self.reports.items()},
             "constraints": self.constraints,
+            **({"conflicts": self.conflicts} if self.conflicts else {}),
             "history": {"step": list(self.history["step"]), "objective": list(self.history["objective"]),
                         "objectives": {k: list(v) for k, v in self.history.get("objectives", {}).items()}},
             "steps": int(self.steps),

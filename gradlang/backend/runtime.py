@@ -109,8 +109,8 @@ class Loop:
             # a step's values are a float32 vector, one per objective: no need to trace the step
             stats = {"values": jnp.zeros(len(self.model.program.objectives), jnp.float32)}
             rec = {"step": jnp.int32(0), "values": stats["values"], "objective": self.solver.objective(stats)}
-            if getattr(self.solver, "constrained", False):
-                rec["violation"] = self.solver.violation(state, data)
+            if hasattr(self.solver, "log_extras"):
+                rec["extras"] = self.solver.log_extras(state, data)
             if self.model.program.reports:
                 rec["reports"] = self.model.reports(self.solver.params(state), data)
             return rec
@@ -179,9 +179,9 @@ class Loop:
                 tail = jnp.mean(ys, 0)
             logged = (i > t) & ((i % le == 0) | (i == total) | solver.terminate(state))
             rec = {"step": i, "values": ys[-1], "objective": solver.objective({"values": ys[-1]})}
-            if "violation" in records:  # the largest constraint violation, at log points only
-                rec["violation"] = jax.lax.cond(logged, lambda: solver.violation(state, data),
-                                                lambda: blank["violation"])
+            if "extras" in records:  # the solver's own quantities (violations, conflicts), at log points only
+                rec["extras"] = jax.lax.cond(logged, lambda: solver.log_extras(state, data),
+                                             lambda: blank["extras"])
             if "reports" in records:
                 rec["reports"] = jax.lax.cond(logged, lambda: self.model.reports(solver.params(state), data),
                                               lambda: blank["reports"])
@@ -236,9 +236,9 @@ def _append(history: dict, records: dict, n: int, names: list[str]) -> None:
     history["objective"] += [float(v) for v in objective]
     for j, name in enumerate(names):
         history["objectives"][name] += [float(v) for v in values[:, j]]
-    if "violation" in records:
-        history.setdefault("violation", [])
-        history["violation"] += [float(v) for v in np.asarray(records["violation"])[:n]]
+    for name, v in records.get("extras", {}).items():
+        history.setdefault(name, [])
+        history[name] += [x.tolist() for x in np.asarray(v)[:n]]
     for name, v in records.get("reports", {}).items():
         history["reports"][name] += [x.tolist() for x in np.asarray(v)[:n]]
 
@@ -353,6 +353,11 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
     )
     if getattr(solver, "constrained", False):
         result.constraints = solver.constraint_report(state, data)
+    if len(names) > 1 and failed_at is None:
+        from .solvers.conflict import cosines
+
+        C = np.asarray(jax.jit(lambda u, d: cosines(model, u, d, jax.random.PRNGKey(seed + 3)))(u_final, data))
+        result.conflicts = {f"{a}|{b}": float(C[i, j]) for i, a in enumerate(names) for j, b in enumerate(names) if i < j}
     if model.ppl is not None and model.program.guide is not None:
         from .posterior import sample_guide, summarize
 

@@ -97,11 +97,20 @@ class GradientSolver(eqx.Module):
     def constrained(self) -> bool:
         return bool(self.model.program.constraints)
 
-    def violation(self, state: GradientState, data: dict):
-        """The largest violation of any constraint at the state (recorded at log points)."""
-        from .constrained import largest
+    def log_extras(self, state: GradientState, data: dict) -> dict:
+        """What the history keeps at log points besides the objectives: the largest violation of
+        any constraint (``violation``), and for several objectives the cosine similarities of their
+        gradients (``conflict``, m x m)."""
+        out = {}
+        if self.constrained:
+            from .constrained import largest
 
-        return largest(self.model, self.params(state), data)
+            out["violation"] = largest(self.model, self.params(state), data)
+        if len(self.model.program.objectives) > 1:
+            from .conflict import cosines
+
+            out["conflict"] = cosines(self.model, self.params(state), data)
+        return out
 
     def constraint_report(self, state: GradientState, data: dict) -> dict:
         """Per constraint: its largest violation and, for a multiplier method, its multiplier."""
