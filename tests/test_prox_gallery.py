@@ -116,3 +116,19 @@ def test_group_lasso_cancer_matches_cvxpy(tmp_path, method, steps):
     kept = np.abs(result.params["w"]).reshape(3, 10).sum(0) > 0
     np.testing.assert_array_equal(kept, np.linalg.norm(w.value.reshape(3, 10), axis=0) > 1e-6)
     assert kept.sum() == 6
+
+
+# -- 5. sparse logistic regression on the breast-cancer data --------------------------------------
+
+@pytest.mark.parametrize("method, steps", [("proximal", 12000), ("fista", 1500)])
+def test_sparse_logistic_cancer_matches_cvxpy(tmp_path, method, steps):
+    d = np.load(DATA / "breast_cancer.npz")
+    X, y = d["X"], d["y"]
+    lam = 0.02
+    w, b = cp.Variable(X.shape[1]), cp.Variable()
+    best = clarabel(logistic_loss(X, y, w, b) + lam * cp.norm1(w))
+    result = run(tmp_path, "sparse_logistic_cancer", method, steps)
+    assert result.objective == pytest.approx(best, rel=1e-5)
+    np.testing.assert_allclose(result.params["w"], w.value, atol=3e-3)   # flat along correlated features
+    np.testing.assert_array_equal(result.params["w"] == 0, np.abs(w.value) < 1e-6)
+    assert (result.params["w"] != 0).sum() == 7
