@@ -10,15 +10,26 @@ of the score-function sites.
 from __future__ import annotations
 
 from numpyro import handlers
+from numpyro.distributions import Delta
 from numpyro.primitives import Messenger
 
 from ..errors import InternalError
 from ..ir import nodes as ir
 from ..lib.estimators import Estimator
+from ..lib.estimators.stl import stopped
 from ..passes.choose_estimators import build
 from .noise import NoisePool
 from .ppl import PPL
 from .sites import SiteKeys, site_log_prob, split_keys
+
+
+PATHWISE = ("reparam", "stl", "dreg")  # drawn z = g(eps, phi)
+STOPS = ("stl", "dreg")  # log q evaluated with the guide's parameters stopped
+
+
+class _Everything:
+    def __contains__(self, name) -> bool:
+        return True
 
 
 class Draw:
@@ -87,10 +98,14 @@ class GuideDraws:
         trace = handlers.trace(guide).get_trace(self.data, self.params)
         logq, enum_logq = 0.0, 0.0
         values = {}
+        stops = self._stopped_sites()
         for name, site in trace.items():
             if site["type"] != "sample":
                 continue
-            lp = site_log_prob(site["fn"], site["value"], site.get("intermediates"))
+            fn = site["fn"]
+            if name in stops and not isinstance(fn, Delta):  # stl, dreg: log q_stop(phi)(z), z on its path
+                fn = stopped(fn)  # (a family's Delta sites carry a Jacobian of z alone: kept)
+            lp = site_log_prob(fn, site["value"], site.get("intermediates"))
             logq = logq + (site["scale"] if site["scale"] is not None else 1.0) * lp
             if name in fixed:
                 enum_logq = enum_logq + lp
@@ -102,12 +117,20 @@ class GuideDraws:
         """The guide, its families' ``numpyro.param`` sites taking the values being optimised."""
         return handlers.substitute(self.ppl.guide_fn, data=self.params)
 
+    def _stopped_sites(self):
+        """The sites whose log q is evaluated with the guide's parameters stopped (stl, dreg); a
+        whole-guide family's estimator covers all its sites."""
+        default = self.ppl.program.guide.via
+        if not self.ppl.guide_via:
+            return _Everything() if default is not None and default.value in STOPS else frozenset()
+        return frozenset(n for n, v in self.ppl.guide_via.items() if (v or default).value in STOPS)
+
     def _pooled_sites(self) -> dict:
         """The guide's Gaussian sites drawn by reparameterisation, which share one ``NoisePool``:
         name -> the shape of its noise."""
         default = self.ppl.program.guide.via
         return {name: shape for name, shape in self.ppl.gaussian_sites.items()
-                if (self.ppl.guide_via.get(name) or default).value == "reparam"}
+                if (self.ppl.guide_via.get(name) or default).value in PATHWISE}
 
     def sample(self, key) -> dict:
         """One joint draw of the latents from the guide by plain sampling, for posterior summaries:

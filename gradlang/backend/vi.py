@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from ..errors import TypeError_
 from ..ir import nodes as ir
 from ..passes.choose_estimators import reruns
-from .guide_draw import GuideDraws, estimator_of
+from .guide_draw import Draw, GuideDraws, estimator_of
 from .ppl import PPL
 from .site_dists import shaped
 from .sites import model_log_density
@@ -39,6 +39,7 @@ class VI:
         self.key = key
         self._used = False
         self.estimators: dict = {}  # site -> Estimator, filled while tracing (static)
+        self._stop_path = False  # set while DReG evaluates the particles at draws held constant
 
     def next_key(self):
         """The key of the next Monte-Carlo node: the trace's own key for the first (most objectives
@@ -110,6 +111,9 @@ class VI:
 
         def run(fixed: dict, nested: bool):
             draw = self.guide.draw(sub, fixed)
+            if self._stop_path:  # the draw held constant: only the model's parameters move f
+                stop = jax.lax.stop_gradient
+                draw = Draw(stop(draw.values), stop(draw.logq), draw.scores, draw.enum_logq)
             f = self._run(ev, node, i + 1, {**scope, st.name: draw}, key, scores, nested)
             return self._with_scores(f, draw.scores, scores, nested, st), draw
 
@@ -143,6 +147,8 @@ class VI:
         each score-function site's term and baseline; or, for ``reduce = renyi`` (iwae, renyi),
         the bound 1/(1-a) (logsumexp((1-a) w) - log K), whose score terms take the bound itself
         as the reward of all particles (no baseline)."""
+        if node.reduce == "renyi" and node.alpha == 0 and self._dreg(node):
+            return self._dreg_bound(ev, node, local)
         f, scores = self.particle_values(ev, node, local)
         if node.reduce == "renyi":
             a = node.alpha
@@ -155,3 +161,39 @@ class VI:
             b = self.estimators[name].baseline(jax.lax.stop_gradient(f), name)
             surrogate = surrogate + jax.lax.stop_gradient(f - b) * (s - jax.lax.stop_gradient(s))
         return jnp.mean(surrogate)
+
+    # ---- DReG ----------------------------------------------------------------------------------
+    def _dreg(self, node: ir.Expect) -> bool:
+        """Whether the block draws a guide drawn wholly ``via dreg`` (choose_estimators checked
+        that a guide naming dreg names it for every site)."""
+        guide = self.ppl.program.guide
+        if guide is None or not any(isinstance(st, ir.DrawGuide) for st in node.stmts):
+            return False
+        vias = list(self.ppl.guide_via.values()) or [guide.via]
+        return bool(vias) and all(v is not None and v.value == "dreg" for v in vias)
+
+    def _dreg_bound(self, ev, node: ir.Expect, local: dict):
+        """iwae with doubly reparameterised gradients (Tucker et al., ICLR 2019, eq. 7).  Each
+        particle's log weight w_k is evaluated twice with the same key: with the draw on its path
+        (log q's parameters stopped, so only the path carries phi) and with the draw held constant
+        (w0_k: only the model's parameters theta move it).  The surrogate
+
+            stop(bound) + sum_k stop(w~_k^2) (w_k - stop w_k) + sum_k stop(w~_k - w~_k^2) (w0_k - stop w0_k)
+
+        has the bound's value, the gradient sum_k w~_k^2 dw_k/dz_k dz_k/dphi in phi and the usual
+        sum_k w~_k grad_theta w_k in theta."""
+        def one(key):
+            self._stop_path = False
+            f = self._run(ev.child(), node, 0, dict(local), key, {}, False)
+            self._stop_path = True
+            f0 = self._run(ev.child(), node, 0, dict(local), key, {}, False)
+            self._stop_path = False
+            return f, f0
+
+        keys = jax.random.split(self.next_key(), node.particles)
+        f, f0 = jax.vmap(one)(keys)
+        stop = jax.lax.stop_gradient
+        bound = jax.nn.logsumexp(f) - math.log(node.particles)
+        w = jax.nn.softmax(stop(f))
+        return (stop(bound) + jnp.sum(stop(w * w) * (f - stop(f)))
+                + jnp.sum(stop(w - w * w) * (f0 - stop(f0))))

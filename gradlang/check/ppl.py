@@ -195,7 +195,8 @@ def guide_block(checker, block: ast.Guide) -> ir.GuideIR:
 def guide_family(checker, s: ast.GuideFamily) -> ir.GuideIR:
     family = config_value(s.family, checker.out)
     check_family(family)
-    return ir.GuideIR((), family, span=s.span)
+    via = config_value(s.via, checker.out) if s.via is not None else None
+    return ir.GuideIR((), family, span=s.span, via=via)
 
 
 def check_family(family: ir.ConfigValue | None) -> None:

@@ -107,7 +107,8 @@ def program(p: ir.Program, infer=None) -> str:
         out += _block("model", p.model)
     if p.guide is not None:
         if p.guide.family is not None:
-            via = f" via {config(p.guide.via)}  # chosen" if p.guide.via is not None else ""
+            via = (f" via {config(p.guide.via)}" + ("  # chosen" if p.guide.via.span is None else "")
+                   if p.guide.via is not None else "")
             out.append(f"guide = {config(p.guide.family)}{via}")
         else:
             out += _block("guide", p.guide)

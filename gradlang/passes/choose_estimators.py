@@ -10,7 +10,9 @@ default, marked as chosen (``mu ~ normal(m, s) via reparam  # chosen``):
   those run the rest of the block once per value, so there is no other draw of the site to pool
   and no running mean to keep per value.
 
-A whole-guide family draws every latent by reparameterisation (``guide = mean_field via reparam``).
+A whole-guide family draws every latent by its path: ``guide = mean_field via reparam`` by default,
+or as written, ``via stl`` / ``via dreg`` (Gaussian families only: their parameters are stopped in
+log q); a guide drawn ``via dreg`` is so in every site (DReG reweighs the whole draw).
 Every misfit is a located error here, so ``gradlang check`` reports it: an estimator that does not
 fit the distribution (reparam on a discrete site, enum on an infinite support), mvd or a greedy
 baseline in a guide (they rerun the objective at other values of the site, which a guide cannot),
@@ -102,6 +104,33 @@ class Chooser:
                              "use score(baseline = none) or score(baseline = greedy) there, or draw the site first")
 
 
+PATHWISE = ("reparam", "stl", "dreg")
+
+
+def _check_family_via(guide: ir.GuideIR) -> None:
+    """A whole-guide family draws by its path: reparam, stl or dreg; stl and dreg stop the
+    family's parameters in log q, which a flow (its weights inside its transforms) does not allow."""
+    via = guide.via
+    if via.value not in PATHWISE:
+        raise TypeError_(f"a whole-guide family draws by reparameterisation; '{via.value}' does not", via.span,
+                         "use reparam, stl or dreg")
+    build(via)
+    if via.value != "reparam" and guide.family.value in ("flow", "delta"):
+        raise TypeError_(f"{via.value} evaluates log q with the guide's parameters stopped, which a "
+                         f"{guide.family.value} guide does not support", via.span,
+                         "use mean_field, low_rank or full_rank with stl/dreg, or reparam")
+
+
+def _check_dreg(guide: ir.GuideIR) -> None:
+    """DReG reweighs the whole guide's path gradients: every site or none."""
+    sites = [st for st in guide.stmts if isinstance(st, ir.Sample)]
+    dreg = [st for st in sites if st.via.value == "dreg"]
+    other = next((st for st in sites if st.via.value != "dreg"), None)
+    if dreg and other is not None:
+        raise TypeError_(f"site '{dreg[0].name}' is drawn via dreg and '{other.name}' via {other.via.value}: "
+                         "dreg weighs the whole guide's draw", dreg[0].via.span, "draw every guide site via dreg")
+
+
 def _expects(program: ir.Program) -> list[ir.Expect]:
     return [n for o in program.objectives for n in walk(o.value) if isinstance(n, ir.Expect)]
 
@@ -136,11 +165,13 @@ def choose_estimators(program: ir.Program) -> ir.Program:
 
     if guide is not None and guide.family is not None:
         guide = replace(guide, via=guide.via or REPARAM)
+        _check_family_via(guide)
     elif guide is not None:
         particles, nested = _guide_context(program, dists)
         chooser = Chooser(dists, "guide", particles, nested, True)
         guide = replace(guide, stmts=tuple(chooser.site(st) if isinstance(st, ir.Sample) else st
                                            for st in guide.stmts))
+        _check_dreg(guide)
         enumerated = next((st.name for st in guide.stmts if isinstance(st, ir.Sample) and st.via.value == "enum"),
                           None)
         bound = next((n for n in expects if n.reduce != "mean" and

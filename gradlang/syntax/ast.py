@@ -256,6 +256,7 @@ class Guide(Node):
 @dataclass(frozen=True)
 class GuideFamily(Node):
     family: Expr
+    via: Expr | None = None  # the whole guide's estimator: guide = mean_field via stl
 
 
 @dataclass(frozen=True)

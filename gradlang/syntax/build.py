@@ -169,7 +169,7 @@ class BuildAst(Transformer):
         return ast.Guide(tuple(c), span=self._span(meta))
 
     def guide_family(self, meta, c):
-        return ast.GuideFamily(c[0], span=self._span(meta))
+        return ast.GuideFamily(c[0], c[1] if len(c) > 1 else None, span=self._span(meta))
 
     def sample(self, meta, c):
         name, rest = str(c[0]), list(c[1:])

@@ -159,7 +159,7 @@ def stmt(s, indent: str = "") -> str:
     if isinstance(s, ast.Guide):
         return "guide " + _body(s.body, indent)
     if isinstance(s, ast.GuideFamily):
-        return f"guide = {e(s.family)}"
+        return f"guide = {e(s.family)}" + (f" via {e(s.via)}" if s.via is not None else "")
     if isinstance(s, ast.Sample):
         left = e(ast.Index(ast.Name(s.name), s.index)) if s.index is not None else s.name
         text = left + (f": {type_(s.type)}" if s.type else "") + f" ~ {e(s.dist)}"
