@@ -59,6 +59,8 @@ def summary(result, tol: float | None = None) -> None:
                       (f"  multiplier {short(m)}" if m is not None else "  (projected)" if c["violation"] == 0 else ""))
     for k, s in result.posterior.items():
         table.add_row(f"posterior {k}", f"mean {short(s['mean'])}  sd {short(s['sd'])}")
+    if result.diagnostics:
+        table.add_row("Pareto k̂", f"{result.diagnostics['khat']:.2f}: {result.diagnostics['verdict']}")
     table.add_row("steps", f"{result.steps} in {result.seconds:.2f} s (seed {result.seed})")
     if result.converged:
         table.add_row("converged", f"converged at step {result.converged_at} (tol {tol:g})" if tol else

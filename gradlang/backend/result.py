@@ -30,6 +30,8 @@ class Result:
     converged_at: int | None = None   # the steps run when it did
     posterior_fn: Any = field(default=None, repr=False)  # computes the posterior summaries on demand
     _posterior: dict | None = field(default=None, repr=False)
+    diagnostics_fn: Any = field(default=None, repr=False)  # the guide's Pareto k̂, on demand
+    _diagnostics: dict | None = field(default=None, repr=False)
 
     estimate_fn: Any = field(default=None, repr=False)  # a Monte-Carlo objective's estimate, on demand
     _standard_errors: dict | None = field(default=None, repr=False)
@@ -67,6 +69,15 @@ class Result:
         if self._posterior is None:
             self._posterior = self.posterior_fn() if self.posterior_fn else {}
         return self._posterior
+
+    @property
+    def diagnostics(self) -> dict:
+        """After a VI fit: ``khat``, the Pareto k̂ of the importance weights p(y, z)/q(z) over 2000
+        guide draws, and ``verdict``, in plain words (backend/psis.py; Yao et al., ICML 2018);
+        computed on first use; empty without a guide."""
+        if self._diagnostics is None:
+            self._diagnostics = self.diagnostics_fn() if self.diagnostics_fn else {}
+        return self._diagnostics
     unconstrained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
@@ -91,7 +102,8 @@ class Result:
             "seed": int(self.seed),
             "seconds": float(self.seconds),
         } | ({"posterior": {name: {k: plain(v) for k, v in s.items()} for name, s in self.posterior.items()}}
-             if self.posterior else {})
+             if self.posterior else {}) | ({"khat": float(self.diagnostics["khat"]),
+                                           "verdict": self.diagnostics["verdict"]} if self.diagnostics else {})
 
 
 def _tree(value, leaf):

@@ -363,6 +363,11 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
 
         # computed when first asked for (the API may never need it; --out does)
         result.posterior_fn = lambda: summarize(sample_guide(model, u_final, data, 1000, seed + 2))
+        if not model.program.guide.stmts or not any(  # k̂ weighs sampled draws: not for an enumerated guide
+                getattr(st, "via", None) is not None and st.via.value == "enum" for st in model.program.guide.stmts):
+            from .psis import diagnostics
+
+            result.diagnostics_fn = lambda: diagnostics(model, u_final, data, seed + 4)
     if failed_at is not None:
         err = NonFiniteError(f"the objective or its update became non-finite at step {failed_at + 1}",
                              model.program.objectives[0].span,
