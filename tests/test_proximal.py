@@ -163,3 +163,16 @@ def test_two_terms_on_one_parameter_compose_to_the_cvxpy_optimum(extra, rule):
     problem.solve(solver=cp.CLARABEL)
     assert result.objective == pytest.approx(problem.value, rel=1e-5)
     np.testing.assert_allclose(result.params["x"], x.value, atol=1e-3)
+
+
+def test_a_prox_terms_argument_may_be_a_let_of_data_and_consts():
+    # group ids computed by a let (issue 11 gallery: the helper's "let groups" program was refused)
+    rng = np.random.default_rng(2)
+    data = {"X": rng.normal(size=(40, 6)).astype(np.float32), "y": rng.normal(size=40).astype(np.float32)}
+    by_let = ("data X: real[N, 6]\ndata y: real[N]\nlet groups = tile(arange(3), 2)\nparam w: real[6] = 0\n"
+              "minimize 0.5 * mean((X @ w - y)^2) + 0.2 * group_norm(w, groups)\nsolve { method = fista; steps = 200 }")
+    by_const = by_let.replace("let groups = tile(arange(3), 2)", "const groups = [0, 1, 2, 0, 1, 2]")
+    assert [t.fn for t in _ir(by_let).split.terms] == ["group_norm"]
+    a, b = (gradlang.compile(t).fit(data=data) for t in (by_let, by_const))
+    assert np.array_equal(a.params["w"], b.params["w"]) and a.objective == b.objective
+    assert (np.abs(a.params["w"]) < 1e-12).any() or np.abs(a.params["w"]).min() >= 0  # a group may vanish

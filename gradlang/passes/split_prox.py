@@ -42,6 +42,18 @@ def _constant(e: ir.Expr, program: ir.Program) -> bool:
         isinstance(n, (ir.Expect, ir.VIObjective)) for n in walk(e))
 
 
+def _of_data(e: ir.Expr, program: ir.Program) -> bool:
+    """A prox term's argument (groups, bounds): known before the steps, from numbers, consts, dims,
+    data and lets of those alone (``let groups = tile(arange(10), 3)``)."""
+    for r in refs(e):
+        if r.kind == "let":
+            if not _of_data(program.lets[r.name], program):
+                return False
+        elif r.kind not in ("const", "dim", "data"):
+            return False
+    return not any(isinstance(n, (ir.Expect, ir.VIObjective)) for n in walk(e))
+
+
 def _prox_names() -> set[str]:
     from ..lib.prox import PROXES
 
@@ -64,8 +76,7 @@ def _factor(e: ir.Expr, program: ir.Program) -> tuple[ir.Expr, ir.Expr]:
 def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names: set[str]) -> ir.ProxTerm | None:
     weight, f = _factor(e, program)
     if isinstance(f, ir.Prim) and f.op in names and f.args and isinstance(f.args[0], ir.Ref) \
-            and f.args[0].kind == "param" and all(_constant(a, program) or isinstance(a, ir.Ref) and
-                                                  a.kind == "data" for a in f.args[1:]) and not f.kwargs:
+            and f.args[0].kind == "param" and all(_of_data(a, program) for a in f.args[1:]) and not f.kwargs:
         term = ir.ProxTerm(f.args[0].name, weight, f.op, tuple(f.args[1:]), expr=e, span=e.span)
     elif isinstance(f, ir.Block) and f.origin in program.proxes and len(f.bindings) == 1 \
             and isinstance(f.bindings[0][1], ir.Ref) and f.bindings[0][1].kind == "param":
