@@ -65,6 +65,21 @@ class Registry:
         self._load()
         return name in self._entries
 
+    def build(self, cfg, what: str | None = None, listing: str | None = None):
+        """The entry a setting names (``upgrad``, ``implicit(solver = cg)``: an ``ir.ConfigValue``)
+        called with its arguments; an unknown name or a wrong argument is a located error that
+        says where the arguments are listed."""
+        from .check.config_value import config_args
+
+        factory = self.get(cfg.value, cfg.span).value
+        args, kwargs = config_args(cfg)
+        try:
+            return factory(*args, **kwargs)
+        except (TypeError, ValueError, ConfigError) as err:
+            message = err.diagnostics[0].message if isinstance(err, ConfigError) else str(err)
+            raise ConfigError(f"wrong arguments to {what or self.kind} {cfg.value}: {message}", cfg.span,
+                              f"`gradlang list {listing or self.kind + 's'}` shows each one's arguments") from None
+
     def get(self, name: str, span: Span | None = None) -> Entry:
         self._load()
         if name not in self._entries:

@@ -25,8 +25,7 @@ from dataclasses import replace
 
 from ..backend.optimizer import build_optimizer, uses_total_steps
 from ..check.config import validate_optimizer
-from ..check.config_value import config_args
-from ..errors import ConfigError, UnsupportedError
+from ..errors import UnsupportedError
 from ..ir import nodes as ir
 from ..ir.visit import walk
 from .choose_optimizer import bind_steps
@@ -39,14 +38,7 @@ def build_method(cfg: ir.ConfigValue):
     if the name or the arguments are wrong)."""
     from ..lib.bilevel import BILEVEL
 
-    factory = BILEVEL.get(cfg.value, cfg.span).value
-    args, kwargs = config_args(cfg)
-    try:
-        return factory(*args, **kwargs)
-    except (TypeError, ValueError, ConfigError) as err:
-        message = err.diagnostics[0].message if isinstance(err, ConfigError) else str(err)
-        raise ConfigError(f"wrong arguments to bilevel method {cfg.value}: {message}", cfg.span,
-                          "`gradlang list bilevel` shows each one's arguments") from None
+    return BILEVEL.build(cfg, "bilevel method", "bilevel")
 
 
 def written(method, cfg: ir.ConfigValue) -> ir.ConfigValue:

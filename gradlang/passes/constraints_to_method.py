@@ -181,14 +181,7 @@ def constraints_to_method(program: ir.Program) -> ir.Program:
     else:
         rest = list(program.constraints)
         method = cfg
-    if method is not None:
-        from ..check.config_value import config_args
-
-        args, kwargs = config_args(method)
-        try:
-            CONSTRAINT_METHODS.get(method.value, method.span).value(*args, **kwargs)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"wrong settings for {method.value}: {err}", method.span,
-                              "`gradlang list constraints` shows the settings") from None
+    if method is not None:  # checked here, so `gradlang check` reports a wrong argument
+        CONSTRAINT_METHODS.build(method, "constraint method", "constraints")
     plan = ir.ConstraintsPlan(tuple(projections), tuple(rest), method, span=program.constraints[0].span)
     return program.replace(constrained=plan)

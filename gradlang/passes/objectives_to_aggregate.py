@@ -13,8 +13,6 @@ makes the solver form J.  The default is ``upgrad``.  One objective needs no agg
 
 from __future__ import annotations
 
-from ..check.config_value import config_args
-from ..errors import ConfigError
 from ..ir import nodes as ir
 
 DEFAULT = "upgrad"
@@ -26,14 +24,7 @@ def build_aggregator(cfg: ir.ConfigValue):
     the name or the arguments are wrong)."""
     from ..lib.aggregators import AGGREGATORS
 
-    factory = AGGREGATORS.get(cfg.value, cfg.span).value
-    args, kwargs = config_args(cfg)
-    try:
-        return factory(*args, **kwargs)
-    except (TypeError, ValueError, ConfigError) as err:
-        message = err.diagnostics[0].message if isinstance(err, ConfigError) else str(err)
-        raise ConfigError(f"wrong arguments to aggregator {cfg.value}: {message}", cfg.span,
-                          "`gradlang list aggregators` shows each one's arguments") from None
+    return AGGREGATORS.build(cfg)
 
 
 def objectives_to_aggregate(program: ir.Program) -> ir.Program:
