@@ -86,8 +86,8 @@ def _simple_set(pieces: list[tuple]) -> tuple[str, tuple] | None:
     """The simple set the pieces on one parameter describe together, or None."""
     forms = sorted(f for f, _ in pieces)
     args = {f: a for f, a in pieces}
-    zero = ir.Lit(0.0)
-    if forms == ["lower"] and args["lower"][0] == ir.Lit(0) or forms == ["lower"] and args["lower"][0] == zero:
+    zero = ir.Lit(0.0)  # equal to Lit(0) too (0 == 0.0)
+    if forms == ["lower"] and args["lower"][0] == zero:
         return "nonneg", ()
     if forms == ["lower"]:
         return "box", (args["lower"][0], ir.Lit(float("inf")))
@@ -95,7 +95,7 @@ def _simple_set(pieces: list[tuple]) -> tuple[str, tuple] | None:
         return "box", (ir.Lit(float("-inf")), args["upper"][0])
     if forms == ["lower", "upper"]:
         return "box", (args["lower"][0], args["upper"][0])
-    if forms == ["lower", "sum"] and args["lower"][0] in (ir.Lit(0), zero):
+    if forms == ["lower", "sum"] and args["lower"][0] == zero:
         return "simplex", args["sum"][:1]
     if forms == ["sum"]:  # sum(p) == s: the hyperplane <1, p> = s
         p = args["sum"][1]
