@@ -252,11 +252,12 @@ def test_ema_baseline_is_unbiased_and_lowers_the_variance():
     keys = jax.random.split(jax.random.PRNGKey(0), 20000)
     u = {"theta": jnp.asarray(THETA, jnp.float32)}  # theta is real: unconstrained = constrained
     model, arrays = _policy("ema(0.9)", reward)
-    assert set(model.loss_and_state(u, arrays, keys[0], {})[1]) == {"a"}  # the state is keyed by site
+    assert set(model.loss_and_values(u, arrays, keys[0], {})[1][1]) == {"a"}  # the state is keyed by site
 
     def run(model, state):
         def one(k):
-            (loss, out), g = jax.value_and_grad(lambda u: model.loss_and_state(u, arrays, k, state), has_aux=True)(u)
+            (loss, (_, out)), g = jax.value_and_grad(lambda u: model.loss_and_values(u, arrays, k, state),
+                                                     has_aux=True)(u)
             return loss, out, -g["theta"]  # maximised: the loss is -f
         return jax.jit(jax.vmap(one))(keys)
 

@@ -154,19 +154,6 @@ class Model(eqx.Module):
         with numpyro.validation_enabled(False):
             return self._loss(unconstrained, data, key)
 
-    def loss_and_state(self, unconstrained: dict, data: dict, key, state: dict):
-        """The loss and the updated running state of the estimators (ema baselines): the state of
-        the optimisation loop's carry goes in, its next value comes out."""
-        from ..lib.estimators.score import EMA_STATE
-
-        token = EMA_STATE.set({"in": state, "out": {}})
-        try:
-            loss = self.loss(unconstrained, data, key)
-            out = EMA_STATE.get()["out"]
-        finally:
-            EMA_STATE.reset(token)
-        return loss, {**state, **out}
-
     def _loss(self, unconstrained: dict, data: dict, key=None) -> jnp.ndarray:
         objectives = self.program.objectives
         if len(objectives) == 1:  # the common case, without stacking

@@ -46,15 +46,3 @@ def base_of(dist):
     while hasattr(dist, "base_dist"):
         dist = dist.base_dist
     return dist
-
-
-def default_estimator(dist, particles: int, nested: bool = False) -> Estimator:
-    """Reparameterisation where the distribution has it, else the score function with a
-    leave-one-out baseline when there are several particles, an EMA baseline for one.  ``nested``
-    (drawn in a continuation that enum or mvd runs once per value): no baseline, as there is no
-    other draw of the site to pool and the running average cannot be kept per value."""
-    if dist.has_rsample:
-        return ESTIMATORS.get("reparam").value()
-    if nested:
-        return ESTIMATORS.get("score").value(baseline="none")
-    return ESTIMATORS.get("score").value(baseline="rloo" if particles > 1 else "ema")
