@@ -175,3 +175,7 @@ def test_a_prox_terms_argument_may_be_a_let_of_data_and_consts():
     assert [t.fn for t in _ir(by_let).split.terms] == ["group_norm"]
     a, b = (gradlang.compile(t).fit(data=data) for t in (by_let, by_const))
     assert np.array_equal(a.params["w"], b.params["w"]) and a.objective == b.objective
+    # the ids as data (traced inside the step): the same run
+    by_data = by_let.replace("let groups = tile(arange(3), 2)", "data groups: int[6]")
+    c = gradlang.compile(by_data).fit(data={**data, "groups": np.array([0, 1, 2, 0, 1, 2], np.int32)})
+    assert np.array_equal(a.params["w"], c.params["w"])

@@ -43,11 +43,7 @@ class ProxApplication:
             checked = composed is not None and composed.rule in ("soft_threshold_then", "then_nonneg")
             base = Declared(None, prox_fn, term.fn, is_separable=checked, is_uniform=checked, is_even=checked)
         else:
-            args = [self.ev.eval(a) for a in term.args]
-            if term.fn == "group_norm" and len(args) == 1:  # ids as data: at most one group an entry
-                base = PROXES.get(term.fn).value(args[0], num_groups=int(jnp.size(args[0])))
-            else:
-                base = PROXES.get(term.fn, term.span).value(*args)
+            base = PROXES.get(term.fn, term.span).value(*[self.ev.eval(a) for a in term.args])
         return scaled(base, self._weight(term)) if not base.indicator else base
 
     def apply(self, u: dict, t) -> dict:

@@ -107,10 +107,7 @@ def _prox_function(name: str):
     def value(x, *args):
         from .prox import PROXES
 
-        entry = PROXES.get(name).value
-        if name == "group_norm" and len(args) == 1:  # ids as data: at most one group an entry
-            return entry(args[0], num_groups=int(jnp.size(x))).value(x)
-        return entry(*args).value(x)
+        return PROXES.get(name).value(*args).value(x)
 
     value.__doc__ = f"{name}(x, ...): the function whose prox `gradlang list proxes` lists"
     return value

@@ -22,8 +22,9 @@ class GroupNorm(Prox):
 
     ``groups``: an int array of group ids, one per entry of x (x's shape).  Any ids will do: they are
     renumbered 0..G-1 from the concrete array, and G, the number of groups, is static (segment sums
-    need it at trace time).  Pass ``num_groups`` to use ids already in 0..num_groups-1 as they are
-    (then ``groups`` may be traced).  The dual norm is max_g ||y_g||₂, so
+    need it at trace time).  Pass ``num_groups`` to use ids already in 0..num_groups-1 as they are;
+    traced ids (data) must lie in 0..n-1 for n entries, and n segments bound the groups (an empty
+    segment has norm 0 and adds nothing).  The dual norm is max_g ||y_g||₂, so
     prox_{t f}(v) = v - t proj_{max_g ||·_g|| <= 1}(v / t).
     """
 
@@ -36,9 +37,10 @@ class GroupNorm(Prox):
         if num_groups is None:
             try:
                 g = np.asarray(groups)
-            except jax.errors.TracerArrayConversionError:
-                raise ValueError("group_norm: the group ids must be known when the program is built "
-                                 "(a data constant), or num_groups given") from None
+            except jax.errors.TracerArrayConversionError:  # ids traced (data): at most one group an entry
+                self.ids = jnp.asarray(groups, jnp.int32)
+                self.num_groups = int(np.size(groups))
+                return
             if not np.issubdtype(g.dtype, np.integer) and not np.all(g == np.round(g)):
                 raise ValueError("group_norm: group ids must be integers")
             uniq, inverse = np.unique(g.ravel(), return_inverse=True)
