@@ -403,8 +403,12 @@ def test_scaled_and_errors():
     assert scaled(P("nonneg"), 3.0) == P("nonneg")
     with pytest.raises(ValueError, match="positive"):
         scaled(P("norm1"), -1.0)
-    with pytest.raises(ValueError, match="known when the program is built"):
-        jax.jit(lambda g: GroupNorm(g).value(v))(jnp.arange(5))
+    # traced ids without num_groups (data): n segments bound the groups; the same prox and value
+    ids = jnp.array([0, 0, 1, 1, 1])
+    got = jax.jit(lambda g: GroupNorm(g).prox(v, 0.5))(ids)
+    np.testing.assert_allclose(got, P("group_norm", [5, 5, 9, 9, 9]).prox(v, 0.5), atol=1e-15)
+    assert float(jax.jit(lambda g: GroupNorm(g).value(v))(ids)) == pytest.approx(
+        float(P("group_norm", [5, 5, 9, 9, 9]).value(v)), rel=1e-12)
     # traced ids are fine with num_groups given
     got = jax.jit(lambda g: GroupNorm(g, num_groups=2).prox(v, 0.5))(jnp.array([0, 0, 1, 1, 1]))
     np.testing.assert_allclose(got, P("group_norm", [5, 5, 9, 9, 9]).prox(v, 0.5), atol=1e-15)

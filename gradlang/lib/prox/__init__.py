@@ -110,11 +110,10 @@ class Indicator(Prox):
         return jnp.sqrt(jnp.sum(jnp.square(x - self.prox(x, 1.0))))
 
 
-class Scaled(Prox):
-    """c * f for a constant c > 0: value c f(x), prox_{t c f}(v) = prox_{(c t) f}(v)."""
+class Wrapped(Prox):
+    """A function built on one other (``base``), with its flags unless a subclass says otherwise."""
 
     base: Prox
-    c: Any
 
     @property
     def name(self):  # type: ignore[override]
@@ -130,11 +129,21 @@ class Scaled(Prox):
 
     @property
     def uniform(self):
-        return self.base.uniform and _is_scalar(self.c)
+        return self.base.uniform
 
     @property
     def sign_preserving(self):
         return self.base.sign_preserving
+
+
+class Scaled(Wrapped):
+    """c * f for a constant c > 0: value c f(x), prox_{t c f}(v) = prox_{(c t) f}(v)."""
+
+    c: Any
+
+    @property
+    def uniform(self):
+        return self.base.uniform and _is_scalar(self.c)
 
     def value(self, x):
         return self.c * self.base.value(x)

@@ -46,7 +46,7 @@ from typing import Any
 import equinox as eqx
 import jax.numpy as jnp
 
-from . import Prox, _is_scalar, scaled, unscaled
+from . import Prox, Wrapped, _is_scalar, scaled, unscaled
 from .elastic_net import ElasticNet
 from .nonneg import Nonneg
 from .norm1 import Norm1
@@ -97,10 +97,9 @@ class Chain(Prox):
         return self.first.violation(x) + self.then.violation(x)
 
 
-class Ridge(Prox):
+class Ridge(Wrapped):
     """base + (mu/2)||x||²:  prox(v, t) = prox_base(v / (1 + mu t), t / (1 + mu t))."""
 
-    base: Prox
     mu: Any
     rule: str = eqx.field(static=True)
 
@@ -109,20 +108,8 @@ class Ridge(Prox):
         return f"{self.base.name}+sumsq"
 
     @property
-    def convex(self):  # type: ignore[override]
-        return self.base.convex
-
-    @property
-    def separable(self):
-        return self.base.separable
-
-    @property
     def uniform(self):
         return self.base.uniform and _is_scalar(self.mu)
-
-    @property
-    def sign_preserving(self):
-        return self.base.sign_preserving
 
     def value(self, x):
         return self.base.value(x) + self.mu / 2 * jnp.sum(jnp.square(x))
