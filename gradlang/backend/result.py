@@ -25,7 +25,8 @@ class Result:
     seed: int
     seconds: float
     constraints: dict[str, dict] = field(default_factory=dict)
-    conflicts: dict[str, float] = field(default_factory=dict)  # "a|b": cosine of the two gradients
+    conflicts_fn: Any = field(default=None, repr=False)  # computes the conflict report on demand
+    _conflicts: dict | None = field(default=None, repr=False)
     converged: bool = False           # the solver's own test (solve { tol = ... }) stopped the run
     converged_at: int | None = None   # the steps run when it did
     posterior_fn: Any = field(default=None, repr=False)  # computes the posterior summaries on demand
@@ -44,6 +45,14 @@ class Result:
             total, total_se, values, ses = self.estimate_fn()
             self._objective, self._objectives = total, values
             self._standard_errors = {"objective": total_se, **{f"objective {k}": v for k, v in ses.items()}}
+
+    @property
+    def conflicts(self) -> dict[str, float]:
+        """Several objectives: ``"a|b"`` -> the cosine of the two gradients at the final parameters
+        (computed when first asked for: it compiles a Jacobian the run itself may not need)."""
+        if self._conflicts is None:
+            self._conflicts = self.conflicts_fn() if self.conflicts_fn else {}
+        return self._conflicts
 
     @property
     def objective(self) -> float:

@@ -354,10 +354,9 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
     if getattr(solver, "constrained", False):
         result.constraints = solver.constraint_report(state, data)
     if len(names) > 1 and failed_at is None:
-        from .solvers.conflict import cosines
+        from .solvers.conflict import report
 
-        C = np.asarray(jax.jit(lambda u, d: cosines(model, u, d, jax.random.PRNGKey(seed + 3)))(u_final, data))
-        result.conflicts = {f"{a}|{b}": float(C[i, j]) for i, a in enumerate(names) for j, b in enumerate(names) if i < j}
+        result.conflicts_fn = partial(report, model, u_final, data, seed + 3)
     if model.ppl is not None and model.program.guide is not None:
         from .posterior import sample_guide, summarize
 

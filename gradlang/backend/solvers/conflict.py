@@ -34,3 +34,12 @@ def most_conflicting(names: list[str], C) -> tuple[str, str, float] | None:
         return None
     c, a, b = min(pairs)
     return a, b, float(c)
+
+
+def report(model, u: dict, data: dict, seed: int) -> dict[str, float]:
+    """``{"a|b": cosine}`` for every pair of objectives at ``u`` (the Result's conflict report)."""
+    import numpy as np
+
+    C = np.asarray(jax.jit(lambda u, d: cosines(model, u, d, jax.random.PRNGKey(seed)))(u, data))
+    names = [o.name for o in model.program.objectives]
+    return {f"{a}|{b}": float(C[i, j]) for i, a in enumerate(names) for j, b in enumerate(names) if i < j}
