@@ -179,3 +179,15 @@ def test_a_prox_terms_argument_may_be_a_let_of_data_and_consts():
     by_data = by_let.replace("let groups = tile(arange(3), 2)", "data groups: int[6]")
     c = gradlang.compile(by_data).fit(data={**data, "groups": np.array([0, 1, 2, 0, 1, 2], np.int32)})
     assert np.array_equal(a.params["w"], c.params["w"])
+
+
+def test_group_ids_of_another_length_are_a_located_error_with_the_declared_sizes():
+    # data-bound ids: the checker evaluates at placeholder sizes, which must not leak into the message
+    text = ("data X: real[N, 6]\ndata y: real[N]\ndata g: int[K]\nparam w: real[6] = 0\n"
+            "minimize 0.5 * mean((X @ w - y)^2) + 0.2 * group_norm(w, g)\nsolve { method = fista; steps = 5 }")
+    with pytest.raises(GradlangError) as err:
+        gradlang.compile(text)
+    message = str(err.value)
+    assert ":5:44:" in message and "cannot apply group_norm to (real[6], int[K])" in message
+    assert "one group id per entry of x" in message
+    assert not any(int(n) > 6 for n in __import__("re").findall(r"\d+", message.split("help:")[1])), message

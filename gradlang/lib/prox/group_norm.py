@@ -52,6 +52,11 @@ class GroupNorm(Prox):
 
     def group_norms(self, x):
         """||x_g||₂ for g = 0..G-1."""
+        if jnp.shape(self.ids) != jnp.shape(x):
+            # no sizes in the message: at check time they are placeholders for the data's dims, and
+            # the caller's "cannot apply group_norm to (real[6], int[K])" states the declared ones
+            raise ValueError("group_norm(x, groups) needs one group id per entry of x: groups must have "
+                             "x's shape")
         sq = jax.ops.segment_sum(jnp.square(x).ravel(), self.ids.ravel(), num_segments=self.num_groups)
         return jnp.sqrt(sq)
 
