@@ -17,11 +17,11 @@ from .config_value import config_value
 from .names import name_span, unsupported
 
 CHOICES = {
-    "method": ["gradient", "proximal", "fista", "admm", "gda", "extragradient", "optimistic", "mirror_prox"],
+    "method": ["gradient", "proximal", "fista", "admm", "pdhg", "gda", "extragradient", "optimistic", "mirror_prox"],
     "constraints": ["auto", "projection", "penalty", "augmented_lagrangian", "lagrangian"],
     "bilevel": ["unroll", "implicit", "penalty", "lv_hba", "bo_rep"],
 }
-SUPPORTED = {"method": {"gradient", "proximal", "fista"}}
+SUPPORTED = {"method": {"gradient", "proximal", "fista", "admm", "pdhg"}}
 FIELDS = ["optimizer", "steps", "batch", "seed", "method", "constraints", "aggregator", "bilevel",
           "log_every", "tol"]
 DEFAULT_OPTIMIZER = ir.ConfigValue("call", "adam", (), (("lr", ir.ConfigValue("number", 0.01)),))
@@ -36,6 +36,7 @@ class SolveSettings:
     batch: int | None = None
     seed: int = 0
     method: str = "gradient"
+    method_config: ir.ConfigValue | None = None  # the method as written, with its arguments (admm(rho = 2))
     constraints: ir.ConfigValue = field(default_factory=lambda: ir.ConfigValue("word", "auto"))
     aggregator: str | None = None
     aggregator_config: ir.ConfigValue | None = None  # the aggregator as written, with its arguments
@@ -102,9 +103,9 @@ def check_solve(blocks: list[ast.Solve], program: ir.Program) -> SolveSettings:
             elif f.name in ("steps", "seed", "log_every", "batch"):
                 setattr(settings, f.name, _integer(v, f.name, 0 if f.name == "seed" else 1))
             elif f.name == "method":
-                settings.method = _choice(v, "method")
+                settings.method, settings.method_config = _choice(v, "method"), v
                 if settings.method not in SUPPORTED["method"]:
-                    raise unsupported(f"method '{settings.method}' is", v.span, "use method = gradient, proximal or fista for now")
+                    raise unsupported(f"method '{settings.method}' is", v.span, "use method = gradient, proximal, fista, admm or pdhg for now")
             elif f.name == "aggregator":  # the registry checks it (objectives_to_aggregate)
                 if v.kind not in ("word", "call"):
                     raise ConfigError("aggregator must be a word or a call, like upgrad or cagrad(c = 0.4)",

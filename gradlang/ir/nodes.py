@@ -368,6 +368,7 @@ class ProxTerm(Node):
     args: tuple[Expr, ...] = ()
     user: bool = False
     expr: Expr | None = None  # the term as written (its value, for the objective as written)
+    linear: Expr | None = None  # K of a term f(K @ param) (admm, pdhg); None: f(param)
 
 
 @dataclass(frozen=True)
@@ -387,6 +388,8 @@ class ProxSplit(Node):
     smooth: Expr
     terms: tuple[ProxTerm, ...]
     composed: tuple[ComposedProx, ...] = ()
+    dual: tuple[ProxTerm, ...] = ()  # terms split off with a dual variable each (admm, pdhg)
+    options: tuple = ()  # the method's settings, decided: (("rho", 1.0), ("x_update", "cholesky"), ...)
 
 
 @dataclass(frozen=True)
