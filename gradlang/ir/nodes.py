@@ -441,6 +441,7 @@ class LowerIR(Node):
     optimizer: Any = None  # OptimizerSpec of the inner solve (bilevel_to_hypergrad)
     method: ConfigValue | None = None  # the hypergradient method (bilevel_to_hypergrad)
     chosen: bool = False
+    constraints: tuple[ConstraintIR, ...] = ()  # the block's subject to: g(x, y) <= 0 / == 0 (x upper, y its params)
 
 
 @dataclass(frozen=True)

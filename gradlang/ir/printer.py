@@ -156,6 +156,8 @@ def lower(low, types) -> list[str]:
         out.append(f"  param {d.name}: {d.type} in {d.domain}{init}")
     o = low.objective
     out.append(f"  objective ({o.sense}) = {expr(o.value, types(o.value))}")
+    for c in low.constraints:
+        out.append(f"  constraint {c.label}: {expr(c.g, {})} {'<=' if c.kind == 'le' else '=='} 0")
     s = low.solve
     opt = low.optimizer.config if low.optimizer is not None else s.optimizer
     out.append(f"  inner solve: optimizer={config(opt)} steps={s.steps}")

@@ -24,6 +24,7 @@ def map_expressions(program: ir.Program, fn: Callable[[ir.Expr], ir.Expr]) -> ir
         fns={n: replace(f, body=fn(f.body)) for n, f in program.fns.items()},
         proxes={n: replace(d, body=fn(d.body)) for n, d in program.proxes.items()},
         constraints=[replace(c, g=fn(c.g), written=fn(c.written)) for c in program.constraints],
-        lowers={n: replace(low, objective=replace(low.objective, value=fn(low.objective.value)))
+        lowers={n: replace(low, objective=replace(low.objective, value=fn(low.objective.value)),
+                           constraints=tuple(replace(c, g=fn(c.g), written=fn(c.written)) for c in low.constraints))
                 for n, low in program.lowers.items()},
     )

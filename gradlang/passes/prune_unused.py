@@ -12,6 +12,7 @@ def prune_unused(program: ir.Program) -> ir.Program:
     roots += [p.init for p in program.params.values() if p.init is not None]
     roots += [c.g for c in program.constraints]
     roots += [low.objective.value for low in program.lowers.values()]
+    roots += [c.g for low in program.lowers.values() for c in low.constraints]
     for block in (program.model, program.guide):
         roots += list(block.stmts) if block is not None else []
     used: set[str] = set()
