@@ -16,7 +16,10 @@ log q); a guide drawn ``via dreg`` is so in every site (DReG reweighs the whole 
 Every misfit is a located error here, so ``gradlang check`` reports it: an estimator that does not
 fit the distribution (reparam on a discrete site, enum on an infinite support), mvd or a greedy
 baseline in a guide (they rerun the objective at other values of the site, which a guide cannot),
-a pooling baseline (rloo, ema) where nothing can be pooled, iwae/renyi over an enumerated guide.
+a pooling baseline (rloo, ema) where nothing can be pooled, iwae/renyi over an enumerated guide,
+and a guide drawn ``via dreg`` under ``renyi(alpha != 0)`` (DReG's identity holds for the iwae bound,
+alpha = 0, and for elbo, where it is stl; the alpha-weighted bound would need weights w~^(1-alpha)
+it does not have, so it would silently be a biased stl there).
 """
 
 from __future__ import annotations
@@ -131,6 +134,21 @@ def _check_dreg(guide: ir.GuideIR) -> None:
                          "dreg weighs the whole guide's draw", dreg[0].via.span, "draw every guide site via dreg")
 
 
+def _check_dreg_bound(guide: ir.GuideIR, expects: list[ir.Expect]) -> None:
+    """``via dreg`` is exact for iwae (renyi with alpha = 0) and is stl under elbo; under renyi
+    with alpha != 0 it has no derivation (Tucker et al. 2019 treat the iwae bound only)."""
+    vias = [st.via for st in guide.stmts if isinstance(st, ir.Sample)] if guide.family is None else [guide.via]
+    dreg = next((v for v in vias if v is not None and v.value == "dreg"), None)
+    if dreg is None:
+        return
+    bound = next((n for n in expects if n.reduce == "renyi" and n.alpha != 0
+                  and any(isinstance(st, ir.DrawGuide) for st in n.stmts)), None)
+    if bound is not None:
+        raise TypeError_(f"dreg is derived for iwae (renyi with alpha = 0) and elbo; this guide is "
+                         f"fitted by renyi with alpha = {bound.alpha:g} (at {bound.span})", dreg.span,
+                         "use via reparam or via stl with renyi, or iwae with via dreg")
+
+
 def _expects(program: ir.Program) -> list[ir.Expect]:
     return [n for o in program.objectives for n in walk(o.value) if isinstance(n, ir.Expect)]
 
@@ -166,12 +184,14 @@ def choose_estimators(program: ir.Program) -> ir.Program:
     if guide is not None and guide.family is not None:
         guide = replace(guide, via=guide.via or REPARAM)
         _check_family_via(guide)
+        _check_dreg_bound(guide, expects)
     elif guide is not None:
         particles, nested = _guide_context(program, dists)
         chooser = Chooser(dists, "guide", particles, nested, True)
         guide = replace(guide, stmts=tuple(chooser.site(st) if isinstance(st, ir.Sample) else st
                                            for st in guide.stmts))
         _check_dreg(guide)
+        _check_dreg_bound(guide, expects)
         enumerated = next((st.name for st in guide.stmts if isinstance(st, ir.Sample) and st.via.value == "enum"),
                           None)
         bound = next((n for n in expects if n.reduce != "mean" and
