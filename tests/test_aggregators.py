@@ -36,6 +36,10 @@ TORCHJD_NAMES = sorted({c["aggregator"] for c in CASES})
 UNSTABLE = {
     ("sdmgrad", "opposed_2x2"): "lr = 10 on a Gramian with eigenvalue 2 multiplies rounding by ~19 a "
                                  "step: TorchJD's first step keeps an exact 0 that ours rounds to 1e-17",
+    ("fairgrad", "tiny_3x4"): "scipy's least_squares stops at its ftol with G w - w^(-1/α) ~ 1e-3 "
+                              "(ours: 1e-16); test_fairgrad_solves_its_equation checks ours",
+    ("fairgrad", "s122_cone_zero"): "no w > 0 solves G w = w^(-1/α) (0 is in the hull of the rows): "
+                                    "TorchJD returns where least_squares stopped, ours 0",
 }
 # Required parameters, for the registry-driven tests (TorchJD has no default for these).
 REQUIRED = {"constant": {"weights": [0.2, 0.3, 0.5]}, "cagrad": {"c": 0.5}, "krum": {"n_byzantine": 0},
@@ -347,3 +351,42 @@ def test_stateful_aggregate_returns_its_state():
     d, s = gradlang.aggregate("modo", J, state=jnp.array([0.5, 0.5]))
     assert np.isclose(float(s.sum()), 1.0) and not np.allclose(s, 0.5)
     assert np.allclose(d, s @ J)
+
+
+def test_fairgrad_solves_its_equation():
+    """FairGrad's weights solve G w = w^(-1/α) (Ban & Ji 2024, Equation 4) to rounding, also where
+    TorchJD's least_squares stops early (tiny_3x4); with 0 in the hull of the rows (no solution),
+    and for α = 0 (w = 1/m), the closed forms."""
+    for jname in ("tiny_3x4", "random_5x8", "rank_deficient_4x6"):
+        J = JACOBIANS[jname]
+        G = J @ J.T
+        for alpha in (0.5, 1.0, 2.0):
+            d = agg("fairgrad", J, alpha=alpha)
+            w = np.linalg.lstsq(J.T, d, rcond=None)[0]
+            if jname != "rank_deficient_4x6":  # w is unique only for independent rows
+                assert np.linalg.norm(G @ w - w ** (-1 / alpha)) <= 1e-9 * np.linalg.norm(w ** (-1 / alpha))
+            # the utilities g_iᵀd are the w_i^(-1/α): positive, so d improves every objective
+            assert (J @ d).min() > 0
+    assert np.allclose(agg("fairgrad", JACOBIANS["s122_cone_zero"], alpha=1.0), 0.0)
+    J = JACOBIANS["random_3x5"]
+    assert np.allclose(agg("fairgrad", J, alpha=0.0), J.mean(axis=0))
+    # m = 2, orthogonal rows of norms a, b, α = 1: w_i = 1/|g_i| (G w = 1/w), d = g₁/a + g₂/b
+    J = np.array([[3.0, 0.0], [0.0, 0.5]])
+    assert np.allclose(agg("fairgrad", J, alpha=1.0), [1.0, 1.0])
+
+
+def test_pcd_against_the_primal_qp():
+    """PCD's first call, with β = 0 (s_i = 1/√(|g_i|² + eps)): d / |g₁| · |d̃| solves
+    min ½|d - g̃₁|² s.t. g̃_jᵀd >= τ|g̃_j|² (SLSQP on the primal); two opposed secondary gradients
+    make it infeasible, and then d = g₁."""
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        J = rng.normal(size=(4, 6))
+        Jn = J / np.sqrt((J**2).sum(axis=1) + 1e-8)[:, None]
+        d = agg("pcd", J, tau=0.3, beta=0.0)
+        cons = [{"type": "ineq", "fun": (lambda x, j=j: Jn[j] @ x - 0.3 * Jn[j] @ Jn[j])} for j in range(1, 4)]
+        ref = minimize(lambda x: 0.5 * np.sum((x - Jn[0]) ** 2), Jn[0], jac=lambda x: x - Jn[0],
+                       constraints=cons, method="SLSQP", options={"ftol": 1e-14, "maxiter": 500}).x
+        assert np.allclose(d, ref * np.linalg.norm(J[0]) / np.linalg.norm(ref), atol=1e-6)
+    J = np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, -1.0, 0.0]])
+    assert np.allclose(agg("pcd", J, tau=0.1, beta=0.0), J[0])
