@@ -14,8 +14,11 @@ import pytest
 import gradlang
 from gradlang.errors import GradlangError
 
+LAGRANGIAN = ["lagrangian", "lagrangian(variant = optimistic)", "lagrangian(variant = extragradient)",
+              "lagrangian(variant = nupi)"]
 EXACT = ["auto", "augmented_lagrangian", "lagrangian(dual_lr = 0.1)",
-         "lagrangian(dual_lr = 0.1, variant = optimistic)", "lagrangian(dual_lr = 0.1, variant = nupi)"]
+         "lagrangian(dual_lr = 0.1, variant = optimistic)", "lagrangian(dual_lr = 0.1, variant = extragradient)",
+         "lagrangian(dual_lr = 0.1, variant = nupi)"]
 
 
 def _solve(text: str, method: str, data=None, steps=3000, lr=0.05):
@@ -139,7 +142,7 @@ subject to {
 """
 
 
-@pytest.mark.parametrize("method", ["auto", "projection", "augmented_lagrangian"])
+@pytest.mark.parametrize("method", ["auto", "projection", "augmented_lagrangian"] + LAGRANGIAN)
 def test_equality_constrained_qp(method):
     rng = np.random.default_rng(7)
     M = rng.normal(size=(5, 5))
@@ -151,6 +154,33 @@ def test_equality_constrained_qp(method):
     x = np.linalg.solve(kkt, np.concatenate([-c, b]))[:5]
     np.testing.assert_allclose(r.params["x"], x, atol=1e-3)
     assert max(c["violation"] for c in r.constraints.values()) < 1e-4
+
+
+BANDIT = """
+param z: real[2] = 0
+maximize softmax(z)[0]
+subject to {
+  cost: softmax(z)[0] <= 0.5
+}
+"""
+
+
+def test_extragradient_converges_in_the_last_iterate_where_descent_ascent_cycles():
+    # S128's two-armed bandit: reward (1, 0), cost (1, 0), budget 0.5, softmax logits, both step
+    # sizes 0.05: the saddle point is pi = (0.5, 0.5), lambda = 1.  Plain descent-ascent circles it
+    # (S128: still cycling after 20k steps); extragradient's last iterate reaches it (within 1e-2).
+    def run(variant):
+        program = BANDIT + ("solve { optimizer = sgd(lr = 0.05); steps = 40000; "
+                            f"constraints = lagrangian(dual_lr = 0.05, variant = {variant}) }}\n")
+        r = gradlang.compile(program).fit()
+        z = r.params["z"]
+        return np.exp(z) / np.exp(z).sum(), r.constraints["cost"]["multiplier"]
+
+    pi, multiplier = run("extragradient")
+    np.testing.assert_allclose(pi, [0.5, 0.5], atol=1e-2)
+    assert multiplier == pytest.approx(1.0, abs=1e-2)
+    pi, multiplier = run("gda")
+    assert abs(pi[0] - 0.5) > 0.1 or abs(multiplier - 1.0) > 0.1
 
 
 def test_the_plan_projects_where_it_can_and_multiplies_the_rest():

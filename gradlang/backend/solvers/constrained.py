@@ -6,6 +6,13 @@ aggregate, plus the constraint term's gradient), and the dual step ``method.upda
 with the same ``g``: simultaneous gradient descent-ascent, or the augmented Lagrangian's periodic
 multiplier update.  The method's state lives in the direction's running state under
 ``"constraints"``.  Projections are the solver's after-update (``GradientSolver.after``).
+
+A method that ``extrapolates`` (``lagrangian(variant = extragradient)``) is stepped as Cooper's
+``ExtrapolationConstrainedOptimizer``: both players first step to a look-ahead point (the primal
+with the program's own optimizer, whose look-ahead state is kept under ``"extrapolation"``, the dual
+with the method's update), and the step each then takes from where it was uses the gradients at
+the look-ahead point (Korpelevich 1976; Gidel et al., A variational inequality perspective on
+generative adversarial networks, ICLR 2019).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import optax
 
 from ...check.config_value import config_args
 from ...lib.constraints import CONSTRAINT_METHODS, largest_violation
@@ -21,6 +29,7 @@ from ..build import Model
 from ..constraints import ConstraintEval
 
 STATE = "constraints"
+LOOKAHEAD = "extrapolation"  # the primal optimizer's state for the look-ahead steps
 
 
 def method_of(model: Model):
@@ -36,6 +45,13 @@ class ConstrainedDirection(eqx.Module):
     base: Any
     model: Model = eqx.field(static=True)
     method: Any = eqx.field(static=True)
+    lookahead: Any = eqx.field(static=True, default=None)  # the primal optimizer, for extrapolation
+
+    @classmethod
+    def of(cls, base, model: Model, method, opt) -> "ConstrainedDirection":
+        """The direction for ``method``; ``opt`` (the solver's Optax update) takes the primal
+        look-ahead step of a method that extrapolates."""
+        return cls(base, model, method, opt if getattr(method, "extrapolates", False) else None)
 
     @property
     def stochastic(self) -> bool:
@@ -47,13 +63,16 @@ class ConstrainedDirection(eqx.Module):
     def init(self, u: dict, data: dict, est: dict) -> dict:
         est = self.base.init(u, data, est) if hasattr(self.base, "init") else est
         gs = jax.eval_shape(lambda u: ConstraintEval(self.model, data).values(u, self.model.program.constrained.rest), u)
-        return {**est, STATE: self.method.init([g.shape for g in gs])}
+        out = {**est, STATE: self.method.init([g.shape for g in gs])}
+        if self.lookahead is not None:
+            out[LOOKAHEAD] = self.lookahead.init(u)
+        return out
 
-    def __call__(self, u, data, key, est):
-        inner = {k: v for k, v in est.items() if k != STATE}
+    def _at(self, u, data, key, inner, state):
+        """``(loss, values, grads, base state, g)`` at ``u``: the base direction plus the gradient of
+        the method's term at the multipliers of ``state``."""
         loss, values, grads, new = self.base(u, data, key, inner)
-        state, kinds = est[STATE], self._kinds()
-        rest = self.model.program.constrained.rest
+        kinds, rest = self._kinds(), self.model.program.constrained.rest
         evaluate = ConstraintEval(self.model, data)
 
         def term(u):
@@ -61,11 +80,24 @@ class ConstrainedDirection(eqx.Module):
             return self.method.loss(gs, kinds, state), gs
 
         (extra, gs), more = jax.value_and_grad(term, has_aux=True)(u)
-        grads = jax.tree.map(lambda a, b: a + b, grads, more)
-        return loss + extra, values, grads, {**new, STATE: self.method.update(state, gs, kinds)}
+        return loss + extra, values, jax.tree.map(lambda a, b: a + b, grads, more), new, gs
+
+    def __call__(self, u, data, key, est):
+        inner = {k: v for k, v in est.items() if k not in (STATE, LOOKAHEAD)}
+        state, kinds = est[STATE], self._kinds()
+        loss, values, grads, new, gs = self._at(u, data, key, inner, state)
+        if self.lookahead is None:  # simultaneous descent-ascent
+            return loss, values, grads, {**new, STATE: self.method.update(state, gs, kinds)}
+        # extragradient: the look-ahead (u', lambda'), then the gradients there make the step
+        step, ahead_state = self.lookahead.update(grads, est[LOOKAHEAD], u, value=loss, grad=grads,
+                                                  value_fn=self.base.value_fn(data, key, inner))
+        ahead = self.method.update(state, gs, kinds)
+        _, _, grads, new, gs = self._at(optax.apply_updates(u, step), data, key, new, ahead)
+        # loss and values reported at u (as Cooper's roll-out); the dual steps from lambda, not lambda'
+        return loss, values, grads, {**new, STATE: self.method.update(state, gs, kinds), LOOKAHEAD: ahead_state}
 
     def value_fn(self, data, key, est):
-        inner = {k: v for k, v in est.items() if k != STATE}
+        inner = {k: v for k, v in est.items() if k not in (STATE, LOOKAHEAD)}
         return self.base.value_fn(data, key, inner)
 
 

@@ -207,10 +207,10 @@ def as_written(model: Model, values):
 def gradient(model: Model, opt, batch: int | None = None, tol: float | None = None) -> GradientSolver:
     """First-order descent: the gradient of the (aggregated, sign-corrected) loss, then an Optax update."""
     _, batched, n_rows = batch_axis(model.program, model.dims, batch)
-    return GradientSolver(model, direction_of(model), opt, tuple(batched), n_rows, batch, tol)
+    return GradientSolver(model, direction_of(model, opt), opt, tuple(batched), n_rows, batch, tol)
 
 
-def direction_of(model: Model):
+def direction_of(model: Model, opt=None):
     """The plan's direction: the gradient of the loss, or, for a vector objective whose aggregator
     is not linear (mean and sum are), the Jacobian-descent direction; with constraints left to a
     multiplier method, that direction plus the gradient of the method's term."""
@@ -229,4 +229,4 @@ def direction_of(model: Model):
     from .constrained import ConstrainedDirection, method_of
 
     method = method_of(model)
-    return direction if method is None else ConstrainedDirection(direction, model, method)
+    return direction if method is None else ConstrainedDirection.of(direction, model, method, opt)
