@@ -65,4 +65,5 @@ class ProxApplication:
     def terms_value(self, u: dict):
         params = {**u}
         ev = Evaluator(self.program, self.ev.values["data"], params, self.program.consts, self.ev.values["dim"])
-        return sum(jnp.asarray(ev.eval(term.expr), jnp.float32) for term in self.split.terms)
+        return sum((jnp.asarray(ev.eval(term.expr), jnp.float32) for term in self.split.terms + self.split.dual),
+                   jnp.zeros((), jnp.float32))

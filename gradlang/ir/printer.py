@@ -133,6 +133,13 @@ def program(p: ir.Program, infer=None) -> str:
                        + ("  (declared prox)" if t.user else ""))
         for c in p.split.composed:
             out.append(f"  composed {c.param}: {c.rule} [{', '.join(t.fn for t in c.terms)}]")
+        for t in p.split.dual:
+            args = "".join(f", {_expr(a, {})}" for a in t.args)
+            arg = t.param if t.linear is None else f"{_expr(t.linear, {})} @ {t.param}"
+            out.append(f"  dual {t.param}: {_expr(t.weight, {})} * {t.fn}({arg}{args})"
+                       + ("  (declared prox)" if t.user else ""))
+        if p.split.options:
+            out.append("  method: " + " ".join(f"{k}={v}" for k, v in p.split.options))
     if p.aggregate is not None:
         a = p.aggregate
         entries = ", ".join(f"{'+' if s > 0 else '-'}{n}" for n, s in zip(a.names, a.signs))
