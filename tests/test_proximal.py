@@ -96,7 +96,13 @@ MISFITS = [
     ("param x: real[3] = 1\nminimize sumsq(x) - 0.1 * norm1(x)\nsolve { method = fista }",
      "-norm1(...) is concave"),
     ("data D: real[2, 3]\nparam x: real[3] = 1\nminimize sumsq(x) + 0.1 * norm1(D @ x)\nsolve { method = fista }",
-     "norm1(...) of an expression of the parameters is not smooth, and method = fista cannot take its prox"),
+     "norm1(K @ x) is a prox term through a linear map, which method = fista cannot take"),
+    ("data D: real[2, 3]\nparam x: real[3] = 1\nminimize sumsq(x) + 0.1 * norm1(x^2)\nsolve { method = admm }",
+     "norm1(...) of an expression of the parameters is not smooth, and method = admm cannot take its prox"),
+    ("param x: real[3] = 1\nminimize sumsq(x - 2) + k_sparse(x, 1)\nsolve { method = pdhg }",
+     "k_sparse(...) is not convex, and method = pdhg splits only convex terms"),
+    ("param x: real[3] = 1\nminimize sumsq(x - 2) + 0.1 * norm1(x)\nsolve { method = admm(rho = -1) }",
+     "rho must be a positive number"),
     ("param x: positive[3] = 1\nminimize sumsq(x - 2) + 0.1 * norm1(x)\nsolve { method = proximal }",
      "a proximal method moves x freely, and its domain is positive"),
     ("data y: real[N]\nparam x: real = 1\nminimize mean((y - x)^2) + 0.1 * norm1(x)\nsolve { method = fista; batch = 4 }",
@@ -104,7 +110,8 @@ MISFITS = [
 ]
 
 
-@pytest.mark.parametrize("text, message", MISFITS, ids=["indicator", "concave", "linear-map", "domain", "batch"])
+@pytest.mark.parametrize("text, message", MISFITS, ids=["indicator", "concave", "linear-map", "nonlinear", "nonconvex",
+                                                                "rho", "domain", "batch"])
 def test_a_term_a_proximal_method_cannot_take_is_a_located_error(tmp_path, text, message):
     path = tmp_path / "p.grad"
     path.write_text(text + "\n")

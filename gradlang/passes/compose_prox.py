@@ -76,6 +76,11 @@ def _rule(a: ir.ProxTerm, b: ir.ProxTerm, program: ir.Program) -> tuple[str, tup
     return None
 
 
+def composable(group: list[ir.ProxTerm], program: ir.Program) -> bool:
+    """Whether the prox terms of one parameter have an exact prox together (one term always has)."""
+    return len(group) == 1 or (len(group) == 2 and _rule(group[0], group[1], program) is not None)
+
+
 def compose_terms(terms: tuple[ir.ProxTerm, ...] | list, program: ir.Program) -> tuple[ir.ComposedProx, ...]:
     """One ``ComposedProx`` for each parameter with two prox terms; three or more, or a pair no
     identity covers, is a located error."""

@@ -11,17 +11,31 @@ gradient the method follows (Parikh & Boyd, Proximal Algorithms, 2014, sec. 4.2)
 
 Several terms on one parameter are composed where the prox of their sum is known exactly (see
 ``lib/prox/compose.py``); otherwise the error suggests a splitting method.  A prox-able function
-left in the smooth part (of a linear map of a parameter, say) is a located error, since a gradient
-method would only take its subgradient: it names the method that can take it.
+left in the smooth part (of a nonlinear expression of a parameter, say) is a located error, since a
+gradient method would only take its subgradient: it names the method that can take it.
+
+Under ``method = admm | pdhg`` (the splitting methods) a term may also be ``c * f(K @ p)`` with ``K``
+a linear map known before the run (data, consts, lets of those): such a term is split off with a
+dual variable of its own (``ProxSplit.dual``), and so is, under admm, every term (ADMM's x-update
+handles the smooth part, its z-updates the terms; Boyd et al. 2011, sec. 3), and under pdhg every
+term on a parameter whose terms do not compose (the rest are the primal prox of Condat–Vũ's step).
+``c * f(K @ p)`` under proximal | fista, or a non-convex term (k_sparse) under admm | pdhg, is a
+located error naming the methods that take it.  The decisions of the method go to
+``ProxSplit.options``: admm's ``rho`` (``method = admm(rho = 2)``, default 1) and its x-update,
+``cholesky`` when the smooth part is a quadratic of real parameters (a polynomial of degree <= 2,
+read off the IR: its Hessian is constant, so the x-update is one linear system, factored once),
+``gradient`` otherwise (inner gradient steps, see ``backend/solvers/admm.py``).
 """
 
 from __future__ import annotations
 
-from ..errors import TypeError_
+from ..errors import ConfigError, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import refs, walk
 
-METHODS = ("proximal", "fista")
+METHODS = ("proximal", "fista", "admm", "pdhg")
+SPLITTING = ("admm", "pdhg")  # methods that split a term f(K @ p) off with a dual variable
+NONCONVEX = {"k_sparse"}      # a prox, but no conjugate to split with (Moreau's decomposition needs convexity)
 NONSMOOTH = {"abs", "norm1", "norm2", "nuclear", "tv1d", "group_norm", "elastic_net", "linf"}
 
 
@@ -73,19 +87,39 @@ def _factor(e: ir.Expr, program: ir.Program) -> tuple[ir.Expr, ir.Expr]:
     return ir.Lit(1.0, span=e.span), e
 
 
-def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names: set[str]) -> ir.ProxTerm | None:
+def _linear_arg(a: ir.Expr, program: ir.Program) -> tuple[str, ir.Expr | None] | None:
+    """A prox term's first argument as (parameter, K): ``p`` -> (p, None), ``K @ p`` -> (p, K) with K
+    known before the run; anything else -> None."""
+    if isinstance(a, ir.Ref) and a.kind == "param":
+        return a.name, None
+    if isinstance(a, ir.Prim) and a.op == "matmul" and len(a.args) == 2 and not a.kwargs:
+        k, p = a.args
+        if isinstance(p, ir.Ref) and p.kind == "param" and _of_data(k, program):
+            return p.name, k
+    return None
+
+
+def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names: set[str], method: str) -> ir.ProxTerm | None:
     weight, f = _factor(e, program)
-    if isinstance(f, ir.Prim) and f.op in names and f.args and isinstance(f.args[0], ir.Ref) \
-            and f.args[0].kind == "param" and all(_of_data(a, program) for a in f.args[1:]) and not f.kwargs:
-        term = ir.ProxTerm(f.args[0].name, weight, f.op, tuple(f.args[1:]), expr=e, span=e.span)
+    term = None
+    if isinstance(f, ir.Prim) and f.op in names and f.args and all(_of_data(a, program) for a in f.args[1:]) \
+            and not f.kwargs and (found := _linear_arg(f.args[0], program)):
+        term = ir.ProxTerm(found[0], weight, f.op, tuple(f.args[1:]), expr=e, span=e.span, linear=found[1])
     elif isinstance(f, ir.Block) and f.origin in program.proxes and len(f.bindings) == 1 \
-            and isinstance(f.bindings[0][1], ir.Ref) and f.bindings[0][1].kind == "param":
-        term = ir.ProxTerm(f.bindings[0][1].name, weight, f.origin, (), user=True, expr=e, span=e.span)
-    else:
+            and (found := _linear_arg(f.bindings[0][1], program)):
+        term = ir.ProxTerm(found[0], weight, f.origin, (), user=True, expr=e, span=e.span, linear=found[1])
+    if term is None:
         return None
     if sign < 0:
         raise TypeError_(f"-{term.fn}(...) is concave: a proximal method takes convex terms added to the "
                          "objective", e.span, "add it with a positive weight, or use method = gradient")
+    if term.linear is not None and method not in SPLITTING:
+        raise TypeError_(f"{term.fn}(K @ {term.param}) is a prox term through a linear map, which method = "
+                         f"{method} cannot take", f.span, f"method = admm or pdhg take c * {term.fn}(K @ p) "
+                         f"(K a linear map known before the run); {method} takes c * {term.fn}(p)")
+    if method in SPLITTING and term.fn in NONCONVEX:
+        raise TypeError_(f"{term.fn}(...) is not convex, and method = {method} splits only convex terms", f.span,
+                         f"method = proximal or fista take {term.fn}(p) (a projected gradient step)")
     return term
 
 
@@ -95,8 +129,8 @@ def _check_smooth(smooth: ir.Expr, program: ir.Program, method: str) -> None:
             on_param = n.args and isinstance(n.args[0], ir.Ref) and n.args[0].kind == "param"
             what = f"{n.op}(...)" + ("" if on_param else " of an expression of the parameters")
             hint = ("write it as a term of the objective, c * " + n.op + "(p), with c a constant"
-                    if on_param else "method = admm or pdhg take a term f(K x) with K a linear map; "
-                    "method = gradient takes its subgradient")
+                    if on_param else "method = admm or pdhg take a term c * f(K @ p) with K a linear map "
+                    "known before the run; method = gradient takes its subgradient")
             raise TypeError_(f"{what} is not smooth, and method = {method} cannot take its prox here", n.span, hint)
 
 
@@ -143,7 +177,7 @@ def split_prox(program: ir.Program) -> ir.Program:
     names = _prox_names()
     smooth, terms = [], []
     for sign, e in _terms(objective.value):
-        term = _prox_term(sign, e, program, names)
+        term = _prox_term(sign, e, program, names, method)
         if term is None:
             smooth.append((sign, e))
         else:
@@ -156,7 +190,83 @@ def split_prox(program: ir.Program) -> ir.Program:
             raise TypeError_(f"{t.fn}({t.param}): a proximal method moves {t.param} freely, and its domain is "
                              f"{decl.domain}", t.span,
                              f"declare param {t.param}: real[...] and add its set as a prox term (e.g. nonneg)")
-    from .compose_prox import compose_terms
+    from .compose_prox import composable, compose_terms
 
-    composed = compose_terms(terms, program)
-    return program.replace(split=ir.ProxSplit(smooth_expr, tuple(terms), composed, span=objective.span))
+    if method == "admm":
+        plain, dual, composed = (), tuple(terms), ()
+    elif method == "pdhg":  # the terms on a parameter that compose stay a primal prox; the rest get duals
+        by_param: dict[str, list[ir.ProxTerm]] = {}
+        for t in terms:
+            if t.linear is None:
+                by_param.setdefault(t.param, []).append(t)
+        primal = {p for p, group in by_param.items() if composable(group, program)}
+        plain = tuple(t for t in terms if t.linear is None and t.param in primal)
+        dual = tuple(t for t in terms if not any(t is q for q in plain))
+        composed = compose_terms(plain, program)
+    else:
+        plain, dual, composed = tuple(terms), (), compose_terms(terms, program)
+    options = _options(program, method, smooth_expr)
+    return program.replace(split=ir.ProxSplit(smooth_expr, plain, composed, dual, options, span=objective.span))
+
+
+def _options(program: ir.Program, method: str, smooth: ir.Expr) -> tuple:
+    """The splitting method's settings, as decided: admm's rho (written or 1) and its x-update."""
+    config = getattr(program.solve, "method_config", None)
+    known = {"admm": ("rho",)}.get(method, ())
+    given: dict[str, float] = {}
+    if config is not None and config.kind == "call":
+        if len(config.args) > len(known):
+            raise ConfigError(f"method = {method} takes {len(known) or 'no'} argument{'s' * (len(known) != 1)}",
+                              config.span, "e.g. method = admm(rho = 1.0)" if known else f"method = {method}")
+        pairs = list(zip(known, config.args)) + list(config.kwargs)
+        for name, v in pairs:
+            if name not in known:
+                raise ConfigError(f"method = {method} has no argument '{name}'", v.span,
+                                  f"its arguments: {', '.join(known)}" if known else "it takes none")
+            if v.kind != "number" or not float(v.value) > 0:
+                raise ConfigError(f"{name} must be a positive number", v.span, f"e.g. {method}({name} = 1.0)")
+            given[name] = float(v.value)
+    if method != "admm":
+        return ()
+    real = all(d.domain.name == "real" for d in program.params.values())
+    quadratic = real and (_degree(smooth, program) or 0) <= 2 and _degree(smooth, program) is not None
+    return (("rho", given.get("rho", 1.0)), ("x_update", "cholesky" if quadratic else "gradient"))
+
+
+LINEAR_OPS = {"negative", "sum", "mean", "transpose", "reshape", "ravel", "flatten", "squeeze", "expand_dims",
+              "trace", "diag", "diagonal", "cumsum", "concatenate", "stack", "add", "subtract"}
+PRODUCT_OPS = {"multiply", "matmul", "dot", "outer", "inner", "kron"}
+
+
+def _degree(e: ir.Expr, program: ir.Program) -> int | None:
+    """The degree of ``e`` as a polynomial of the parameters (0: constant), or None when it is not one
+    (or the IR is not read here: a conservative answer, which only chooses the general x-update)."""
+    if isinstance(e, ir.Lit):
+        return 0
+    if isinstance(e, ir.Ref):
+        if e.kind == "param":
+            return 1
+        if e.kind == "let":
+            return _degree(program.lets[e.name], program)
+        return 0 if e.kind in ("const", "dim", "data") else None
+    if isinstance(e, ir.Index):
+        inner = [_degree(i, program) for i in e.items if isinstance(i, ir.Expr)]
+        return _degree(e.value, program) if all(d == 0 for d in inner) else None
+    if not isinstance(e, ir.Prim) or any(_degree(v, program) != 0 for _, v in e.kwargs if isinstance(v, ir.Expr)):
+        return None
+    ds = [_degree(a, program) for a in e.args]
+    if any(d is None for d in ds):
+        return None
+    if all(d == 0 for d in ds):
+        return 0
+    if e.op in LINEAR_OPS:
+        return max(ds)
+    if e.op in PRODUCT_OPS:
+        return sum(ds)
+    if e.op == "divide" and ds[1] == 0:
+        return ds[0]
+    if e.op in ("square", "sumsq") and len(ds) == 1:
+        return 2 * ds[0]
+    if e.op == "power" and isinstance(e.args[1], ir.Lit) and e.args[1].value in (0, 1, 2):
+        return ds[0] * int(e.args[1].value)
+    return None
