@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from ..errors import ConfigError, NameError_, TypeError_, did_you_mean
 from ..ir import nodes as ir
-from ..ir.visit import rewrite
+from ..ir.visit import refs, rewrite
 from ..syntax import ast
 from . import config
 from .names import keyword_span, name_span, unsupported
@@ -49,7 +49,7 @@ def lower_block(checker, s: ast.Lower) -> ir.LowerIR:
     """The block as a ``LowerIR``: its parameters, its objective (lets bound around it), its solve."""
     params: dict[str, ir.ParamDecl] = {}
     lets: list[ast.Let] = []
-    objectives, solves = [], []
+    objectives, solves, subjects = [], [], []
     for st in s.body:
         if isinstance(st, ast.Param):
             if st.name in params:
@@ -70,8 +70,10 @@ def lower_block(checker, s: ast.Lower) -> ir.LowerIR:
             raise unsupported("nested lower blocks are", keyword_span(st.span, "lower"),
                               "write each lower level at the top level of the program")
         elif isinstance(st, ast.SubjectTo):
-            raise unsupported("constraints in a lower block are", keyword_span(st.span, "subject"),
-                              "constrained lower levels (lv_hba, value_gap) come later")
+            if subjects:
+                raise NameError_(f"lower {s.name} has one subject to block", keyword_span(st.span, "subject"),
+                                 "put every constraint of the lower level in it")
+            subjects.append(st)
         elif isinstance(st, ast.ObjectiveSet):
             raise TypeError_("a lower level has one objective", st.span, "write minimize <expression>")
         else:
@@ -85,11 +87,20 @@ def lower_block(checker, s: ast.Lower) -> ir.LowerIR:
         raise TypeError_(f"lower {s.name} needs exactly one objective", where,
                          "write one minimize <expression> inside the block")
     objective = _objective(checker, s.name, params, lets, objectives[0])
-    return ir.LowerIR(s.name, tuple(params.values()), objective, _solve(checker, solves), span=s.span)
+    constraints = _constraints(checker, s.name, params, lets, subjects[0]) if subjects else ()
+    return ir.LowerIR(s.name, tuple(params.values()), objective, _solve(checker, solves),
+                      constraints=constraints, span=s.span)
 
 
 def _objective(checker, block: str, params: dict, lets: list[ast.Let], o: ast.Objective) -> ir.ObjectiveIR:
     """The objective with the block's lets bound around it and its parameters as lower refs."""
+    value = _local_expr(checker, block, params, lets, o.value)
+    return ir.ObjectiveIR(block, o.sense, value, span=o.value.span)
+
+
+def _local_expr(checker, block: str, params: dict, lets: list[ast.Let], e) -> ir.Expr:
+    """An expression of the block (its objective, a side of a constraint): the block's lets bound
+    around it, its parameters as lower refs."""
     local: frozenset = frozenset(params)
     bindings = []
     for let in lets:
@@ -98,9 +109,9 @@ def _objective(checker, block: str, params: dict, lets: list[ast.Let], o: ast.Ob
                              name_span(let.span, let.name), "rename it")
         bindings.append((let.name, checker.resolve.expr(let.value, local)))
         local = local | {let.name}
-    value = checker.resolve.expr(o.value, local)
+    value = checker.resolve.expr(e, local)
     if bindings:
-        value = ir.Block(tuple(bindings), value, span=o.value.span)
+        value = ir.Block(tuple(bindings), value, span=e.span)
 
     def ref(r: ir.Ref) -> ir.Expr:
         if r.kind == "local" and r.name in params:
@@ -110,8 +121,38 @@ def _objective(checker, block: str, params: dict, lets: list[ast.Let], o: ast.Ob
                               "each lower level depends on the upper parameters only, for now")
         return r
 
-    value = rewrite(value, {ir.Ref: ref})
-    return ir.ObjectiveIR(block, o.sense, value, span=o.value.span)
+    return rewrite(value, {ir.Ref: ref})
+
+
+def _constraints(checker, block: str, params: dict, lets: list[ast.Let], s: ast.SubjectTo) -> tuple:
+    """The block's ``subject to``: each ``lhs <= rhs`` (``>=``, ``==``) as ``g(x, y) <= 0`` (``== 0``)
+    with ``g = lhs - rhs``, as the program's constraints (``check.constraints``); ``g`` may couple
+    the upper parameters ``x`` and the block's own ``y`` (LV-HBA's lower constraint)."""
+    from .constraints import _KINDS, _text
+
+    out, labels = [], set()
+    for c in s.constraints:
+        value = _local_expr(checker, block, params, lets, c.value)
+        bindings = value.bindings if isinstance(value, ir.Block) else ()
+        value = value.value if isinstance(value, ir.Block) else value
+        if not (isinstance(value, ir.Prim) and value.op in _KINDS and len(value.args) == 2):
+            raise TypeError_("a constraint compares two expressions: lhs <= rhs, lhs >= rhs or lhs == rhs",
+                             c.value.span, "e.g. y <= x")
+        if not any(r.kind == "lower" for r in refs(value)):
+            raise TypeError_(f"this constraint of lower {block} does not involve its parameters", c.value.span,
+                             "a lower level's constraint restricts its own parameters (it may also read the "
+                             "upper ones); a constraint on the upper parameters alone belongs outside the block")
+        label = c.label or _text(checker.source, c.value.span)
+        if label in labels:
+            raise NameError_(f"constraint '{label}' is named twice", c.span, None)
+        labels.add(label)
+        kind, flip = _KINDS[value.op]
+        lhs, rhs = value.args
+        g = ir.Prim("subtract", (rhs, lhs) if flip else (lhs, rhs), span=value.span)
+        if bindings:  # the block's lets around the constraint
+            g, value = ir.Block(bindings, g, span=value.span), ir.Block(bindings, value, span=value.span)
+        out.append(ir.ConstraintIR(label, kind, g, value, span=c.value.span))
+    return tuple(out)
 
 
 def _solve(checker, solves: list[ast.Solve]):

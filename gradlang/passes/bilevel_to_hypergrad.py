@@ -85,7 +85,14 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
         cfg = low.solve.bilevel if "bilevel" in low.solve.spans else upper
         chosen = cfg is None
         cfg = cfg or ir.ConfigValue("word", DEFAULT, span=low.span)
-        method = written(build_method(cfg), cfg)
+        built = build_method(cfg)
+        if low.constraints and not getattr(built, "constrained", False):
+            raise UnsupportedError(f"bilevel method {cfg.value} with a constrained lower level "
+                                   f"(lower {name} has subject to) is not supported",
+                                   low.constraints[0].span,
+                                   "use bilevel = lv_hba (constraints coupled to the upper parameters) or "
+                                   "value_gap; implicit differentiation needs an unconstrained lower level")
+        method = written(built, cfg)
         if first is not None and printed(method) != printed(first):
             raise UnsupportedError(f"lower {name} takes another bilevel method than the first lower block",
                                    cfg.span, f"the first takes {printed(first)}: one method for all lower "

@@ -21,6 +21,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ...errors import TypeError_
@@ -34,8 +35,9 @@ STATE = "bilevel"  # the method's state in the direction's running state
 class Problem:
     """The bilevel problem on one batch of data (``gradlang.lib.bilevel.Problem``)."""
 
-    def __init__(self, direction: "HypergradientDirection", data: dict, key, est: dict):
+    def __init__(self, direction: "HypergradientDirection", data: dict, key, est: dict, x0=None):
         self.direction, self.data, self.key, self.est = direction, data, key, est
+        self.x0 = x0  # the upper parameters at the start (for a method's init)
         self.steps = max(steps for _, _, steps in direction.inner)
 
     def upper(self, x, y):
@@ -51,10 +53,31 @@ class Problem:
             total = total + (value if low.objective.sense == "minimize" else -value)
         return total
 
+    @property
+    def constrained(self) -> bool:
+        return any(low.constraints for low in self.direction.model.program.lowers.values())
+
+    def constraints(self, x, y):
+        """``(g, equality)``: every lower block's constraint values ``g(x, y)`` flattened into one
+        vector (``<= 0`` where ``equality`` is False, ``== 0`` where True; a NumPy mask, static)."""
+        model = self.direction.model
+        ev = model.evaluator(model.constrain({**x, **y}), self.data)
+        values, equality = [], []
+        for low in model.program.lowers.values():
+            for c in low.constraints:
+                g = jnp.ravel(jnp.asarray(ev.eval(c.g), jnp.float32))
+                values.append(g)
+                equality.append(np.full(g.shape, c.kind == "eq"))
+        if not values:
+            return jnp.zeros((0,), jnp.float32), np.zeros((0,), bool)
+        return jnp.concatenate(values), np.concatenate(equality)
+
     def opt_init(self, y):
         return {block: opt.init(_part(y, block)) for block, opt, _ in self.direction.inner}
 
-    def solve(self, fn, y0, steps: int | None = None, state=None):
+    def solve(self, fn, y0, steps: int | None = None, state=None, after=None):
+        """The blocks' optimizers on ``fn``; ``after(y)``, when given, is applied after each step (a
+        projection onto the lower feasible set)."""
         inner = self.direction.inner
         n = self.steps if steps is None else steps
         state = self.opt_init(y0) if state is None else state
@@ -71,6 +94,8 @@ class Problem:
                 live = t < block_steps if steps is None else True  # a block with fewer steps stops
                 new_y.update(jax.tree.map(lambda a, b, live=live: jnp.where(live, a, b), moved, part))
                 new_states[block] = jax.tree.map(lambda a, b, live=live: jnp.where(live, a, b), s, states[block])
+            if after is not None:
+                new_y = after(new_y)
             return (new_y, new_states), None
 
         (y, state), _ = jax.lax.scan(body, (y0, state), jnp.arange(n, dtype=jnp.int32))
@@ -97,7 +122,7 @@ class HypergradientDirection(eqx.Module):
         return cls(model, build_method(lowers[0].method), inner)
 
     def init(self, u: dict, data: dict, est: dict) -> dict:
-        return {**est, STATE: self.method.init(Problem(self, data, None, est), self.initial_lower(data))}
+        return {**est, STATE: self.method.init(Problem(self, data, None, est, u), self.initial_lower(data))}
 
     def initial_lower(self, data: dict) -> dict:
         """The lower parameters' unconstrained initial values (zeros where no init is written)."""

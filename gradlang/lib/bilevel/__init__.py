@@ -12,7 +12,9 @@ An entry is a function of its arguments returning a method (a frozen dataclass) 
 * ``step(problem, x, state) -> (loss, aux, grad, state)``: the upper loss and its auxiliary
   output at the current lower solution, the (estimated) hypergradient with respect to ``x``,
   the next state;
-* ``reported(state) -> y``: the lower solution reported as ``NAME.p``.
+* ``reported(state) -> y``: the lower solution reported as ``NAME.p``;
+* ``constrained`` (a class attribute): whether it handles a lower level with ``subject to``
+  (``g(x, y) <= 0``, possibly coupling the upper ``x``); the pass refuses the others there.
 
 ``problem`` is a ``Problem`` (below), supplied by the backend (``backend/solvers/hypergradient.py``);
 the method never sees the program.  Every derivative is in the solver's unconstrained coordinates.
@@ -25,6 +27,7 @@ from typing import Any, Callable, Protocol
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from ...errors import ConfigError
 from ...registry import Registry
@@ -36,6 +39,7 @@ class Problem(Protocol):
     """The bilevel problem at one upper step, as functions of pytrees ``x`` (upper) and ``y`` (lower)."""
 
     steps: int  # the lower level's own step count
+    x0: Any  # the upper parameters at the start (given to ``init``)
 
     def upper(self, x, y) -> tuple[Any, Any]:
         """``(F(x, y), aux)``: the upper loss and what the solver reports with it."""
@@ -46,10 +50,16 @@ class Problem(Protocol):
     def opt_init(self, y) -> Any:
         """A fresh state of the lower level's optimizer at ``y``."""
 
-    def solve(self, fn: Callable, y0, steps: int | None = None, state=None) -> tuple[Any, Any]:
+    def solve(self, fn: Callable, y0, steps: int | None = None, state=None, after=None) -> tuple[Any, Any]:
         """``(y, opt_state)`` after ``steps`` (default: the lower level's) steps of the lower level's
-        own optimizer on ``fn(y)`` from ``y0`` (its optimizer state ``state``, fresh when None);
-        differentiable through the loop."""
+        own optimizer on ``fn(y)`` from ``y0`` (its optimizer state ``state``, fresh when None),
+        ``after(y)`` applied after each step when given; differentiable through the loop."""
+
+    constrained: bool  # whether any lower block has a subject to
+
+    def constraints(self, x, y) -> tuple[Any, Any]:
+        """``(g, equality)``: the lower constraints ``g(x, y)`` as one vector, ``<= 0`` (``== 0``
+        where the static NumPy mask ``equality`` is True)."""
 
 
 def require(ok: bool, message: str) -> None:
@@ -89,3 +99,52 @@ def hvp(problem: Problem, x, y):
 def cross(problem: Problem, x, y, v):
     """``∇²_xy G(x, y) v = ∇_x <∇_y G(x, y), v>``, one vector-Jacobian product."""
     return jax.grad(lambda x_: tree_dot(lower_grad(problem, x_)(y), v))(x)
+
+
+def lagrangian(problem: Problem, x, y, lam):
+    """``G(x, y) + λᵀ g(x, y)``: the lower objective plus the multipliers times its constraints."""
+    g, _ = problem.constraints(x, y)
+    return problem.lower(x, y) + jnp.vdot(lam, g)
+
+
+def project_feasible(problem: Problem, x, y, iters: int, move_x: bool = True):
+    """``(x, y)`` moved onto ``C = {(x, y): g(x, y) <= 0, h(x, y) = 0}`` (``y`` alone when ``move_x``
+    is False) by ``iters`` Gauss-Newton projection steps on the violated and equality rows ``A``:
+    ``w <- w - J_Aᵀ (J_A J_Aᵀ)⁺ g_A``, the Euclidean projection onto the linearised set.  One step is
+    exact for affine constraints whose violated set is the active set at the projection (a half
+    space, an affine subspace); for curved constraints it is the projection of Gauss-Newton
+    feasibility restoration (Nocedal & Wright, Numerical Optimization, 2nd ed., sec. 15.4)."""
+    _, equality = problem.constraints(x, y)
+    if equality.size == 0 or iters == 0:
+        return x, y
+    flat, unravel = ravel_pytree((x, y))
+    n_x = ravel_pytree(x)[0].shape[0]
+    free = jnp.arange(flat.shape[0]) >= (0 if move_x else n_x)
+
+    def g_of(w):
+        return problem.constraints(*unravel(w))[0]
+
+    def step(_, w):
+        g = g_of(w)
+        active = jnp.asarray(equality) | (g > 0)
+        J = jax.jacrev(g_of)(w) * active[:, None] * free[None, :]
+        r = jnp.where(active, g, 0.0)
+        return w - J.T @ (jnp.linalg.pinv(J @ J.T, hermitian=True) @ r)
+
+    return unravel(jax.lax.fori_loop(0, iters, step, flat))
+
+
+def multipliers(problem: Problem, x, y, tol: float = 1e-4):
+    """The lower constraints' multipliers ``μ`` at a (projected) lower solution ``y``: the least
+    squares solution of stationarity ``∇_y G + J_yᵀ μ = 0`` over the active rows (``|g| <= tol``
+    and the equalities), the inequality ones clipped at zero; zero on inactive rows."""
+    g, equality = problem.constraints(x, y)
+    if equality.size == 0:
+        return g
+    gy = ravel_pytree(jax.grad(lambda v: problem.lower(x, v))(y))[0]
+    flat, unravel = ravel_pytree(y)
+    J = jax.jacrev(lambda w: problem.constraints(x, unravel(w))[0])(flat)
+    active = jnp.asarray(equality) | (g >= -tol)
+    J = J * active[:, None]
+    mu = -jnp.linalg.pinv(J @ J.T, hermitian=True) @ (J @ gy)
+    return jnp.where(jnp.asarray(equality), mu, jnp.maximum(mu, 0.0)) * active
