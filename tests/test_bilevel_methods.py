@@ -13,6 +13,10 @@ Float32 and deterministic throughout.
 
 from __future__ import annotations
 
+import itertools
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -74,3 +78,58 @@ def test_a_method_without_lower_constraints_is_a_located_error_suggesting_lv_hba
     d = err.value.diagnostics[0]
     assert "constrained lower level" in d.message and "lv_hba" in d.help, d
     assert (d.span.line, d.span.col) == (7, 16), d.span  # the constraint y <= x1
+
+
+BO_REP = """
+data A: real[3, 2]; data b: real[3]; data Av: real[1, 2]; data bv: real[1]
+param lam: real[2] = 0.5
+lower inner {
+  param y: real[2] = 0
+  minimize 0.5 * sumsq(A @ y - b) + 0.5 * sum(lam * y^2)
+  solve { optimizer = sgd(lr = 0.15); steps = 20 }
+}
+minimize 0.5 * sumsq(Av @ inner.y - bv)
+solve { optimizer = sgd(lr = 0.05); steps = 10; bilevel = bo_rep(L = 6, iters = 50) }
+"""
+
+
+def test_bo_rep_neumann_hypergradient_and_normalised_steps():
+    """S008 with one ridge weight per coordinate (λ = (0.5, 0.5)): after the refinement (200 lower
+    steps) BO-REP's Neumann estimate (L = 6, 50 terms) is the closed form dφ/dλ_i = −v_i y*_i,
+    v = H⁻¹ A_vᵀ(A_v y* − b_v), whose sum is the S008 value −0.1270100; every upper step (sgd, lr η =
+    0.05, along m/‖m‖) has norm η, the direction turning as the momentum does."""
+    from gradlang.backend.optimizer import build_optimizer
+    from gradlang.backend.solvers import make_solver
+
+    prog = gradlang.compile(BO_REP)
+    model, arrays = prog.bind(S008)
+    settings = prog.ir.solve
+    solver = make_solver(model, build_optimizer(settings.optimizer, settings.steps), settings)
+    data = {k: jnp.asarray(v) for k, v in arrays.items()}
+    state = solver.init(model.init(jax.random.PRNGKey(0), data), data)
+    step = jax.jit(lambda s, t: solver.step(s, data, t)[0])
+
+    A, b, Av, bv = S008["A"], S008["b"], S008["Av"], S008["bv"]
+    H = A.T @ A + 0.5 * np.eye(2)
+    y = np.linalg.solve(H, A.T @ b)
+    exact = -np.linalg.solve(H, Av.T @ (Av @ y - bv)) * y
+    lams = [np.asarray(state.u["lam"])]
+    for t in range(4):
+        state = step(state, t)
+        if t == 0:
+            g = np.asarray(state.est["bilevel"]["hypergradient"]["lam"])
+            assert np.allclose(g, exact, atol=2e-6) and abs(g.sum() - EXACT) < 2e-6, (g, exact)
+        lams.append(np.asarray(state.u["lam"]))
+    norms = [np.linalg.norm(b - a) for a, b in itertools.pairwise(lams)]
+    assert np.allclose(norms, 0.05, rtol=1e-5), norms
+    turns = [(b - a) / 0.05 for a, b in itertools.pairwise(lams)]
+    assert not np.allclose(turns[0], turns[-1], atol=1e-4)  # not a fixed direction: the momentum moves
+
+
+def test_bo_rep_with_another_upper_optimizer_is_a_located_error():
+    with pytest.raises(GradlangError) as err:
+        gradlang.compile(BO_REP.replace("optimizer = sgd(lr = 0.05)", "optimizer = adam(lr = 0.05)"))
+    d = err.value.diagnostics[0]
+    assert "bo_rep takes its upper step with sgd" in d.message and (d.span.line, d.span.col) == (10, 21), d
+    prog = gradlang.compile(BO_REP.replace("optimizer = sgd(lr = 0.05); ", ""))
+    assert prog.ir.solve.optimizer.value == "sgd"  # written by the pass when the program names none

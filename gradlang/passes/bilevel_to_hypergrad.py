@@ -102,7 +102,24 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
         validate_optimizer(build_optimizer(opt, steps), opt, steps)
         spec = ir.OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
         lowers[name] = replace(low, optimizer=spec, method=method, chosen=chosen)
-    return program.replace(lowers=lowers)
+    program = program.replace(lowers=lowers)
+    return _normalised_steps(program, first) if first.value == "bo_rep" else program
+
+
+BO_REP_OPTIMIZER = ir.ConfigValue("call", "sgd", (), (("lr", ir.ConfigValue("number", 0.01)),))
+
+
+def _normalised_steps(program: ir.Program, method: ir.ConfigValue) -> ir.Program:
+    """BO-REP's direction is the normalised momentum m/‖m‖, its step ``η m/‖m‖`` with ``sgd(lr = η)``:
+    the upper optimizer must be plain sgd, which is written (lr 0.01) when the program names none."""
+    solve = program.solve
+    if "optimizer" not in solve.spans:
+        return program.replace(solve=replace(solve, optimizer=BO_REP_OPTIMIZER))
+    opt = solve.optimizer
+    if opt.value != "sgd":
+        raise UnsupportedError(f"bilevel = bo_rep takes its upper step with sgd, not {opt.value}", opt.span,
+                               "BO-REP's step is lr * m / |m| (normalised momentum): write optimizer = sgd(lr = 0.01)")
+    return program
 
 
 def printed(cfg: ir.ConfigValue) -> str:

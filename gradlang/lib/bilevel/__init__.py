@@ -101,6 +101,17 @@ def cross(problem: Problem, x, y, v):
     return jax.grad(lambda x_: tree_dot(lower_grad(problem, x_)(y), v))(x)
 
 
+def largest_eigenvalue(H, like, iters: int):
+    """The largest eigenvalue of the symmetric positive semidefinite operator ``H`` (on pytrees shaped
+    like ``like``) by ``iters`` power iterations from the ones vector."""
+    def step(_, u):
+        w = H(u)
+        return jax.tree.map(lambda a: a / jnp.sqrt(jnp.maximum(tree_dot(w, w), 1e-30)), w)
+
+    u = jax.lax.fori_loop(0, iters, step, jax.tree.map(jnp.ones_like, like))
+    return tree_dot(u, H(u)) / jnp.maximum(tree_dot(u, u), 1e-30)
+
+
 def lagrangian(problem: Problem, x, y, lam):
     """``G(x, y) + λᵀ g(x, y)``: the lower objective plus the multipliers times its constraints."""
     g, _ = problem.constraints(x, y)

@@ -28,17 +28,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from . import BILEVEL, cross, hvp, lower_grad, require, stop, tree_axpy, tree_dot
-
-
-def largest_eigenvalue(H, like, iters: int):
-    """The largest eigenvalue of the symmetric positive semidefinite operator ``H`` by power iteration."""
-    def step(_, u):
-        w = H(u)
-        return jax.tree.map(lambda a: a / jnp.sqrt(jnp.maximum(tree_dot(w, w), 1e-30)), w)
-
-    u = jax.lax.fori_loop(0, iters, step, jax.tree.map(jnp.ones_like, like))
-    return tree_dot(u, H(u)) / jnp.maximum(tree_dot(u, u), 1e-30)
+from . import BILEVEL, cross, hvp, largest_eigenvalue, lower_grad, require, stop, tree_axpy
 
 
 @dataclass(frozen=True)
@@ -64,7 +54,8 @@ class GradNormPenalty:
         y = stop(state["y"])
         lam = largest_eigenvalue(hvp(problem, x, y), y, self.power)
         lr = 1.0 / (2.2 * jnp.maximum(lam, 1e-12) ** 2)
-        y = jax.lax.fori_loop(0, self.y_steps, lambda _, v: tree_axpy(-lr, self.penalised_grad(problem, x, v), v), y)
+        descend = lambda _, v: tree_axpy(-lr, self.penalised_grad(problem, x, v), v)  # noqa: E731
+        y = jax.lax.fori_loop(0, self.y_steps, descend, y)
         y = stop(y)
         (loss, aux), fx = jax.value_and_grad(lambda x_: problem.upper(x_, y), has_aux=True)(x)
         gy = lower_grad(problem, x)(y)
