@@ -133,3 +133,36 @@ def test_bo_rep_with_another_upper_optimizer_is_a_located_error():
     assert "bo_rep takes its upper step with sgd" in d.message and (d.span.line, d.span.col) == (10, 21), d
     prog = gradlang.compile(BO_REP.replace("optimizer = sgd(lr = 0.05); ", ""))
     assert prog.ir.solve.optimizer.value == "sgd"  # written by the pass when the program names none
+
+
+# ---- a lower level with a whole set of solutions ------------------------------------------------
+SET_OF_SOLUTIONS = """
+param x: real = 0
+lower low {
+  param y: real[2] = 0
+  minimize 0.5 * (sum(y) - x)^2
+  solve { optimizer = sgd(lr = 0.4); steps = 20 }
+}
+minimize 0.5 * sumsq(low.y - [1, 2]) + 0.5 * x^2
+solve { optimizer = sgd(lr = 0.05); steps = 3000; bilevel = value_gap(gamma = 50) }
+"""
+
+
+def test_value_gap_reaches_the_optimistic_optimum_of_a_lower_level_with_a_set_of_solutions():
+    """The lower solutions are the line y1 + y2 = x (its Hessian [[1, 1], [1, 1]] is singular).  The
+    optimistic bilevel optimum min_{x, y on the line} ½‖y − (1, 2)‖² + ½x² is x = 1, y = (0, 1) (y the
+    projection of (1, 2) onto the line, then ½(x − 3)²/2 + ½x² minimised); V-PBGD's penalised
+    optimum is x = 3γ/(1 + 3γ) = 0.9934 at γ = 50 (an O(1/γ) bias), y within 1e-2 of (0, 1)."""
+    p = gradlang.compile(SET_OF_SOLUTIONS).fit(data={}).params
+    assert abs(p["x"] - 1.0) < 2e-2 and np.allclose(p["low.y"], [0.0, 1.0], atol=2e-2), p
+    assert abs(p["x"] - 150 / 151) < 1e-3, p
+
+
+def test_implicit_on_a_singular_lower_hessian_warns_at_the_lower_block():
+    from gradlang.backend.solvers.hypergradient import SingularLowerWarning
+
+    src = SET_OF_SOLUTIONS.replace("value_gap(gamma = 50)", "implicit").replace("steps = 3000", "steps = 20")
+    with pytest.warns(SingularLowerWarning) as caught, pytest.raises(GradlangError):
+        gradlang.compile(src).fit(data={})  # the direct solve of a singular system: not finite
+    text = str(caught[0].message)
+    assert ":3:1: warning: the lower Hessian of lower low is singular" in text and "value_gap" in text, text

@@ -30,6 +30,12 @@ from ..build import Model
 from ..optimizer import build_optimizer
 
 STATE = "bilevel"  # the method's state in the direction's running state
+SINGULAR = 1e-2  # an implicit linear solve's relative residual above which the run warns
+_WARNED: set = set()  # (direction, block) already warned about
+
+
+class SingularLowerWarning(UserWarning):
+    """The implicit hypergradient's linear system was not solved: a singular lower Hessian."""
 
 
 class Problem:
@@ -146,7 +152,29 @@ class HypergradientDirection(eqx.Module):
         inner = {k: v for k, v in est.items() if k != STATE}
         draw = key if self.model.stochastic else None
         loss, (values, new), g, state = self.method.step(Problem(self, data, draw, inner), u, est[STATE])
+        if "residual" in state:  # implicit: warn, at the run, when the linear solve failed
+            bad = ~(state["residual"] <= SINGULAR)
+            jax.lax.cond(bad, lambda r: jax.debug.callback(self.warn_singular, r), lambda r: None, state["residual"])
         return loss, values, g, {**new, STATE: state}
+
+    def warn_singular(self, residual) -> None:
+        """A warning at the lower blocks' spans: the implicit linear system ``∇²_yy G v = ∇_y F`` was
+        not solved (relative residual above ``SINGULAR``, or not finite): the lower Hessian is
+        singular (a lower level with a set of solutions) or too ill-conditioned for the solver."""
+        import warnings
+
+        from ...errors import Diagnostic
+
+        for low in self.model.program.lowers.values():
+            if (id(self), low.name) in _WARNED:  # once a run, not once a step
+                continue
+            _WARNED.add((id(self), low.name))
+            text = Diagnostic(f"the lower Hessian of lower {low.name} is singular or ill-conditioned: the implicit "
+                              f"hypergradient's linear solve left a relative residual of {float(residual):.3g}, so "
+                              "the hypergradient is not to be trusted", low.span,
+                              "a lower level with a whole set of solutions takes bilevel = value_gap (or penalty), "
+                              "which pick the solution best for the upper objective").render("warning")
+            warnings.warn(text, SingularLowerWarning, stacklevel=1)
 
     def value_fn(self, data, key, est):
         """The upper loss at the current lower solution, as a function of the upper parameters."""

@@ -9,8 +9,9 @@ whose solutions recover the bilevel ones (for γ of order ε^-1/2) without lower
 convexity: a lower level with a whole set of solutions is fine, the penalty picking the one best
 for F.  Each upper step
 
-1. runs the lower level's own solve on ``G(x, ·)`` (warm-started) to ``ŷ ≈ argmin``, so that
-   ``∇v(x) = ∇_x G(x, ŷ)`` (Danskin);
+1. runs the lower level's own solve on ``G(x, ·)`` from the tracked ``y`` to ``ŷ ≈ argmin``, so
+   that ``∇v(x) = ∇_x G(x, ŷ)`` (Danskin); with a set of lower solutions ``ŷ`` is then the point of
+   the set reached from ``y`` (the nearest, for a convex quadratic), the optimistic solution;
 2. moves ``y`` by ``y_steps`` steps (default one: the single-loop method) of the lower level's
    optimizer on ``F(x, y) / γ + G(x, y)`` (the penalised objective over γ), its optimizer state kept
    across upper steps;
@@ -41,7 +42,9 @@ class ValueGap:
 
     def step(self, problem, x, state):
         x = stop(x)
-        y_hat, _ = problem.solve(lambda v: problem.lower(x, v), stop(state["y"]))
+        # ŷ from the tracked y: with a set of lower solutions the solve moves y onto the set (for a
+        # convex quadratic, to its nearest point), so the reported ŷ is the optimistic solution
+        y_hat, _ = problem.solve(lambda v: problem.lower(x, v), stop(state["y_gamma"]))
         y, opt = problem.solve(lambda v: problem.upper(x, v)[0] / self.gamma + problem.lower(x, v),
                                stop(state["y_gamma"]), steps=self.y_steps, state=state["opt"])
         y_hat, y = stop(y_hat), stop(y)
