@@ -21,6 +21,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import optax
 
 from ...check.config_value import config_args
@@ -87,18 +88,25 @@ class ConstrainedDirection(eqx.Module):
         state, kinds = est[STATE], self._kinds()
         loss, values, grads, new, gs = self._at(u, data, key, inner, state)
         if self.lookahead is None:  # simultaneous descent-ascent
-            return loss, values, grads, {**new, STATE: self.method.update(state, gs, kinds)}
+            return loss, values, grads, {**new, STATE: self.method.update(state, gs, kinds, _norm(grads))}
         # extragradient: the look-ahead (u', lambda'), then the gradients there make the step
         step, ahead_state = self.lookahead.update(grads, est[LOOKAHEAD], u, value=loss, grad=grads,
                                                   value_fn=self.base.value_fn(data, key, inner))
         ahead = self.method.update(state, gs, kinds)
         _, _, grads, new, gs = self._at(optax.apply_updates(u, step), data, key, new, ahead)
         # loss and values reported at u (as Cooper's roll-out); the dual steps from lambda, not lambda'
-        return loss, values, grads, {**new, STATE: self.method.update(state, gs, kinds), LOOKAHEAD: ahead_state}
+        return loss, values, grads, {**new, STATE: self.method.update(state, gs, kinds, _norm(grads)),
+                                     LOOKAHEAD: ahead_state}
 
     def value_fn(self, data, key, est):
         inner = {k: v for k, v in est.items() if k not in (STATE, LOOKAHEAD)}
         return self.base.value_fn(data, key, inner)
+
+
+def _norm(tree):
+    """||grad_x L||: the stationarity of the primal at the current multipliers (the augmented
+    Lagrangian's inner test)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
 def violations(model: Model, u: dict, data: dict) -> list:

@@ -7,7 +7,8 @@ frozen module with
 * ``init(shapes) -> state``: its state (multipliers, penalty weight, ...) for constraints of those
   shapes, a pytree of arrays kept in the solver state;
 * ``loss(gs, kinds, state) -> scalar``: the term added to the loss the primal step minimises;
-* ``update(state, gs, kinds) -> state``: the dual step, with the ``g`` of the primal step;
+* ``update(state, gs, kinds, stationarity) -> state``: the dual step, with the ``g`` of the primal
+  step and ``stationarity``, the norm of the primal gradient of the loss plus the method's term;
 * ``multipliers(state) -> list | None``: the multipliers to report (None for a penalty).
 
 ``projection`` is listed here too; the pass ``constraints_to_method`` turns it into an after-update.

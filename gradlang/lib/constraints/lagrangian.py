@@ -33,7 +33,7 @@ class Lagrangian:
     def loss(self, gs, kinds, state):
         return sum(jnp.sum(jax.lax.stop_gradient(m) * g) for g, m in zip(gs, state["multipliers"]))
 
-    def update(self, state, gs, kinds):
+    def update(self, state, gs, kinds, stationarity=None):
         out = {"multipliers": [], "base": [], "previous": list(gs), "smoothed": []}
         for g, k, m, base, prev, xi in zip(gs, kinds, state["multipliers"], state["base"], state["previous"],
                                            state["smoothed"]):

@@ -19,7 +19,7 @@ class Penalty:
     def loss(self, gs, kinds, state):
         return 0.5 * self.rho * sum(jnp.sum(violation(g, k) ** 2) for g, k in zip(gs, kinds))
 
-    def update(self, state, gs, kinds):
+    def update(self, state, gs, kinds, stationarity=None):
         return state
 
     def multipliers(self, state):
