@@ -1,0 +1,176 @@
+"""The splitting methods, admm and pdhg (issue 11, item 4): terms c * f(K @ p) against CVXPY (float64,
+Clarabel at gaps of 1e-10), the decisions split_prox writes, and each method's `tol` replayed on its
+own measure (ADMM's primal and dual residuals, Boyd et al. 2011 sec. 3.3.1; PDHG's, Goldstein, Esser
+& Baraniuk 2013) from the iterates, recomputed here in float64.
+
+gradlang computes in float32: objectives to a relative 1e-5, solutions to an absolute 1e-4."""
+
+import cvxpy as cp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradlang
+from gradlang.backend.solvers import make_solver
+
+GENERALIZED_LASSO = """
+data A: real[M, N]
+data b: real[M]
+data D: real[K, N]
+param x: real[N] = 0
+minimize 0.5 * mean((A @ x - b)^2) + 0.1 * norm1(D @ x)
+solve {{ method = {method}; steps = {steps}{extra} }}
+"""
+
+
+def _generalized_lasso():
+    """A piecewise-constant x (4 pieces of 5) seen through a random A; D the first differences."""
+    rng = np.random.default_rng(3)
+    m, n = 40, 20
+    A = rng.normal(size=(m, n))
+    b = A @ np.repeat(rng.normal(size=4), 5) + 0.3 * rng.normal(size=m)
+    D = np.eye(n)[1:] - np.eye(n)[:-1]
+    x = cp.Variable(n)
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(A @ x - b) / m + 0.1 * cp.norm1(D @ x)))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10)
+    data = {"A": A.astype(np.float32), "b": b.astype(np.float32), "D": D.astype(np.float32)}
+    return data, (A, b, D), problem.value, x.value
+
+
+def _solve(text, data, steps):
+    """The solver of ``text`` stepped ``steps`` times in one jitted loop (what a fit runs, without the
+    runtime's chunks and logs, whose compilation the end-to-end tests pay once): (params, objective)."""
+    program = gradlang.compile(text)
+    model, arrays = program.bind(data)
+    solver = make_solver(model, None, program.ir.solve)
+    u0 = model.init(jax.random.PRNGKey(0), arrays)
+
+    @jax.jit
+    def run():
+        state = jax.lax.fori_loop(0, steps, lambda t, s: solver.step(s, arrays, t)[0], solver.init(u0, arrays))
+        u = solver.params(state)
+        return model.constrain(u), model.objective_values(u, arrays)[0]
+
+    params, objective = run()
+    return program, {k: np.asarray(v) for k, v in params.items()}, float(objective)
+
+
+@pytest.mark.parametrize("method, steps", [("admm", 200)])
+def test_generalized_lasso_through_a_difference_matrix_matches_cvxpy(method, steps):
+    """End to end (a fit); pdhg on the same problem: the tol test below."""
+    data, _, best, x_best = _generalized_lasso()
+    program = gradlang.compile(GENERALIZED_LASSO.format(method=method, steps=steps, extra=""))
+    split = program.ir.split
+    assert [(t.fn, t.param, t.linear.name) for t in split.dual] == [("norm1", "x", "D")]
+    assert split.terms == ()
+    assert dict(split.options) == ({"rho": 1.0, "x_update": "cholesky"} if method == "admm" else {})
+    result = program.fit(data=data)
+    assert result.objective == pytest.approx(best, rel=1e-5)
+    np.testing.assert_allclose(result.params["x"], x_best, atol=1e-4)
+    # fused: the same 4 pieces (3 jumps) as CVXPY's solution
+    jumps = np.flatnonzero(np.abs(np.diff(result.params["x"])) > 1e-3)
+    np.testing.assert_array_equal(jumps, np.flatnonzero(np.abs(np.diff(x_best)) > 1e-3))
+
+
+def _stepper(method, tol, data):
+    program = gradlang.compile(GENERALIZED_LASSO.format(method=method, steps=1000, extra=f"; tol = {tol}"))
+    model, arrays = program.bind(data)
+    solver = make_solver(model, None, program.ir.solve)
+    state = solver.init(model.init(jax.random.PRNGKey(0), arrays), arrays, None)
+    step = jax.jit(lambda s, t: solver.step(s, arrays, t)[0])
+    return solver, state, step
+
+
+def test_admm_tol_stops_on_its_primal_and_dual_residuals():
+    """||r|| = ||D x - z||, ||s|| = rho ||D'(z - z_prev)||, stopping at the first step where
+    ||r|| <= sqrt(p) tol/10 + tol max(||Dx||, ||z||) and ||s|| <= sqrt(n) tol/10 + tol rho ||D'w||."""
+    tol, rho = 1e-4, 1.0
+    data, (_, _, D), _, x_best = _generalized_lasso()
+    solver, state, step = _stepper("admm", tol, data)
+    p, n = D.shape
+    for t in range(1000):
+        new = step(state, jnp.int32(t))
+        x, z, z_prev, w = (np.asarray(a, np.float64) for a in (new.u["x"], new.z[0], state.z[0], new.w[0]))
+        r, s = np.linalg.norm(D @ x - z), rho * np.linalg.norm(D.T @ (z - z_prev))
+        np.testing.assert_allclose(np.asarray(new.residuals), [r, s], rtol=1e-3, atol=1e-7)
+        holds = (r <= np.sqrt(p) * tol / 10 + tol * max(np.linalg.norm(D @ x), np.linalg.norm(z))
+                 and s <= np.sqrt(n) * tol / 10 + tol * rho * np.linalg.norm(D.T @ w))
+        assert bool(solver.terminate(new)) == holds, t
+        state = new
+        if holds:
+            break
+    assert 20 < t < 200  # it stopped, neither at once nor late
+    np.testing.assert_allclose(state.u["x"], x_best, atol=1e-3)
+
+
+def test_pdhg_tol_stops_on_its_primal_and_dual_residuals():
+    """p = (x - x+)/tau - D'(y - y+) - (grad f(x) - grad f(x+)), d = (y - y+)/sigma + D(x+ - x),
+    stopping at the first step where max(||p||, ||d||) <= tol times its value at the first step."""
+    tol = 1e-4
+    data, (A, b, D), _, x_best = _generalized_lasso()
+    solver, state, step = _stepper("pdhg", tol, data)
+    tau, sigma = float(state.tau), float(state.sigma)
+    # the steps satisfy Condat's condition with the true norms: 1/tau - sigma ||D||^2 > L/2
+    L = np.linalg.eigvalsh(A.T @ A / len(b)).max()
+    assert 1 / tau - sigma * np.linalg.norm(D, 2) ** 2 > L / 2
+
+    def grad(x):
+        return A.T @ (A @ x - b) / len(b)
+
+    first = None
+    for t in range(1000):
+        new = step(state, jnp.int32(t))
+        x0, x1, y0, y1 = (np.asarray(a, np.float64) for a in (state.u["x"], new.u["x"], state.y[0], new.y[0]))
+        p = (x0 - x1) / tau - D.T @ (y0 - y1) - (grad(x0) - grad(x1))
+        d = (y0 - y1) / sigma + D @ (x1 - x0)
+        size = max(np.linalg.norm(p), np.linalg.norm(d))
+        first = size if first is None else first
+        holds = size <= tol * first
+        assert bool(solver.terminate(new)) == holds, t
+        state = new
+        if holds:
+            break
+    assert 20 < t < 300
+    np.testing.assert_allclose(state.u["x"], x_best, atol=1e-3)
+
+
+@pytest.mark.parametrize("method, steps", [("admm", 150), ("pdhg", 300)])
+def test_group_lasso_least_squares_matches_cvxpy(method, steps):
+    """admm: group_norm(w) a dual term with K = I (z-update by group soft-thresholding); pdhg: a
+    primal prox (a proximal gradient step)."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(50, 12))
+    y = X @ np.repeat([1.5, 0.0, -1.0, 0.0], 3) + 0.5 * rng.normal(size=50)
+    text = ("data X: real[N, 12]\ndata y: real[N]\nconst groups = repeat(arange(4), 3)\nparam w: real[12] = 0\n"
+            "minimize 0.5 * mean((X @ w - y)^2) + 0.3 * group_norm(w, groups)\n"
+            f"solve {{ method = {method}; steps = {steps} }}")
+    _, params, objective = _solve(text, {"X": X.astype(np.float32), "y": y.astype(np.float32)}, steps)
+    w = cp.Variable(12)
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ w - y) / 50
+                                     + 0.3 * sum(cp.norm2(w[3 * g:3 * g + 3]) for g in range(4))))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10)
+    assert objective == pytest.approx(problem.value, rel=1e-5)
+    np.testing.assert_allclose(params["w"], w.value, atol=1e-4)
+    kept = np.linalg.norm(w.value.reshape(4, 3), axis=1) > 1e-6
+    assert kept.tolist() == [True, False, True, False]
+    if method == "pdhg":  # a prox on the parameter itself stays primal: whole groups exactly 0
+        np.testing.assert_array_equal(np.abs(params["w"]).reshape(4, 3).sum(1) > 0, kept)
+
+
+def test_pdhg_splits_two_terms_whose_prox_of_the_sum_is_unknown():
+    """tv1d + norm2 on one parameter: no composition (fista refuses it and names admm or pdhg);
+    under pdhg both become dual terms and the optimum is CVXPY's."""
+    rng = np.random.default_rng(6)
+    y = np.repeat(rng.normal(size=4), 6) + 0.2 * rng.normal(size=24)
+    text = ("data y: real[N]\nparam x: real[N] = 0\nminimize 0.5 * sumsq(x - y) + 0.3 * tv1d(x) + 0.5 * norm2(x)\n"
+            "solve { method = M; steps = 400 }")
+    with pytest.raises(gradlang.GradlangError, match="method = admm or pdhg split the terms"):
+        gradlang.compile(text.replace("M", "fista"))
+    program, params, objective = _solve(text.replace("M", "pdhg"), {"y": y.astype(np.float32)}, 400)
+    assert [t.fn for t in program.ir.split.dual] == ["tv1d", "norm2"] and program.ir.split.terms == ()
+    x = cp.Variable(24)
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(x - y) + 0.3 * cp.norm1(cp.diff(x)) + 0.5 * cp.norm2(x)))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10)
+    assert objective == pytest.approx(problem.value, rel=1e-5)
+    np.testing.assert_allclose(params["x"], x.value, atol=1e-4)
