@@ -149,10 +149,11 @@ def test_emit_shows_the_inner_solve_and_the_method_with_its_defaults(tmp_path, c
     out = capsys.readouterr().out
     assert "param inner.y: real[2] in real = 0" in out
     assert "inner solve: optimizer=sgd(lr=0.15) steps=50" in out
-    assert "hypergradient implicit(solver=cg, iters=50, tol=1e-06, direct=500, power=20)" in out
+    assert "hypergradient implicit(solver=cg, iters=50, tol=1e-06, direct=500, power=20, tol_active=0.0001)" in out
     path.write_text(RIDGE.format(method="implicit", steps=50).replace("; bilevel = implicit", ""))
     assert main(["compile", str(path), "--emit", "ir:bilevel_to_hypergrad"]) == 0
-    assert "hypergradient implicit(solver=auto, iters=50, tol=1e-06, direct=500, power=20)  # chosen" \
+    assert "hypergradient implicit(solver=auto, iters=50, tol=1e-06, direct=500, power=20, tol_active=0.0001)" \
+        "  # chosen" \
         in capsys.readouterr().out
 
 

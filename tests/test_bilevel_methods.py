@@ -51,11 +51,13 @@ lower active {
   param y: real = 0
   minimize 0.5 * (y - 2)^2
   subject to { y <= x1 }
+  solve { optimizer = sgd(lr = 0.5); steps = 50 }
 }
 lower inactive {
   param y: real = 0
   minimize 0.5 * (y - 2)^2
   subject to { y <= x2 }
+  solve { optimizer = sgd(lr = 0.5); steps = 50 }
 }
 minimize 0.5 * (x1 - 1)^2 + 0.5 * active.y^2 + (x2 - 3)^2 + (inactive.y - 1)^2
 solve { optimizer = sgd(lr = 0.2); steps = 5000; bilevel = lv_hba }
@@ -70,7 +72,17 @@ def test_lv_hba_solves_the_s006_toy_active_and_inactive():
     assert p["active.y"] <= p["x1"] + 1e-5 and p["inactive.y"] <= p["x2"] + 1e-5  # feasible
 
 
-@pytest.mark.parametrize("method", ["implicit", "unroll", "penalty", "grad_norm_penalty"])
+def test_value_gap_with_a_coupled_lower_constraint_reaches_the_s006_optimum():
+    """V-PBGD with joint projected steps (alpha = the upper sgd lr) on the active S006 block: at γ = 10
+    the penalised problem's solution is exactly (0.5, 0.5) (on the line y = x the penalty is zero)."""
+    src = LV_HBA_TOY.split("lower inactive")[0] + """minimize 0.5 * (x1 - 1)^2 + 0.5 * active.y^2
+solve { optimizer = sgd(lr = 0.02); steps = 2000; bilevel = value_gap(alpha = 0.02) }
+"""
+    p = gradlang.compile(src).fit(data={}).params
+    assert abs(p["x1"] - 0.5) < 1e-3 and abs(p["active.y"] - 0.5) < 1e-3, p
+
+
+@pytest.mark.parametrize("method", ["unroll", "penalty", "grad_norm_penalty", "bo_rep"])
 def test_a_method_without_lower_constraints_is_a_located_error_suggesting_lv_hba(method):
     src = LV_HBA_TOY.replace("bilevel = lv_hba", f"bilevel = {method}")
     with pytest.raises(GradlangError) as err:
@@ -78,6 +90,29 @@ def test_a_method_without_lower_constraints_is_a_located_error_suggesting_lv_hba
     d = err.value.diagnostics[0]
     assert "constrained lower level" in d.message and "lv_hba" in d.help, d
     assert (d.span.line, d.span.col) == (7, 16), d.span  # the constraint y <= x1
+
+
+def test_implicit_through_the_kkt_system_of_a_constrained_lower_level():
+    """The S006 toy's two blocks at x1 = 0.3 (y* = x1, the constraint active: φ1 = ½(x−1)² + ½x²,
+    φ1' = 2x − 1 = −0.4) and x2 = 2.5 (y* = 2, inactive: φ2' = 2(x − 3) = −1); at x2 = 2 the constraint
+    is active with a zero multiplier (no stable active set): a warning at the constraint naming lv_hba."""
+    from gradlang.backend.solvers.gradient import direction_of
+    from gradlang.backend.solvers.hypergradient import SingularLowerWarning
+
+    model, _ = gradlang.compile(LV_HBA_TOY.replace("bilevel = lv_hba", "bilevel = implicit")).bind({})
+    direction = direction_of(model)
+    u = {"x1": jnp.float32(0.3), "x2": jnp.float32(2.5)}
+    step = jax.jit(lambda u, est: direction(u, {}, None, est))
+    _, _, g, est = step(u, direction.init(u, {}, {}))
+    assert abs(g["x1"] + 0.4) < 1e-5 and abs(g["x2"] + 1.0) < 1e-5, g
+    y = est["bilevel"]["y"]
+    assert abs(y["active.y"] - 0.3) < 1e-5 and abs(y["inactive.y"] - 2.0) < 1e-5, y
+    assert not est["bilevel"]["degenerate"].any()
+    u = {"x1": jnp.float32(0.3), "x2": jnp.float32(2.0)}
+    with pytest.warns(SingularLowerWarning, match="not stable") as caught:
+        _, _, g, est = step(u, direction.init(u, {}, {}))
+        jax.effects_barrier()
+    assert ":13:16: warning:" in str(caught[0].message) and "lv_hba" in str(caught[0].message)
 
 
 BO_REP = """

@@ -16,6 +16,7 @@ domain.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import equinox as eqx
@@ -44,6 +45,7 @@ class Problem:
     def __init__(self, direction: "HypergradientDirection", data: dict, key, est: dict, x0=None):
         self.direction, self.data, self.key, self.est = direction, data, key, est
         self.x0 = x0  # the upper parameters at the start (for a method's init)
+        self.rows: list = []  # (block, constraint) of each row of constraints(), set when it is traced
         self.steps = max(steps for _, _, steps in direction.inner)
 
     def upper(self, x, y):
@@ -68,12 +70,13 @@ class Problem:
         vector (``<= 0`` where ``equality`` is False, ``== 0`` where True; a NumPy mask, static)."""
         model = self.direction.model
         ev = model.evaluator(model.constrain({**x, **y}), self.data)
-        values, equality = [], []
+        values, equality, self.rows = [], [], []
         for low in model.program.lowers.values():
             for c in low.constraints:
                 g = jnp.ravel(jnp.asarray(ev.eval(c.g), jnp.float32))
                 values.append(g)
                 equality.append(np.full(g.shape, c.kind == "eq"))
+                self.rows += [(low.name, c)] * g.shape[0]  # the block and constraint of each row
         if not values:
             return jnp.zeros((0,), jnp.float32), np.zeros((0,), bool)
         return jnp.concatenate(values), np.concatenate(equality)
@@ -151,11 +154,34 @@ class HypergradientDirection(eqx.Module):
     def __call__(self, u, data, key, est):
         inner = {k: v for k, v in est.items() if k != STATE}
         draw = key if self.model.stochastic else None
-        loss, (values, new), g, state = self.method.step(Problem(self, data, draw, inner), u, est[STATE])
+        problem = Problem(self, data, draw, inner)
+        loss, (values, new), g, state = self.method.step(problem, u, est[STATE])
         if "residual" in state:  # implicit: warn, at the run, when the linear solve failed
             bad = ~(state["residual"] <= SINGULAR)
             jax.lax.cond(bad, lambda r: jax.debug.callback(self.warn_singular, r), lambda r: None, state["residual"])
+        if "degenerate" in state:  # implicit through a KKT system whose active set is not stable
+            warn = partial(self.warn_degenerate, tuple(problem.rows))
+            jax.lax.cond(jnp.any(state["degenerate"]), lambda d: jax.debug.callback(warn, d), lambda d: None,
+                         state["degenerate"])
         return loss, values, g, {**new, STATE: state}
+
+    def warn_degenerate(self, rows: tuple, degenerate) -> None:
+        """A warning at each lower constraint active with a zero multiplier (``rows``: the block and
+        constraint of each row of ``degenerate``), where the lower solution is not differentiable and
+        the KKT hypergradient is one of its one-sided derivatives."""
+        import warnings
+
+        from ...errors import Diagnostic
+
+        for (block, c), bad in zip(rows, np.asarray(degenerate)):
+            if not bad or (id(self), block, c.label) in _WARNED:
+                continue
+            _WARNED.add((id(self), block, c.label))
+            text = Diagnostic(f"the active set of lower {block} is not stable: constraint '{c.label}' is active "
+                              "with a zero multiplier, where the implicit hypergradient through the KKT system "
+                              "is one-sided", c.span,
+                              "bilevel = lv_hba (or value_gap) needs no stable active set").render("warning")
+            warnings.warn(text, SingularLowerWarning, stacklevel=1)
 
     def warn_singular(self, residual) -> None:
         """A warning at the lower blocks' spans: the implicit linear system ``∇²_yy G v = ∇_y F`` was

@@ -19,6 +19,19 @@ products:
 * ``auto``: a direct solve (Lineax ``LU`` of the materialised Hessian) when the lower level has at
   most ``direct`` unknowns, else ``cg``.
 
+A constrained lower level (``subject to`` in the block, ``g(x, y) <= 0`` / ``h = 0``): the lower
+solve is projected onto ``{y: g(x, y) <= 0}`` after each step, and the implicit function theorem is
+applied to its KKT system on the active set ``A`` (the equalities and the rows with ``g >= -tol``),
+``∇_y L = 0, g_A = 0`` with ``L = G + μᵀg`` (μ by least squares on A): the adjoint system
+
+    [ ∇²_yy L   J_Aᵀ ] [v]   [∇_y F]
+    [ J_A        0   ] [w] = [  0  ],     ∇φ = ∇_x F − ∇²_xy L v − (∂g_A/∂x)ᵀ w,
+
+solved directly (Lineax LU of the materialised matrix; an inactive row's ``w`` is pinned to zero).
+This holds where the active set is stable: strict complementarity, every active inequality with a
+multiplier above ``tol``.  Where one is not (a constraint only just active, ``μ <= tol``), the
+state's ``"degenerate"`` flag is set and the run warns at the constraint suggesting ``lv_hba``.
+
 The linear solve's relative residual ``‖H v - ∇_y F‖ / ‖∇_y F‖`` is kept in the state
 (``"residual"``): a singular lower Hessian (a lower level with a set of solutions) leaves it large.
 """
@@ -32,7 +45,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jax.flatten_util import ravel_pytree
 
-from . import BILEVEL, cross, hvp, require, stop, tree_axpy, tree_dot
+from . import BILEVEL, cross, hvp, lagrangian, multipliers, project_feasible, require, stop, tree_axpy, tree_dot
 
 SOLVERS = ("auto", "cg", "neumann")
 
@@ -44,14 +57,22 @@ class Implicit:
     tol: float = 1e-6
     direct: int = 500
     power: int = 20
+    tol_active: float = 1e-4
+
+    constrained = True
 
     def init(self, problem, y0) -> dict:
-        return {"y": y0, "residual": jnp.zeros((), jnp.float32)}
+        state = {"y": y0, "residual": jnp.zeros((), jnp.float32)}
+        if not problem.constrained:
+            return state
+        return {**state, "degenerate": jnp.zeros(problem.constraints(problem.x0, y0)[0].shape, bool)}
 
     def reported(self, state):
         return state["y"]
 
     def step(self, problem, x, state):
+        if problem.constrained:
+            return self.kkt_step(problem, x, state)
         y, _ = problem.solve(lambda v: problem.lower(x, v), stop(state["y"]))
         y = stop(y)
         (loss, aux), (gx, gy) = jax.value_and_grad(problem.upper, argnums=(0, 1), has_aux=True)(x, y)
@@ -61,6 +82,39 @@ class Implicit:
         residual = jnp.sqrt(tree_dot(r, r) / jnp.maximum(tree_dot(gy, gy), 1e-30))
         g = tree_axpy(-1.0, cross(problem, x, y, v), gx)
         return loss, aux, g, {"y": y, "residual": residual.astype(jnp.float32)}
+
+    def kkt_step(self, problem, x, state):
+        """The hypergradient through the KKT system of a constrained lower level (module doc)."""
+        xs = stop(x)
+
+        def onto_lower_set(v):
+            return project_feasible(problem, xs, v, 3, move_x=False)[1]
+
+        y, _ = problem.solve(lambda v: problem.lower(xs, v), stop(state["y"]), after=onto_lower_set)
+        y = stop(y)
+        mu = stop(multipliers(problem, xs, y, self.tol_active))
+        g, equality = problem.constraints(xs, y)
+        eq = jnp.asarray(equality)
+        active = eq | (g >= -self.tol_active)
+        (loss, aux), (gx, gy) = jax.value_and_grad(problem.upper, argnums=(0, 1), has_aux=True)(x, y)
+        flat, unravel = ravel_pytree(y)
+        n, m = flat.shape[0], g.shape[0]
+
+        def grad_L(x_, w_):
+            return ravel_pytree(jax.grad(lambda v: lagrangian(problem, x_, v, mu))(unravel(w_)))[0]
+
+        H = jax.jacfwd(lambda w_: grad_L(xs, w_))(flat)
+        J = jax.jacrev(lambda w_: problem.constraints(xs, unravel(w_))[0])(flat) * active[:, None]
+        K = jnp.block([[H, J.T], [J, jnp.diag(jnp.where(active, 0.0, 1.0))]])
+        rhs = jnp.concatenate([ravel_pytree(gy)[0], jnp.zeros((m,), flat.dtype)])
+        sol = lx.linear_solve(lx.MatrixLinearOperator(K), rhs, lx.LU(), throw=False).value
+        v, w = sol[:n], sol[n:] * active
+        residual = jnp.linalg.norm(K @ sol - rhs) / jnp.maximum(jnp.linalg.norm(rhs), 1e-30)
+        # ∇_x [<∇_y L(x, y), v> + wᵀ g(x, y)] = ∇²_xy L v + (∂g/∂x)ᵀ w
+        through = jax.grad(lambda x_: jnp.vdot(grad_L(x_, flat), v) + jnp.vdot(w, problem.constraints(x_, y)[0]))(xs)
+        hyper = tree_axpy(-1.0, through, gx)
+        degenerate = active & ~eq & (mu <= self.tol_active)  # per row: no stable active set
+        return loss, aux, hyper, {"y": y, "residual": residual.astype(jnp.float32), "degenerate": degenerate}
 
     def linear_solve(self, H, b):
         """``v`` with ``H v = b`` by the method's solver."""
@@ -100,9 +154,11 @@ def neumann(H, b, iters: int, power: int):
 
 @BILEVEL.register("implicit", cite="Pedregosa, ICML 2016; Lorraine, Vicol & Duvenaud, AISTATS 2020; "
                   "Lineax (Rader, Lyons & Kidger, 2023)")
-def implicit(solver: str = "auto", iters: int = 50, tol: float = 1e-6, direct: int = 500, power: int = 20):
+def implicit(solver: str = "auto", iters: int = 50, tol: float = 1e-6, direct: int = 500, power: int = 20,
+             tol_active: float = 1e-4):
     """Implicit function theorem: ∇φ = ∇_x F - ∇²_xy G [∇²_yy G]⁻¹ ∇_y F at the lower solution."""
     require(solver in SOLVERS, f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
     require(isinstance(iters, int) and iters >= 1, "iters must be a whole number >= 1")
     require(tol > 0, "tol must be positive")
-    return Implicit(solver, int(iters), float(tol), int(direct), int(power))
+    require(tol_active > 0, "tol_active must be positive")
+    return Implicit(solver, int(iters), float(tol), int(direct), int(power), float(tol_active))

@@ -17,6 +17,13 @@ for F.  Each upper step
    across upper steps;
 3. gives the upper update the direction ``∇_x F(x, y) + γ (∇_x G(x, y) - ∇_x G(x, ŷ))``.
 
+A constrained lower level (``subject to`` in the block, ``g(x, y) <= 0``, possibly coupling the
+upper ``x``): ``ŷ`` comes from the lower solve projected onto ``{y: g(x, y) <= 0}`` after each step,
+``∇v(x) = ∇_x [G + μᵀg](x, ŷ)`` with ŷ's multipliers ``μ`` (least squares on its active rows), and
+``(x, y)`` take one joint projected step of size ``alpha`` on ``F + γ(G − v)`` onto ``{g(x, y) <= 0}``
+(S096's ``Proj_{X×Y}``; the joint projection matters when g couples x and y), x along its gradient
+mapping ``(x − x⁺)/alpha`` (``optimizer = sgd(lr = alpha)`` is the method exactly).
+
 With γ = 1/σ this is the penalty method of Kwon et al. with one tracking step for ``y``; on the
 S008 problems its error shrinks like 1/γ.  ``ŷ`` is the lower solution reported.
 """
@@ -25,7 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import BILEVEL, require, stop
+import jax
+
+from . import BILEVEL, lagrangian, multipliers, project_feasible, require, stop, tree_axpy
 from .penalty import penalty_gradient
 
 
@@ -33,6 +42,10 @@ from .penalty import penalty_gradient
 class ValueGap:
     gamma: float = 10.0
     y_steps: int = 1
+    alpha: float = 0.01
+    proj_iters: int = 3
+
+    constrained = True
 
     def init(self, problem, y0) -> dict:
         return {"y": y0, "y_gamma": y0, "opt": problem.opt_init(y0)}
@@ -41,6 +54,8 @@ class ValueGap:
         return state["y"]
 
     def step(self, problem, x, state):
+        if problem.constrained:
+            return self.constrained_step(problem, stop(x), state)
         x = stop(x)
         # ŷ from the tracked y: with a set of lower solutions the solve moves y onto the set (for a
         # convex quadratic, to its nearest point), so the reported ŷ is the optimistic solution
@@ -51,10 +66,33 @@ class ValueGap:
         loss, aux, g = penalty_gradient(problem, x, y, y_hat, 1.0 / self.gamma)
         return loss, aux, g, {"y": y_hat, "y_gamma": y, "opt": opt}
 
+    def constrained_step(self, problem, x, state):
+        """One joint projected step on ``F + γ(G − v)`` over ``{(x, y): g(x, y) <= 0}``."""
+        def onto_lower_set(v):
+            return project_feasible(problem, x, v, self.proj_iters, move_x=False)[1]
+
+        y = stop(state["y_gamma"])
+        y_hat, _ = problem.solve(lambda v: problem.lower(x, v), y, after=onto_lower_set)
+        y_hat = stop(y_hat)
+        mu = stop(multipliers(problem, x, y_hat))
+        fx, fy = jax.grad(lambda x_, y_: problem.upper(x_, y_)[0], argnums=(0, 1))(x, y)
+        gx, gy = jax.grad(problem.lower, argnums=(0, 1))(x, y)
+        dv = jax.grad(lambda x_: lagrangian(problem, x_, y_hat, mu))(x)  # ∇v(x), Danskin with multipliers
+        d_x = tree_axpy(self.gamma, tree_axpy(-1.0, dv, gx), fx)
+        d_y = tree_axpy(self.gamma, gy, fy)
+        x_new, y_new = project_feasible(problem, tree_axpy(-self.alpha, d_x, x), tree_axpy(-self.alpha, d_y, y),
+                                        self.proj_iters)
+        loss, aux = problem.upper(x, y_hat)
+        mapping = jax.tree.map(lambda a, b: (a - b) / self.alpha, x, x_new)
+        return loss, aux, mapping, {"y": y_hat, "y_gamma": stop(y_new), "opt": state["opt"]}
+
 
 @BILEVEL.register("value_gap", cite="Shen & Chen, ICML 2023 (V-PBGD)")
-def value_gap(gamma: float = 10.0, y_steps: int = 1):
-    """V-PBGD: min F + γ(G - v) over (x, y); direction ∇_x F + γ(∇_x G(x, y) - ∇_x G(x, ŷ))."""
+def value_gap(gamma: float = 10.0, y_steps: int = 1, alpha: float = 0.01, proj_iters: int = 3):
+    """V-PBGD: min F + γ(G - v) over (x, y); direction ∇_x F + γ(∇_x G(x, y) - ∇_x G(x, ŷ)); a
+    constrained lower level: joint projected steps of size alpha."""
     require(isinstance(gamma, (int, float)) and gamma > 0, "gamma must be a positive number")
     require(isinstance(y_steps, int) and y_steps >= 1, "y_steps must be a whole number >= 1")
-    return ValueGap(float(gamma), int(y_steps))
+    require(isinstance(alpha, (int, float)) and alpha > 0, "alpha must be a positive number")
+    require(isinstance(proj_iters, int) and proj_iters >= 1, "proj_iters must be a whole number >= 1")
+    return ValueGap(float(gamma), int(y_steps), float(alpha), int(proj_iters))
