@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from . import AGGREGATORS, build, require
 
 
-def _fair_weights(G, alpha, iters: int = 100):
+def fair_solve(G, alpha, iters: int = 100):
     """The w > 0 with G w = w^(-1/α): the minimiser of the strictly convex
     F(w) = ½ wᵀGw - Σ_i f(w_i), f' = w^(-1/α) (f = log for α = 1, else w^(1-1/α) / (1-1/α)),
     by Newton's method with a step that keeps w > 0 and Armijo backtracking on F.
@@ -16,7 +16,8 @@ def _fair_weights(G, alpha, iters: int = 100):
     A row with a zero gradient (G_ii = 0) has no finite weight (F decreases as w_i grows); its
     weight does not change the direction (its row of J is zero), so it is held at 0 here.  When
     no positive solution exists (0 is in the convex hull of the gradients, a Pareto-stationary
-    point: no d improves every objective, every α-fair utility is -∞), the weights are 0."""
+    point: no d improves every objective, every α-fair utility is -∞), the weights are 0.
+    Returns the weights, the rows that have one (G_ii > 0) and whether the system was solved."""
     m = G.shape[0]
     dtype = G.dtype
     live = jnp.diag(G) > 10 * jnp.finfo(dtype).eps * jnp.maximum(jnp.trace(G), jnp.finfo(dtype).tiny)
@@ -55,7 +56,7 @@ def _fair_weights(G, alpha, iters: int = 100):
     residual = jnp.where(live, Gl @ w - w ** (-1.0 / alpha), 0.0)
     target = jnp.where(live, w ** (-1.0 / alpha), 0.0)
     solved = jnp.all(jnp.isfinite(w)) & (jnp.linalg.norm(residual) <= tol * jnp.linalg.norm(target))
-    return jnp.where(live & solved, w, 0.0)
+    return jnp.where(live & solved, w, 0.0), live, solved
 
 
 @AGGREGATORS.register("fairgrad", cite="Ban & Ji, Fair Resource Allocation in Multi-Task Learning, "
@@ -66,13 +67,13 @@ def fairgrad(alpha):
     proportional fairness (the Nash bargaining solution of Nash-MTL), α -> ∞ max-min fairness.
 
     TorchJD solves the system with ``scipy.optimize.least_squares`` on w >= 0; here it is the
-    minimiser of a strictly convex function, by Newton's method (``_fair_weights``), in jit."""
+    minimiser of a strictly convex function, by Newton's method (``fair_solve``), in jit."""
     require(alpha >= 0, f"fairgrad: alpha must be non-negative, got {alpha}")
 
     def weights(G, state, key):
         m = G.shape[0]
         uniform = jnp.full((m,), 1.0 / m, G.dtype)
         a = jnp.asarray(alpha, G.dtype)
-        return jnp.where(a == 0, uniform, _fair_weights(G, jnp.where(a == 0, 1.0, a))), state
+        return jnp.where(a == 0, uniform, fair_solve(G, jnp.where(a == 0, 1.0, a))[0]), state
 
     return build("fairgrad", weights, alpha=alpha)
