@@ -1,6 +1,9 @@
 """The proximal gallery (issue 11, item 5): each example in examples/ that uses a prox term reaches
 the optimum CVXPY finds for the same problem (float64, Clarabel at gaps of 1e-10), under each
-applicable method (`proximal`, ISTA with backtracking, and `fista`).
+applicable method (`proximal`, ISTA with backtracking, and `fista`; the splitting methods `admm` and
+`pdhg` on lasso, NNLS and TV, within the test budget — tests/test_prox_splitting.py has the rest).
+ADMM reports x, which meets its z = x copy (sparse, feasible) only to the residual's accuracy: its
+zeros and bounds are checked to 1e-5, the others' exactly.
 
 gradlang computes in float32, so the tolerances are float32 ones: the objective to a relative 1e-5
 (1e-4 where stated) and the solution to the stated absolute tolerance. Each example runs with its
@@ -24,7 +27,7 @@ DATA = EX / "data"
 def run(tmp_path, name, method, steps, **consts):
     """Fit examples/<name>.grad under `method` for `steps` steps (a copy beside a link to the data)."""
     text = (EX / f"{name}.grad").read_text()
-    text, n = re.subn(r"^solve \{.*\}$", f"solve {{ method = {method}; steps = {steps} }}", text, flags=re.M)
+    text, n = re.subn(r"^solve \{.*\}$", f"solve {{ method = {method}; steps = {steps} }}", text, flags=re.MULTILINE)
     assert n == 1
     if not (tmp_path / "data").exists():
         (tmp_path / "data").symlink_to(DATA)
@@ -46,7 +49,7 @@ def standardised(a):
 
 # -- 1. lasso on the diabetes data -------------------------------------------------------------
 
-@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400)])
+@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400), ("pdhg", 400)])
 def test_lasso_diabetes_matches_cvxpy(tmp_path, method, steps):
     d = np.load(DATA / "diabetes.npz")
     X, y = standardised(d["X"]), d["y_std"]
@@ -58,12 +61,13 @@ def test_lasso_diabetes_matches_cvxpy(tmp_path, method, steps):
     np.testing.assert_allclose(result.params["w"], w.value, atol=2e-4)
     np.testing.assert_allclose(result.params["b"], b.value, atol=1e-5)
     # the prox leaves exact zeros where CVXPY's weights are (numerically) zero
-    np.testing.assert_array_equal(result.params["w"] == 0, np.abs(w.value) < 1e-6)
+    zero = 1e-5 if method == "admm" else 0.0
+    np.testing.assert_array_equal(np.abs(result.params["w"]) <= zero, np.abs(w.value) < 1e-6)
 
 
 # -- 2. non-negative least squares on the diabetes data ------------------------------------------
 
-@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400)])
+@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400), ("admm", 200)])
 def test_nnls_diabetes_matches_cvxpy(tmp_path, method, steps):
     d = np.load(DATA / "diabetes.npz")
     X, y = standardised(d["X"]), d["y_std"]
@@ -72,13 +76,14 @@ def test_nnls_diabetes_matches_cvxpy(tmp_path, method, steps):
     result = run(tmp_path, "nnls_diabetes", method, steps)
     assert result.objective == pytest.approx(best, rel=1e-5)
     np.testing.assert_allclose(result.params["w"], w.value, atol=2e-4)
-    assert result.params["w"].min() >= 0  # a projection: exactly feasible
-    np.testing.assert_array_equal(result.params["w"] == 0, w.value < 1e-6)
+    zero = 1e-5 if method == "admm" else 0.0
+    assert result.params["w"].min() >= -zero  # a projection: exactly feasible
+    np.testing.assert_array_equal(np.abs(result.params["w"]) <= zero, w.value < 1e-6)
 
 
 # -- 3. total-variation denoising of the Kilpisjarvi temperatures ---------------------------------
 
-@pytest.mark.parametrize("method, steps", [("proximal", 50), ("fista", 50)])
+@pytest.mark.parametrize("method, steps", [("proximal", 50), ("fista", 50), ("admm", 200)])
 def test_tv_kilpisjarvi_matches_cvxpy(tmp_path, method, steps):
     y = np.load(DATA / "kilpisjarvi_mod.npz")["y"]
     lam = 3.0
