@@ -140,3 +140,17 @@ PORTS = {  # example -> (posteriordb posterior it ports, data file, hand-written
     "kidiq_momhsiq": ("kidiq-kidscore_momhsiq", "kidiq.npz", kidscore_momhsiq),
     "logmesquite": ("mesquite-logmesquite", "mesquite.npz", logmesquite),
 }
+
+
+NUTS_FIXTURE = ROOT / "tests" / "fixtures" / "posteriordb_nuts.json"
+
+
+def reference_posteriors(path: Path = NUTS_FIXTURE) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The NUTS reference posteriors (tests/fixtures/make_posteriordb_nuts.py made them):
+    ``{example name: {latent: (mean, sd)}}``, arrays of the latent's declared shape (0-d for a
+    scalar), in its constrained space."""
+    import json
+
+    models = json.loads(Path(path).read_text())["models"]
+    return {name: {site: (np.asarray(p["mean"]), np.asarray(p["sd"])) for site, p in entry["params"].items()}
+            for name, entry in models.items()}

@@ -2,6 +2,13 @@
 model block's log joint density equals the same model written by hand in NumPyro, as its Stan
 program states it, at random points of the unconstrained space, Jacobians of the constraining
 transforms included (NumPyro's ``potential_energy`` of both).  Tolerance: 1e-4 relative, float32.
+The points are random points of the unconstrained space at the prior's scale, and points around the
+reference posterior (where the likelihood does not drown the prior: at the first kind, a log joint of
+-1e6 would hide a wrong prior's unit change).
+
+The reference posteriors (tests/fixtures/posteriordb_nuts.json, NumPyro NUTS on these hand-written
+models) are checked for consistency with the ports: every port has one, converged (split R-hat < 1.01,
+enough effective draws), with the latents of the .grad file by name and shape.
 
 The hand-written models follow the Stan programs (posteriordb's ``models/stan/*.stan``): a
 constrained parameter with a prior on a wider support (``real<lower=0> sigma; sigma ~ normal(0, 2)``)
@@ -11,17 +18,37 @@ adds it); a parameter without a prior is flat."""
 
 from __future__ import annotations
 
+import functools
+import json
 import zlib
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpyro.distributions import constraints as C
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import potential_energy
 
 import gradlang
 
-from .posteriordb_models import EXAMPLES, PORTS, load_data
+from .posteriordb_models import EXAMPLES, NUTS_FIXTURE, PORTS, load_data, reference_posteriors
+
+
+@functools.lru_cache(maxsize=None)
+def _bound(name: str):
+    """The port compiled and bound to its data: (model, arrays), shared by the tests of one port."""
+    model, arrays = gradlang.compile(EXAMPLES / f"{name}.grad").bind()
+    return model, {k: jnp.asarray(v) for k, v in arrays.items()}
+
+
+def _near_posterior(mean, sd, support, rng):
+    """A point 0.3 reference sd from the reference mean (the mean itself where that leaves the support),
+    in the unconstrained space."""
+    x = mean + 0.3 * sd * rng.normal(size=np.shape(mean))
+    if not bool(np.all(support(jnp.asarray(x)))) or support is C.ordered_vector and not np.all(np.diff(x) > 0):
+        x = mean
+    return biject_to(support).inv(jnp.asarray(x, jnp.float32))
 
 
 def test_the_gallery_has_at_least_six_ports_each_naming_its_posteriordb_model():
@@ -37,15 +64,44 @@ def test_the_gallery_has_at_least_six_ports_each_naming_its_posteriordb_model():
 @pytest.mark.parametrize("name", sorted(PORTS))
 def test_log_joint_equals_the_model_written_by_hand_in_numpyro(name: str):
     _, data_file, hand = PORTS[name]
-    prog = gradlang.compile(EXAMPLES / f"{name}.grad")
-    model, arrays = prog.bind()
-    arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    model, arrays = _bound(name)
     data = load_data(data_file)
+    reference = reference_posteriors()[name]
     rng = np.random.default_rng(zlib.crc32(name.encode()))
+    points = []
     for _ in range(3):  # random points of the unconstrained space, around the prior's scale
-        point = {}
-        for site, (support, shape) in model.ppl.latents.items():
-            point[site] = jnp.asarray(rng.normal(0, 0.7, biject_to(support).inverse_shape(shape)), jnp.float32)
-        ours = float(potential_energy(model.ppl.model_fn, (arrays, {}), {}, point))
-        theirs = float(potential_energy(hand, (data,), {}, point))
-        assert np.isfinite(ours) and ours == pytest.approx(theirs, rel=1e-4), (name, point)
+        points.append({site: jnp.asarray(rng.normal(0, 0.7, biject_to(support).inverse_shape(shape)), jnp.float32)
+                       for site, (support, shape) in model.ppl.latents.items()})
+    for _ in range(2):  # and around the reference posterior, where a prior's term is not drowned
+        points.append({site: _near_posterior(*reference[site], support, rng)
+                       for site, (support, shape) in model.ppl.latents.items()})
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *points)   # one compiled evaluation of all points
+    ours = jax.jit(jax.vmap(lambda pt: potential_energy(model.ppl.model_fn, (arrays, {}), {}, pt)))(stacked)
+    theirs = jax.jit(jax.vmap(lambda pt: potential_energy(hand, (data,), {}, pt)))(stacked)
+    for i, point in enumerate(points):
+        assert np.isfinite(float(ours[i])) and float(ours[i]) == pytest.approx(float(theirs[i]), rel=1e-4), (name, point)
+
+
+def test_the_nuts_fixture_records_how_it_was_made():
+    fixture = json.loads(NUTS_FIXTURE.read_text())
+    assert (EXAMPLES.parent / fixture["made_by"]).exists()
+    assert fixture["numpyro"] and fixture["jax"] and fixture["date"] and fixture["dtype"] == "float64"
+    assert set(fixture["models"]) == set(PORTS)
+
+
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_the_nuts_reference_of_each_port_converged_and_has_its_latents(name: str):
+    """The reference posterior of port ``name``: 4 chains x 5000 draws, every scalar's split R-hat
+    below 1.01 and effective sample size above 1000, one (mean, sd) per latent of the .grad file with
+    the latent's declared shape, the sd positive and the mean in the latent's support."""
+    entry = json.loads(NUTS_FIXTURE.read_text())["models"][name]
+    assert entry["posteriordb"] == PORTS[name][0]
+    assert entry["chains"] == 4 and entry["draws"] == 5000
+    model, _ = _bound(name)
+    assert set(entry["params"]) == set(model.ppl.latents)
+    for site, (support, shape) in model.ppl.latents.items():
+        p = {k: np.asarray(v) for k, v in entry["params"][site].items()}
+        for k in ("mean", "sd", "rhat", "ess"):
+            assert p[k].shape == tuple(shape), (site, k)
+        assert np.all(p["rhat"] < 1.01) and np.all(p["ess"] > 1000), site
+        assert np.all(p["sd"] > 0) and bool(np.all(support(jnp.asarray(p["mean"])))), site
