@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from ...lib.optimizers import final_params
@@ -114,28 +113,17 @@ class GradientSolver(eqx.Module):
 
     def constraint_report(self, state: GradientState, data: dict) -> dict:
         """Per constraint: its largest violation and, for a multiplier method, its multiplier."""
-        from .constrained import STATE, method_of, violations
+        from .constrained import report
 
-        program = self.model.program
-        gs = violations(self.model, self.params(state), data)
-        method, rest = method_of(self.model), [c.label for c in program.constrained.rest]
-        multipliers = method.multipliers(state.est[STATE]) if method is not None else None
-        out = {}
-        for c, g in zip(program.constraints, gs):
-            g = np.asarray(g, np.float64)
-            worst = np.maximum(g, 0.0) if c.kind == "le" else np.abs(g)
-            entry = {"violation": float(np.max(worst)) if worst.size else 0.0, "multiplier": None}
-            if multipliers is not None and c.label in rest:
-                m = np.asarray(multipliers[rest.index(c.label)], np.float64)
-                entry["multiplier"] = float(m) if m.ndim == 0 else m.tolist()
-            out[c.label] = entry
-        return out
+        return report(self.model, self.params(state), data, state.est)
 
     def init(self, u: dict, data: dict, key=None) -> GradientState:
         u = self.after(u, data)  # a projected parameter starts on its set
         est = self.model.initial_state(u, data)
         if hasattr(self.direction, "init"):
             est = self.direction.init(u, data, est)
+        if hasattr(self.direction, "start"):  # a direction that picks its own start (laplace_start)
+            u, est = self.direction.start(u, data, est)
         return GradientState(u, self.update.init(u), est,
                              jnp.zeros((WINDOW if self.tol is not None else 0,), jnp.float32),
                              jnp.asarray(False))
