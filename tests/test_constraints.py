@@ -256,3 +256,76 @@ def test_emit_shows_each_constraints_decision(tmp_path):
     assert "constraints: project p onto simplex(1)  [sum(p) == 1, p >= 0]" in after
     assert "constraints: augmented_lagrangian: spread" in after
     assert "constraints: project" not in emit(str(path), "ir:split_prox")
+
+
+# ---- with the other objective kinds (issue 12, item 4) --------------------------------------------
+
+PROX_AND_SIMPLEX = """
+data A: real[m, n]
+data b: real[m]
+data c: real[n]
+param x: real[n] = 0
+param w: real[n] = 0
+minimize mean((A @ x - b)^2) + sumsq(w - c) + 0.3 * norm1(w)
+subject to {
+  sum(x) == 1
+  x >= 0
+}
+"""
+
+
+@pytest.mark.parametrize("solver", ["proximal", "fista"])
+def test_constraints_on_one_parameter_with_prox_terms_on_another(solver):
+    # the prox of 0.3 |w|_1 + indicator_simplex(x) is (soft-threshold(w), P_simplex(x)): exact
+    data = {**_ls_data(), "c": np.array([1.0, -0.1, 0.25, -2.0, 0.0, 0.5], np.float32)}
+    r = gradlang.compile(PROX_AND_SIMPLEX + f"solve {{ method = {solver}; steps = 400 }}\n").fit(data=data)
+    A, b, c = (data[k].astype(np.float64) for k in "Abc")
+    x, w = cp.Variable(6), cp.Variable(6)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(A @ x - b) / len(b) + cp.sum_squares(w - c) + 0.3 * cp.norm1(w)),
+                         [cp.sum(x) == 1, x >= 0])
+    problem.solve()
+    np.testing.assert_allclose(r.params["x"], x.value, atol=1e-3)
+    np.testing.assert_allclose(r.params["w"], w.value, atol=1e-4)
+    assert r.objective == pytest.approx(problem.value, rel=1e-4)
+    assert max(c["violation"] for c in r.constraints.values()) < 1e-6
+
+
+@pytest.mark.parametrize("change, message, caret", [
+    ("solve { method = proximal; constraints = augmented_lagrangian }",
+     "constraints = augmented_lagrangian under method = proximal", "augmented_lagrangian"),
+    ("subject to { sumsq(x) + sum(w) <= 1 }\nsolve { method = proximal }", "is not a simple set", "sumsq(x) + sum(w) <= 1"),
+    ("subject to { w >= -1 }\nsolve { method = fista }", "w has prox terms and a constraint", "w >= -1"),
+])
+def test_constraints_a_proximal_method_cannot_meet_are_located_errors(change, message, caret):
+    text = PROX_AND_SIMPLEX.replace("subject to {\n  sum(x) == 1\n  x >= 0\n}\n", "") if "subject" in change \
+        else PROX_AND_SIMPLEX
+    with pytest.raises(GradlangError, match=message) as e:
+        gradlang.compile(text + change + "\n")
+    assert "method = gradient" in str(e.value) and "^" * len(caret) in str(e.value)
+
+
+MONTE_CARLO = """
+const m = [1.0, 2.0, -0.5]
+param x: real[3] = 0
+minimize expect(particles = 64) {
+  z: real[3] ~ normal(m, 1)
+  sumsq(x - z)
+}
+"""
+
+
+@pytest.mark.parametrize("constraints, method, x_star, multiplier", [
+    # E||x - z||^2 = ||x - m||^2 + 3: the answer is m's projection onto the feasible set
+    ("subject to {\n  sum(x) == 1\n  x >= 0\n}", "auto", [0.0, 1.0, 0.0], None),  # the simplex, by projection
+    ("subject to {\n  c: sum(x) <= 1\n}", "augmented_lagrangian", [0.5, 1.5, -1.0], 1.0),  # m - 0.5, mu = 2 * 0.5
+    ("subject to {\n  c: sum(x) <= 1\n}", "lagrangian(variant = extragradient)", [0.5, 1.5, -1.0], 1.0),
+])
+def test_constraints_on_a_monte_carlo_objective(constraints, method, x_star, multiplier):
+    # reparameterised gradients of 64 draws a step, SGD with a decaying rate: the last iterate is
+    # within the Monte-Carlo noise (1e-2) of the answer
+    r = gradlang.compile(MONTE_CARLO + constraints + "\nsolve { optimizer = sgd(lr = cosine(0.1)); steps = 3000; "
+                         f"constraints = {method} }}\n").fit()
+    np.testing.assert_allclose(r.params["x"], x_star, atol=1e-2)
+    assert max(c["violation"] for c in r.constraints.values()) < 1e-2
+    if multiplier is not None:
+        assert r.constraints["c"]["multiplier"] == pytest.approx(multiplier, abs=2e-2)

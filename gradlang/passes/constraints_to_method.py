@@ -26,6 +26,7 @@ from ..ir import nodes as ir
 from ..ir.visit import refs
 
 MULTIPLIER_METHODS = ("penalty", "augmented_lagrangian", "lagrangian")
+PROX_METHODS = ("proximal", "fista")  # their prox step composes with projections on other parameters
 
 
 def _known(e: ir.Expr) -> bool:
@@ -138,6 +139,29 @@ def _method(program: ir.Program) -> ir.ConfigValue:
     return cfg if cfg is not None else ir.ConfigValue("word", "auto")
 
 
+def _check_with_prox(program: ir.Program, solver: str, cfg: ir.ConfigValue, projections: list, rest: list):
+    """Under a proximal method a constraint is met by projection, composed with the prox step: the
+    prox of h(z) + indicator_C(x) for the terms h on other parameters is (prox_h(z), P_C(x)),
+    exactly, since the two act on different parameters.  A multiplier method has no place in the
+    prox-gradient step (its dual update and changing loss break the line search's model), nor does
+    a projection on a parameter that has prox terms of its own (the composition is not the prox)."""
+    if cfg.value not in ("auto", "projection"):
+        raise ConfigError(f"constraints = {cfg.value} under method = {solver}", cfg.span,
+                          f"a multiplier method runs under method = gradient; under method = {solver} constraints "
+                          "on parameters without prox terms are met by projection (constraints = auto)")
+    if rest:
+        c = rest[0]
+        raise ConfigError(f"constraint '{c.label}' is not a simple set, and method = {solver} meets constraints "
+                          "only by projection", c.span,
+                          "use method = gradient (constraints = auto gives it to the augmented Lagrangian)")
+    proxed = {t.param for t in (program.split.terms if program.split is not None else ())}
+    for p in projections:
+        if p.param in proxed:
+            raise ConfigError(f"{p.param} has prox terms and a constraint under method = {solver}", p.span,
+                              f"write the set as a prox term of the objective (e.g. + nonneg({p.param})), "
+                              "or use method = gradient")
+
+
 def constraints_to_method(program: ir.Program) -> ir.Program:
     if not program.constraints:
         return program
@@ -147,10 +171,11 @@ def constraints_to_method(program: ir.Program) -> ir.Program:
 
     if name not in ("auto", "projection"):
         CONSTRAINT_METHODS.get(name, cfg.span)  # an unknown method: located, with the known ones
-    if getattr(program.solve, "method", "gradient") != "gradient":
-        raise TypeError_(f"constraints under method = {program.solve.method}", program.constraints[0].span,
-                         "constrained programs run with method = gradient; a simple set can be a prox term "
-                         "(e.g. + nonneg(x)) under a proximal method")
+    solver = getattr(program.solve, "method", "gradient")
+    if solver not in ("gradient",) + PROX_METHODS:
+        raise TypeError_(f"constraints under method = {solver}", program.constraints[0].span,
+                         "constrained programs run with method = gradient (any constraint) or proximal / fista "
+                         "(simple sets, by projection); a simple set can also be a prox term (e.g. + nonneg(x))")
     projections, rest = [], []
     if name in ("auto", "projection"):
         by_param: dict[str, list] = {}
@@ -183,5 +208,7 @@ def constraints_to_method(program: ir.Program) -> ir.Program:
         method = cfg
     if method is not None:  # checked here, so `gradlang check` reports a wrong argument
         CONSTRAINT_METHODS.build(method, "constraint method", "constraints")
+    if solver in PROX_METHODS:
+        _check_with_prox(program, solver, cfg, projections, rest)
     plan = ir.ConstraintsPlan(tuple(projections), tuple(rest), method, span=program.constraints[0].span)
     return program.replace(constrained=plan)

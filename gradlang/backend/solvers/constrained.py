@@ -114,6 +114,27 @@ def violations(model: Model, u: dict, data: dict) -> list:
     return ConstraintEval(model, data).values(u, model.program.constraints)
 
 
+def report(model: Model, u: dict, data: dict, est: dict | None) -> dict:
+    """Per constraint of the program: its largest violation at ``u`` and, for one left to a
+    multiplier method (its state in ``est``), its multiplier (None for a penalty or a projection)."""
+    import numpy as np
+
+    program = model.program
+    gs = violations(model, u, data)
+    method, rest = method_of(model), [c.label for c in program.constrained.rest]
+    multipliers = method.multipliers(est[STATE]) if method is not None and est is not None else None
+    out = {}
+    for c, g in zip(program.constraints, gs):
+        g = np.asarray(g, np.float64)
+        worst = np.maximum(g, 0.0) if c.kind == "le" else np.abs(g)
+        entry = {"violation": float(np.max(worst)) if worst.size else 0.0, "multiplier": None}
+        if multipliers is not None and c.label in rest:
+            m = np.asarray(multipliers[rest.index(c.label)], np.float64)
+            entry["multiplier"] = float(m) if m.ndim == 0 else m.tolist()
+        out[c.label] = entry
+    return out
+
+
 def largest(model: Model, u: dict, data: dict):
     """The largest violation over every constraint (the history's ``violation``)."""
     return largest_violation(violations(model, u, data), [c.kind for c in model.program.constraints])

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from ..build import Model
 from ..prox import ProxApplication
 from . import SOLVERS
-from ._prox_step import backtrack, first_step, mapping_norm
+from ._prox_step import backtrack, compiled_init, first_step, mapping_norm
 
 
 class ProxState(NamedTuple):
@@ -41,22 +41,35 @@ class ProximalSolver(eqx.Module):
     keyed = False  # a full-data, deterministic method: nothing in a step is random
 
     def init(self, u: dict, data: dict, key=None) -> ProxState:
+        return compiled_init(self, u, data)
+
+    def _init(self, u: dict, data: dict) -> ProxState:
         g = jax.grad(self.model.smooth_loss)(u, data)
         t = first_step(lambda p: self.model.smooth_loss(p, data), u, g)
         one = jnp.asarray(1.0, jnp.float32)
         return ProxState(u, u, one, t, jnp.asarray(0.0, jnp.float32), jnp.asarray(False))
 
     def step(self, state: ProxState, data: dict, t_index, key=None):
-        smooth = lambda p: self.model.smooth_loss(p, data)  # noqa: E731
+        smooth = lambda p: self.model.smooth_loss(p, data)
         prox = ProxApplication(self.model.program, self.model.dims, data)
         f_y, g = jax.value_and_grad(smooth)(state.y)
-        x, f_x, t = backtrack(smooth, prox.apply, state.y, f_y, g, state.t)
+        x, f_x, t = backtrack(smooth, self.with_projections(prox.apply, data), state.y, f_y, g, state.t)
         y, theta = self.extrapolate(state, x)
         gap = mapping_norm(state.y, x, t)
         first = jnp.where(t_index == 0, gap, state.first)
         converged = state.converged | (self.tol is not None) & (gap <= (self.tol or 0.0) * first)
         value = f_x + prox.terms_value(self.model.constrain(x))
         return ProxState(x, y, theta, t, first, converged), {"values": value[None]}
+
+    def with_projections(self, apply, data: dict):
+        """The prox step followed by the projections of constraints_to_method (on parameters without
+        prox terms, so the composition is the prox of the terms plus the sets' indicators)."""
+        plan = self.model.program.constrained
+        if plan is None or not plan.projections:
+            return apply
+        from ..constraints import ConstraintEval
+
+        return lambda u, t: ConstraintEval(self.model, data).project(apply(u, t))
 
     def extrapolate(self, state: ProxState, x: dict):
         """FISTA's next point with O'Donoghue & Candès' gradient restart (Adaptive restart for
@@ -72,6 +85,23 @@ class ProximalSolver(eqx.Module):
 
     def objective(self, stats: dict):
         return stats["values"][..., 0]
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.model.program.constraints)
+
+    def log_extras(self, state: ProxState, data: dict) -> dict:
+        """The largest violation of any constraint at log points (``history["violation"]``)."""
+        if not self.constrained:
+            return {}
+        from .constrained import largest
+
+        return {"violation": largest(self.model, state.u, data)}
+
+    def constraint_report(self, state: ProxState, data: dict) -> dict:
+        from .constrained import report
+
+        return report(self.model, state.u, data, None)
 
     @property
     def may_terminate(self) -> bool:
