@@ -218,10 +218,12 @@ def _options(program: ir.Program, method: str, smooth: ir.Expr) -> tuple:
         if len(config.args) > len(known):
             raise ConfigError(f"method = {method} takes {len(known) or 'no'} argument{'s' * (len(known) != 1)}",
                               config.span, "e.g. method = admm(rho = 1.0)" if known else f"method = {method}")
-        pairs = list(zip(known, config.args)) + list(config.kwargs)
-        for name, v in pairs:
+        names = list(config.name_spans) or [v.span for _, v in config.kwargs]
+        pairs = [(k, v, v.span) for k, v in zip(known, config.args)] + \
+                [(k, v, at) for (k, v), at in zip(config.kwargs, names)]
+        for name, v, at in pairs:
             if name not in known:
-                raise ConfigError(f"method = {method} has no argument '{name}'", v.span,
+                raise ConfigError(f"method = {method} has no argument '{name}'", at,
                                   f"its arguments: {', '.join(known)}" if known else "it takes none")
             if v.kind != "number" or not float(v.value) > 0:
                 raise ConfigError(f"{name} must be a positive number", v.span, f"e.g. {method}({name} = 1.0)")

@@ -13,6 +13,8 @@ gradient along a small move, ``t0 = ||d|| / ||g(x0 + d) - g(x0)||``, and only sh
 
 from __future__ import annotations
 
+import weakref
+
 import jax
 import jax.numpy as jnp
 
@@ -65,3 +67,19 @@ def backtrack(smooth, prox, y: dict, f_y, g: dict, t):
 def mapping_norm(y: dict, x: dict, t):
     """The norm of the prox-gradient mapping (y - x) / t: zero exactly at a minimiser."""
     return jnp.sqrt(_sq(jax.tree.map(lambda a, b: a - b, y, x))) / t
+
+
+_INITS: dict[int, tuple] = {}
+
+
+def compiled_init(solver, u: dict, data: dict):
+    """``solver._init(u, data)`` as one compiled function, kept for the solver's lifetime (a program
+    fitted again reuses it).  Run eagerly, an init's dozens of primitives (gradients, power
+    iterations, a factorisation) would each be compiled on a first fit: seconds, on a busy CPU."""
+    hit = _INITS.get(id(solver))
+    if hit is None or hit[0]() is not solver:
+        ref = weakref.ref(solver)  # the cache must not keep the solver (and its data) alive
+        hit = (ref, jax.jit(lambda u, data: ref()._init(u, data)))
+        _INITS[id(solver)] = hit
+        weakref.finalize(solver, _INITS.pop, id(solver), None)
+    return hit[1](u, data)

@@ -40,6 +40,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..build import Model
 from . import SOLVERS
+from ._prox_step import compiled_init
 from ._splitting import DualTerms, hessian_curvature, tree_norm
 
 INNER = 20
@@ -66,6 +67,9 @@ class ADMMSolver(eqx.Module):
         return lambda u: self.model.smooth_loss(u, data)
 
     def init(self, u: dict, data: dict, key=None) -> ADMMState:
+        return compiled_init(self, u, data)
+
+    def _init(self, u: dict, data: dict) -> ADMMState:
         terms = DualTerms(self.model, data)
         z = terms.apply(u)
         w = terms.zeros(u)

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 
 from ..build import Model
 from . import SOLVERS
+from ._prox_step import compiled_init
 from ._splitting import DualTerms, hessian_curvature, tree_norm
 
 SAFETY = 0.95
@@ -63,6 +64,9 @@ class PDHGSolver(eqx.Module):
         return lambda u: self.model.smooth_loss(u, data)
 
     def init(self, u: dict, data: dict, key=None) -> PDHGState:
+        return compiled_init(self, u, data)
+
+    def _init(self, u: dict, data: dict) -> PDHGState:
         terms = DualTerms(self.model, data)
         lipschitz = hessian_curvature(self._smooth(data), u)
         norm_sq = terms.norm_sq(u)
