@@ -95,3 +95,82 @@ def test_the_conflict_report_is_the_cosines_of_the_analytic_gradients():
     assert len(result.history["conflict"]) == len(result.history["step"])
     assert np.allclose(np.diag(np.asarray(result.history["conflict"][-1])), 1.0, atol=1e-5)
     assert result.to_json()["conflicts"] == result.conflicts
+
+
+EACH = """
+data X: real[N, 2]
+data y: real[N]
+param w: real[2] = [0.3, -0.2]
+{sense} each({value})
+solve {{
+  optimizer = sgd(lr = 0.1)
+  steps = 1
+  aggregator = {agg}{extra}
+}}
+"""
+
+
+def _rows(n=5, seed=3):
+    rng = np.random.default_rng(seed)
+    return {"X": rng.normal(size=(n, 2)).astype(np.float32), "y": rng.normal(size=n).astype(np.float32)}
+
+
+def _per_row_jacobian(w, X, y, sign=1.0):
+    """J_i = d/dw of sign * (x_i w - y_i)^2, by jax.jacrev (float64)."""
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        return np.asarray(jax.jacrev(lambda w: sign * (jnp.asarray(X, jnp.float64) @ w - y) ** 2)(
+            jnp.asarray(w, jnp.float64)))
+
+
+def _fit_each(sense="minimize", value="(X @ w - y)^2", agg="upgrad", extra="", data=None):
+    return gradlang.compile(EACH.format(sense=sense, value=value, agg=agg, extra=extra)).fit(data=data or _rows())
+
+
+def test_each_row_is_an_objective():
+    """minimize each(v): one step is -lr UPGrad(J), J the per-row Jacobian (by jax.jacrev); maximize
+    each(-v) the same step; with mean, the plain gradient of the mean loss 2/N Xᵀ(Xw - y).  The
+    value logged (history, --out) is the entries' mean as written."""
+    data, w0 = _rows(), np.array([0.3, -0.2])
+    J = _per_row_jacobian(w0, data["X"], data["y"])
+    d = np.asarray(gradlang.aggregate("upgrad", J))
+    for sense, value in (("minimize", "(X @ w - y)^2"), ("maximize", "-(X @ w - y)^2")):
+        r = _fit_each(sense, value)
+        np.testing.assert_allclose(r.params["w"], w0 - 0.1 * d, rtol=1e-5, atol=1e-7)
+    r = _fit_each(agg="mean")
+    X, y = data["X"].astype(np.float64), data["y"]
+    np.testing.assert_allclose(r.params["w"], w0 - 0.1 * 2 / 5 * X.T @ (X @ w0 - y), rtol=1e-5)
+    assert not np.allclose(d, J.mean(axis=0), atol=1e-3)  # UPGrad is not the mean here
+    w1 = r.params["w"].astype(np.float64)
+    assert r.objectives["objective"] == pytest.approx(np.mean((X @ w1 - y) ** 2), rel=1e-5)
+    assert r.to_json()["objectives"] == {"objective": pytest.approx(r.objectives["objective"])}
+
+
+def test_each_with_batch_is_one_objective_per_minibatch_row():
+    """With batch = 2 of N = 4 rows (drawn with replacement), the step is -lr UPGrad of the
+    Jacobian of the 2 drawn rows: it equals that of one of the 16 possible minibatches, and not
+    the step of the full data."""
+    data, w0 = _rows(4, seed=8), np.array([0.3, -0.2])
+    r = _fit_each(extra="\n  batch = 2", data=data)
+    X, y = data["X"], data["y"]
+    steps = {(i, j): w0 - 0.1 * np.asarray(gradlang.aggregate("upgrad", _per_row_jacobian(w0, X[[i, j]], y[[i, j]])))
+             for i in range(4) for j in range(4)}
+    hits = [k for k, w in steps.items() if np.allclose(r.params["w"], w, rtol=1e-5, atol=1e-7)]
+    assert hits, (r.params["w"], steps)
+    full = w0 - 0.1 * np.asarray(gradlang.aggregate("upgrad", _per_row_jacobian(w0, X, y)))
+    assert not np.allclose(r.params["w"], full, atol=1e-4)
+
+
+def test_each_mistakes_are_located():
+    """each(...) of a scalar, under a proximal method, or with a stateful aggregator and batch:
+    errors at check time, at the line of the mistake."""
+    cases = [(dict(value="sum((X @ w - y)^2)"), "takes a real vector", 5),
+             (dict(extra="\n  method = proximal"), "method = proximal does not take", 10),
+             (dict(agg="nash_mtl", extra="\n  batch = 2"), "keeps a state per objective", 9)]
+    for kw, message, line in cases:
+        text = EACH.format(**{"sense": "minimize", "value": "(X @ w - y)^2", "agg": "upgrad", "extra": "", **kw})
+        with pytest.raises(GradlangError, match=message) as err:
+            gradlang.compile(text)
+        assert err.value.diagnostics[0].span.line == line, err.value.render()

@@ -144,9 +144,17 @@ class Model(eqx.Module):
         with numpyro.validation_enabled(False):
             return self._objective_values(unconstrained, data, key)
 
-    def _objective_values(self, unconstrained: dict, data: dict, key=None) -> jnp.ndarray:
+    def _objective_values(self, unconstrained: dict, data: dict, key=None, entries: bool = False) -> jnp.ndarray:
         ev = self.evaluator(self.constrain(unconstrained), data, key)
-        return jnp.stack([jnp.asarray(ev.eval(o.value), jnp.float32) for o in self.program.objectives])
+        values = [jnp.asarray(ev.eval(o.value), jnp.float32) for o in self.program.objectives]
+        if self.each:  # minimize each(v): the entries of v, or (as written) their mean
+            return jnp.ravel(values[0]) if entries else jnp.mean(values[0], keepdims=True)
+        return jnp.stack(values)
+
+    @property
+    def each(self) -> bool:
+        """Whether the objective is ``minimize each(v)``: every entry of v its own objective."""
+        return any(o.each for o in self.program.objectives)
 
     def loss(self, unconstrained: dict, data: dict, key=None) -> jnp.ndarray:
         """The scalar minimised: maximised objectives negated; several combined by the aggregator.
@@ -156,11 +164,11 @@ class Model(eqx.Module):
 
     def _loss(self, unconstrained: dict, data: dict, key=None) -> jnp.ndarray:
         objectives = self.program.objectives
-        if len(objectives) == 1:  # the common case, without stacking
+        if len(objectives) == 1 and not self.each:  # the common case, without stacking
             ev = self.evaluator(self.constrain(unconstrained), data, key)
             value = ev.eval(objectives[0].value)
             return value if objectives[0].sense == "minimize" else -value
-        values = self._objective_values(unconstrained, data, key)
+        values = self._objective_values(unconstrained, data, key, entries=True)
         terms = jnp.array([1.0 if o.sense == "minimize" else -1.0 for o in objectives]) * values
         return self.aggregate(terms)
 
@@ -173,22 +181,26 @@ class Model(eqx.Module):
         # mean and sum are the loss itself; Jacobian descent has none: its entries' mean is shown
         return jnp.sum(terms) if plan.aggregator.value == "sum" else jnp.mean(terms)
 
-    def loss_and_values(self, unconstrained: dict, data: dict, key, state: dict):
+    def loss_and_values(self, unconstrained: dict, data: dict, key, state: dict, entries: bool = False):
         """``(loss, (values, state))``: the scalar minimised, each objective's value as the user
         wrote it (a vector, maximised ones not negated), and the estimators' next running state
-        (``state`` in: the loop carry's; ``{}`` when none is kept).  What a solver differentiates."""
+        (``state`` in: the loop carry's; ``{}`` when none is kept).  What a solver differentiates.
+        With ``entries``, ``values`` are the vector objective's entries (``each(v)``: those of v,
+        one per row of a minibatch), what Jacobian descent differentiates."""
         from ..lib.estimators.score import EMA_STATE
 
         signs = jnp.array([1.0 if o.sense == "minimize" else -1.0 for o in self.program.objectives])
         token = EMA_STATE.set({"in": state, "out": {}})
         try:
             with numpyro.validation_enabled(False):
-                if len(self.program.objectives) == 1:  # the common case, without stacking twice
+                if len(self.program.objectives) == 1 and not self.each:  # the common case, without stacking twice
                     loss = self._loss(unconstrained, data, key)
                     values = signs * loss
                 else:
-                    values = self._objective_values(unconstrained, data, key)
+                    values = self._objective_values(unconstrained, data, key, entries=True)
                     loss = self.aggregate(signs * values)
+                    if self.each and not entries:
+                        values = jnp.mean(values, keepdims=True)
             out = EMA_STATE.get()["out"]
         finally:
             EMA_STATE.reset(token)

@@ -28,7 +28,7 @@ def check_objectives(checker, stmts) -> None:
         return
     if isinstance(s, ast.Objective):
         checker.out.objectives.append(ir.ObjectiveIR("objective", s.sense, checker.resolve.expr(s.value),
-                                                  span=s.value.span))
+                                                  each=s.each, span=s.value.span))
     elif isinstance(s, ast.ObjectiveSet):
         seen = set()
         for item in s.items:

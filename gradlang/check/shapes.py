@@ -121,7 +121,12 @@ def check(program: ir.Program) -> list[GradlangError]:
         out = attempt(obj.value, any(r.name in failed for r in refs(obj.value, "let")))
         if out is not None:
             struct, names = out
-            if struct is None or struct.shape != ():
+            if obj.each:  # minimize each(v): one objective per entry of the vector v
+                if struct is None or len(struct.shape) != 1 or struct.dtype == jnp.bool_:
+                    errors.append(TypeError_(f"each(...) takes a real vector, one objective per entry, not "
+                                             f"{_type(struct, names)}", obj.span,
+                                             "e.g. minimize each((X @ w - y)^2): one loss per row"))
+            elif struct is None or struct.shape != ():
                 errors.append(TypeError_(f"an objective must be a real scalar, not {_type(struct, names)}",
                                          obj.span, "reduce it, e.g. with mean(...) or sum(...)"))
             elif struct.dtype == jnp.bool_:

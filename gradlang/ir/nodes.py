@@ -216,6 +216,7 @@ class ObjectiveIR(Node):
     name: str
     sense: str
     value: Expr
+    each: bool = False  # minimize each(v): the entries of the vector v are the objectives
 
 
 @dataclass(frozen=True)

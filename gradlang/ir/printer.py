@@ -113,7 +113,8 @@ def program(p: ir.Program, infer=None) -> str:
         else:
             out += _block("guide", p.guide)
     for o in p.objectives:
-        out.append(f"objective {o.name} ({o.sense}) = {expr(o.value, types(o.value))}")
+        each = ", each entry" if o.each else ""
+        out.append(f"objective {o.name} ({o.sense}{each}) = {expr(o.value, types(o.value))}")
     for low in p.lowers.values():
         out += lower(low, types)
     for c in p.constraints:

@@ -188,6 +188,7 @@ class Prox(Node):
 class Objective(Node):
     sense: str  # "minimize" | "maximize"
     value: Expr
+    each: bool = False  # minimize each(v): every entry of the vector v its own objective
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,12 @@ class BuildAst(Transformer):
     def maximize(self, meta, c):
         return ast.Objective("maximize", c[0], span=self._span(meta))
 
+    def minimize_each(self, meta, c):
+        return ast.Objective("minimize", c[0], each=True, span=self._span(meta))
+
+    def maximize_each(self, meta, c):
+        return ast.Objective("maximize", c[0], each=True, span=self._span(meta))
+
     def minimize_set(self, meta, c):
         return ast.ObjectiveSet("minimize", tuple(c), span=self._span(meta))
 

@@ -134,7 +134,7 @@ def stmt(s, indent: str = "") -> str:
     if isinstance(s, ast.Prox):
         return f"prox {s.name}({_params(s.params, indent)}) = {e(s.body)}"
     if isinstance(s, ast.Objective):
-        return f"{s.sense} {e(s.value)}"
+        return f"{s.sense} each({e(s.value)})" if s.each else f"{s.sense} {e(s.value)}"
     if isinstance(s, ast.ObjectiveSet):
         inner = indent + "  "
         items = "".join(f"{inner}{i.name}: {expr(i.value, 0, inner)}\n" for i in s.items)

@@ -6,7 +6,8 @@ flattened); the aggregator ``A`` of the plan maps it to the direction ``d = A(J)
 entries ``d = wᵀ J`` with weights from the Gramian ``J Jᵀ``), which the Optax update then takes as
 the gradient (Quinton & Rey, Jacobian Descent for Multi-Objective Optimization, 2024).  A stateful
 aggregator keeps its state in the direction's running state under ``"aggregator"``; a stochastic one
-draws from the step's key.
+draws from the step's key.  For ``minimize each(v)`` the entries are those of v (one per row of
+the minibatch with ``batch``), and the value logged is their mean.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class JacobianDirection(eqx.Module):
 
     model: Model = eqx.field(static=True)
     aggregator: Any = eqx.field(static=True)
+    rows: Any = eqx.field(static=True, default=None)  # (u, data, J, unravel) -> J: each row's constrained direction
 
     @property
     def stochastic(self) -> bool:
@@ -36,6 +38,9 @@ class JacobianDirection(eqx.Module):
     def init(self, u: dict, data: dict, est: dict) -> dict:
         flat, _ = ravel_pytree(u)
         m = len(self.model.program.objectives)
+        if self.model.each:  # the number of entries: v's length on the data the steps see
+            m = jax.eval_shape(lambda u: self.model.loss_and_values(u, data, jax.random.PRNGKey(0), est,
+                                                                    entries=True)[1][0], u).shape[0]
         return {**est, STATE: self.aggregator.init(m, flat.shape[0], flat.dtype)}
 
     def __call__(self, u, data, key, est):
@@ -45,10 +50,14 @@ class JacobianDirection(eqx.Module):
         draw = key if self.model.stochastic else None
 
         def losses(x):
-            loss, (values, new) = self.model.loss_and_values(unravel(x), data, draw, inner)
+            loss, (values, new) = self.model.loss_and_values(unravel(x), data, draw, inner, entries=True)
             return signs * values, (loss, values, new)
 
         J, (loss, values, new) = jax.jacrev(losses, has_aux=True)(flat)
+        if self.rows is not None:  # the aggregator sees each objective's constrained direction
+            J = self.rows(u, data, J, unravel)
+        if self.model.each:  # as written: the entries' mean
+            values = jnp.mean(values, keepdims=True)
         agg_key = jax.random.fold_in(key, 1) if key is not None and self.stochastic else None
         d, state = self.aggregator(J, est.get(STATE, ()), agg_key)
         return loss, values, unravel(d), {**new, STATE: state}
