@@ -54,7 +54,7 @@ class GradNormPenalty:
         y = stop(state["y"])
         lam = largest_eigenvalue(hvp(problem, x, y), y, self.power)
         lr = 1.0 / (2.2 * jnp.maximum(lam, 1e-12) ** 2)
-        descend = lambda _, v: tree_axpy(-lr, self.penalised_grad(problem, x, v), v)  # noqa: E731
+        descend = lambda _, v: tree_axpy(-lr, self.penalised_grad(problem, x, v), v)
         y = jax.lax.fori_loop(0, self.y_steps, descend, y)
         y = stop(y)
         (loss, aux), fx = jax.value_and_grad(lambda x_: problem.upper(x_, y), has_aux=True)(x)

@@ -88,7 +88,7 @@ class Implicit:
         xs = stop(x)
 
         def onto_lower_set(v):
-            return project_feasible(problem, xs, v, 3, move_x=False)[1]
+            return project_feasible(problem, xs, v, 1, move_x=False)[1]  # once a step: the solve repeats it
 
         y, _ = problem.solve(lambda v: problem.lower(xs, v), stop(state["y"]), after=onto_lower_set)
         y = stop(y)

@@ -69,7 +69,7 @@ class ValueGap:
     def constrained_step(self, problem, x, state):
         """One joint projected step on ``F + γ(G − v)`` over ``{(x, y): g(x, y) <= 0}``."""
         def onto_lower_set(v):
-            return project_feasible(problem, x, v, self.proj_iters, move_x=False)[1]
+            return project_feasible(problem, x, v, 1, move_x=False)[1]  # once a step: the solve repeats it
 
         y = stop(state["y_gamma"])
         y_hat, _ = problem.solve(lambda v: problem.lower(x, v), y, after=onto_lower_set)
