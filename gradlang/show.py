@@ -20,7 +20,7 @@ def progress(quiet: bool):
                    TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=False)
     state = {"task": None}
 
-    def update(done, total, objective):
+    def update(done, total, objective, objectives=None):
         import time
 
         if state["task"] is None:
@@ -28,7 +28,8 @@ def progress(quiet: bool):
             state["t0"], state["d0"] = time.perf_counter(), done
         elapsed = time.perf_counter() - state["t0"]
         rate = (done - state["d0"]) / elapsed if elapsed > 0 else 0
-        bar.update(state["task"], completed=done, objective=f"{objective:.6g}",
+        named = f" ({', '.join(f'{k} {v:.4g}' for k, v in objectives.items())})" if objectives else ""
+        bar.update(state["task"], completed=done, objective=f"{objective:.6g}{named}",
                    rate=f"{rate:,.0f}" if rate else "…")
 
     return bar, update

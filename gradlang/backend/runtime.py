@@ -249,6 +249,19 @@ def _append(history: dict, records: dict, n: int, names: list[str]) -> None:
         history["reports"][name] += [x.tolist() for x in np.asarray(v)[:n]]
 
 
+def takes_objectives(progress: Callable) -> bool:
+    """Whether a progress callback takes a fourth argument: the objectives by name (several
+    objectives only), after ``(done, total, objective)``; a three-argument callback still works."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(progress).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return any(p.kind == p.VAR_POSITIONAL for p in params) or len(positional) >= 4
+
+
 def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: int,
         progress: Callable | None = None, loop: Loop | None = None, checkpoint=None, resume=None) -> Result:
     """Run ``solver`` on ``model`` for ``steps`` steps (fewer when it converges).  ``loop``, when
@@ -268,6 +281,7 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
     if resume is not None:
         state, done, history, converged_at = resume.load(state)
     clock, total = Clock(loop.segment, loop.capacity, steps), np.int32(steps)
+    by_name = progress is not None and takes_objectives(progress)
     tail, failed_at, interrupted = None, None, False
 
     def dispatch(state, t0: int):
@@ -294,7 +308,9 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
             state, done = new, t
             tail = summary[len(summary) // 2:] if t > t0 else tail
             if progress and t > t0:
-                progress(done, steps, float(solver.objective({"values": summary[:len(summary) // 2]})))
+                last = summary[:len(summary) // 2]
+                named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
+                progress(done, steps, float(solver.objective({"values": last})), *named)
             if failed_at is not None:
                 break
             if t < t1:  # the solver's own test held
