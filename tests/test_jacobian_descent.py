@@ -174,3 +174,41 @@ def test_each_mistakes_are_located():
         with pytest.raises(GradlangError, match=message) as err:
             gradlang.compile(text)
         assert err.value.diagnostics[0].span.line == line, err.value.render()
+
+
+def test_named_objectives_in_history_out_and_progress(tmp_path):
+    """Each named objective is kept by name: in the history at every log point, in --out
+    ("objectives", "history"."objectives") equal to numpy's values at the written parameters, and
+    in a progress callback that takes a fourth argument (a three-argument one still works)."""
+    import json
+
+    from gradlang.cli import main
+
+    data = _data()
+    text = PROGRAM.format(init=1, lr=0.05, steps=20, agg="upgrad").replace("aggregator = upgrad",
+                                                                           "aggregator = upgrad; log_every = 5")
+    (tmp_path / "jd.grad").write_text(text)
+    np.savez(tmp_path / "jd.npz", **data)
+    assert main(["run", str(tmp_path / "jd.grad"), "--data", str(tmp_path / "jd.npz"), "--quiet",
+                 "--out", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    w, X = np.asarray(r["params"]["w"]), data["X"].astype(np.float64)
+    expect = {"task1": np.mean((X @ w - data["y1"]) ** 2), "task2": np.mean((X @ w - data["y2"]) ** 2),
+              "small": 0.1 * np.sum(w**2)}
+    assert r["objectives"] == pytest.approx(expect, rel=1e-5)
+    assert len(r["history"]["step"]) == 4
+    assert set(r["history"]["objectives"]) == set(expect)
+    assert all(len(v) == 4 for v in r["history"]["objectives"].values())
+
+    seen, plain = [], []
+    program = gradlang.compile(text)
+    result = program.fit(data=data, progress=lambda done, total, obj, objectives: seen.append(objectives))
+    program.fit(data=data, progress=lambda done, total, obj: plain.append(obj))
+    assert seen and plain and set(seen[-1]) == set(expect)
+    # the bar shows the last step's values, which the history keeps at that log point
+    assert seen[-1] == pytest.approx({k: v[-1] for k, v in result.history["objectives"].items()}, rel=1e-6)
+    from gradlang.show import progress
+
+    bar, update = progress(quiet=False)
+    update(20, 20, 1.5, seen[-1])
+    assert "task2" in bar.tasks[0].fields["objective"]
