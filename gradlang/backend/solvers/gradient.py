@@ -213,7 +213,9 @@ def direction_of(model: Model, opt=None):
         from ...passes.objectives_to_aggregate import build_aggregator
         from .jacobian import JacobianDirection
 
-        direction = JacobianDirection(model, build_aggregator(plan.aggregator))
+        from .constrained import TangentRows
+
+        direction = JacobianDirection(model, build_aggregator(plan.aggregator), TangentRows.of(model))
     from .constrained import ConstrainedDirection, method_of
 
     method = method_of(model)
