@@ -329,3 +329,38 @@ def test_constraints_on_a_monte_carlo_objective(constraints, method, x_star, mul
     assert max(c["violation"] for c in r.constraints.values()) < 1e-2
     if multiplier is not None:
         assert r.constraints["c"]["multiplier"] == pytest.approx(multiplier, abs=2e-2)
+
+
+def _two_objectives_on_a_line(aggregator, optimizer, steps, method):
+    # on the line x1 + x2 = 1 (x = s t + r0 n, t = (1, -1)/sqrt2, n = (1, 1)/sqrt2, r0 = 1/sqrt2):
+    # f1 = ||x - a||^2, f2 = ||x - b||^2 with a, b at s = 1 and s = -0.1, both 2 above the line
+    # along n; the constrained Pareto set is s in [-0.1, 1], the mean's minimiser s = 0.45
+    t, n, r0 = np.array([1, -1]) / np.sqrt(2), np.array([1, 1]) / np.sqrt(2), 1 / np.sqrt(2)
+    a, b, x0 = 1.0 * t + (r0 + 2) * n, -0.1 * t + (r0 + 2) * n, -1.0 * t + r0 * n
+    vec = lambda v: f"[{v[0]:.8f}, {v[1]:.8f}]"  # noqa: E731
+    r = gradlang.compile(
+        f"param x: real[2] = {vec(x0)}\nminimize {{ f1: sumsq(x - {vec(a)}), f2: sumsq(x - {vec(b)}) }}\n"
+        "subject to {\n  line: sum(x) == 1\n}\n"
+        f"solve {{ optimizer = {optimizer}; steps = {steps}; aggregator = {aggregator}; constraints = {method} }}\n").fit()
+    return float(r.params["x"] @ t), r.constraints["line"]
+
+
+def test_several_objectives_the_aggregator_sees_the_projected_directions():
+    # UPGrad on the rows' gradient mappings onto the line: from s = -1 both objectives fall until
+    # f2's constrained minimiser s = -0.1, where they conflict along the line and the step stops.
+    # On the raw gradients the normal components (4 each) hide that conflict, UPGrad returns the
+    # mean, and the projected steps run on to s = 0.45 with f2 rising
+    s, line = _two_objectives_on_a_line("upgrad(reg_eps = 0)", "sgd(lr = 0.01)", 300, "auto")
+    assert s == pytest.approx(-0.1, abs=2e-3)
+    assert line["violation"] < 1e-6
+
+
+@pytest.mark.parametrize("method", ["augmented_lagrangian", "lagrangian(variant = extragradient)"])
+def test_several_objectives_with_a_multiplier_method(method):
+    # the multiplier term's gradient joins the aggregate (not each row: a conflict-averse
+    # aggregator could cancel it); the raw rows never conflict here (the normal parts dominate), so
+    # UPGrad is the mean: s = 0.45, and the multiplier is d(mean)/dr / |grad g| = 4 / sqrt2
+    s, line = _two_objectives_on_a_line("upgrad", "sgd(lr = cosine(0.02))", 2000, method)
+    assert s == pytest.approx(0.45, abs=1e-3)
+    assert line["violation"] < 1e-4
+    assert line["multiplier"] == pytest.approx(2 * np.sqrt(2), abs=1e-3)

@@ -17,6 +17,7 @@ generative adversarial networks, ICLR 2019).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import equinox as eqx
@@ -101,6 +102,34 @@ class ConstrainedDirection(eqx.Module):
     def value_fn(self, data, key, est):
         inner = {k: v for k, v in est.items() if k not in (STATE, LOOKAHEAD)}
         return self.base.value_fn(data, key, inner)
+
+
+@dataclass(frozen=True)
+class TangentRows:
+    """For several objectives under a non-linear aggregator (Jacobian descent) and projections:
+    each row of the Jacobian (one objective's gradient) replaced by its gradient mapping onto the
+    projected parameters' sets (``ConstraintEval.tangent``), so the aggregator resolves conflicts
+    between the directions the projected step can take.  On the raw gradients, a conflict-free
+    aggregate d (g_i . d >= 0) can lose that property once projected: the normal components the
+    projection removes may be what made it conflict-free, and an objective then rises.
+
+    A multiplier method's term is not an objective to be traded off: its gradient is added to the
+    aggregate (``ConstrainedDirection``), not to each row, where a conflict-averse aggregator could
+    cancel it (two objectives pulling opposite ways along a constraint's normal would leave the
+    violation without a restoring force)."""
+
+    model: Model
+
+    @classmethod
+    def of(cls, model: Model) -> "TangentRows | None":
+        plan = model.program.constrained
+        return cls(model) if plan is not None and plan.projections else None
+
+    def __call__(self, u: dict, data: dict, J, unravel):
+        from jax.flatten_util import ravel_pytree
+
+        evaluate = ConstraintEval(self.model, data)
+        return jax.vmap(lambda row: ravel_pytree(evaluate.tangent(u, unravel(row)))[0])(J)
 
 
 def _norm(tree):
