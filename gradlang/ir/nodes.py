@@ -254,6 +254,7 @@ class Program:
     aggregate: Any = None  # Aggregate of several objectives (objectives_to_aggregate)
     lowers: dict = field(default_factory=dict)  # LowerIR by block name (bilevel programs)
     optimizer: Any = None  # OptimizerSpec (choose_optimizer)
+    vi_defaults: Any = None  # VIDefaults: settings chosen for a VI fit that wrote none (choose_vi_defaults)
 
     def replace(self, **changes) -> "Program":
         new = Program(**{k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -370,6 +371,7 @@ class ProxTerm(Node):
     user: bool = False
     expr: Expr | None = None  # the term as written (its value, for the objective as written)
     linear: Expr | None = None  # K of a term f(K @ param) (admm, pdhg); None: f(param)
+    linear_side: str = "left"  # K @ param ("left") or param @ K ("right")
 
 
 @dataclass(frozen=True)
@@ -453,3 +455,16 @@ class OptimizerSpec(Node):
 
     config: ConfigValue
     uses_steps: bool = False
+
+
+@dataclass(frozen=True)
+class VIDefaults(Node):
+    """The settings choose_vi_defaults chose for a program with a guide that wrote no optimizer,
+    steps or tol: how the guide starts (``laplace``: at the Laplace approximation, fitted in its
+    frame; ``None`` for a family without one), the horizon of the iterate average reported, and
+    the stopping rule (the relative change of the windowed mean ELBO)."""
+
+    start: str | None
+    average: int
+    tol: float
+    every: int

@@ -136,7 +136,8 @@ def program(p: ir.Program, infer=None) -> str:
             out.append(f"  composed {c.param}: {c.rule} [{', '.join(t.fn for t in c.terms)}]")
         for t in p.split.dual:
             args = "".join(f", {_expr(a, {})}" for a in t.args)
-            arg = t.param if t.linear is None else f"{_expr(t.linear, {})} @ {t.param}"
+            arg = t.param if t.linear is None else f"{_expr(t.linear, {})} @ {t.param}" if t.linear_side == "left" \
+                else f"{t.param} @ {_expr(t.linear, {})}"
             out.append(f"  dual {t.param}: {_expr(t.weight, {})} * {t.fn}({arg}{args})"
                        + ("  (declared prox)" if t.user else ""))
         if p.split.options:
@@ -153,6 +154,10 @@ def program(p: ir.Program, infer=None) -> str:
                    f"log_every={s.log_every}" + (f" aggregator={s.aggregator}" if s.aggregator else ""))
     if p.optimizer is not None:
         out.append(f"optimizer {config(p.optimizer.config)}")
+    if getattr(p, "vi_defaults", None) is not None:
+        v = p.vi_defaults
+        out.append(f"vi defaults: start={v.start} average={v.average} stop=elbo_settled(tol={v.tol:g}, "
+                   f"every={v.every})  # chosen")
     return "\n".join(out)
 
 
