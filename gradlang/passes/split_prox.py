@@ -14,8 +14,8 @@ Several terms on one parameter are composed where the prox of their sum is known
 left in the smooth part (of a nonlinear expression of a parameter, say) is a located error, since a
 gradient method would only take its subgradient: it names the method that can take it.
 
-Under ``method = admm | pdhg`` (the splitting methods) a term may also be ``c * f(K @ p)`` with ``K``
-a linear map known before the run (data, consts, lets of those): such a term is split off with a
+Under ``method = admm | pdhg`` (the splitting methods) a term may also be ``c * f(K @ p)`` (or
+``c * f(p @ K)``, for a matrix p) with ``K`` a matrix known before the run (data, consts, lets of those): such a term is split off with a
 dual variable of its own (``ProxSplit.dual``), and so is, under admm, every term (ADMM's x-update
 handles the smooth part, its z-updates the terms; Boyd et al. 2011, sec. 3), and under pdhg every
 term on a parameter whose terms do not compose (the rest are the primal prox of Condat–Vũ's step).
@@ -87,15 +87,18 @@ def _factor(e: ir.Expr, program: ir.Program) -> tuple[ir.Expr, ir.Expr]:
     return ir.Lit(1.0, span=e.span), e
 
 
-def _linear_arg(a: ir.Expr, program: ir.Program) -> tuple[str, ir.Expr | None] | None:
-    """A prox term's first argument as (parameter, K): ``p`` -> (p, None), ``K @ p`` -> (p, K) with K
-    known before the run; anything else -> None."""
+def _linear_arg(a: ir.Expr, program: ir.Program) -> tuple[str, ir.Expr | None, str] | None:
+    """A prox term's first argument as (parameter, K, side): ``p`` -> (p, None, "left"), ``K @ p`` ->
+    (p, K, "left") with K known before the run, ``p @ K`` -> (p, K, "right"); anything else -> None."""
     if isinstance(a, ir.Ref) and a.kind == "param":
-        return a.name, None
+        return a.name, None, "left"
     if isinstance(a, ir.Prim) and a.op == "matmul" and len(a.args) == 2 and not a.kwargs:
         k, p = a.args
         if isinstance(p, ir.Ref) and p.kind == "param" and _of_data(k, program):
-            return p.name, k
+            return p.name, k, "left"
+        p, k = a.args  # p @ K: a linear map acting on a matrix parameter's rows
+        if isinstance(p, ir.Ref) and p.kind == "param" and _of_data(k, program):
+            return p.name, k, "right"
     return None
 
 
@@ -104,10 +107,12 @@ def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names: set[str], me
     term = None
     if isinstance(f, ir.Prim) and f.op in names and f.args and all(_of_data(a, program) for a in f.args[1:]) \
             and not f.kwargs and (found := _linear_arg(f.args[0], program)):
-        term = ir.ProxTerm(found[0], weight, f.op, tuple(f.args[1:]), expr=e, span=e.span, linear=found[1])
+        term = ir.ProxTerm(found[0], weight, f.op, tuple(f.args[1:]), expr=e, span=e.span, linear=found[1],
+                           linear_side=found[2])
     elif isinstance(f, ir.Block) and f.origin in program.proxes and len(f.bindings) == 1 \
             and (found := _linear_arg(f.bindings[0][1], program)):
-        term = ir.ProxTerm(found[0], weight, f.origin, (), user=True, expr=e, span=e.span, linear=found[1])
+        term = ir.ProxTerm(found[0], weight, f.origin, (), user=True, expr=e, span=e.span, linear=found[1],
+                           linear_side=found[2])
     if term is None:
         return None
     if sign < 0:
@@ -243,7 +248,7 @@ PRODUCT_OPS = {"multiply", "matmul", "dot", "outer", "inner", "kron"}
 def _degree(e: ir.Expr, program: ir.Program) -> int | None:
     """The degree of ``e`` as a polynomial of the parameters (0: constant), or None when it is not one
     (or the IR is not read here: a conservative answer, which only chooses the general x-update)."""
-    if isinstance(e, ir.Lit):
+    if _of_data(e, program):  # no parameter in it (through lets too): a constant
         return 0
     if isinstance(e, ir.Ref):
         if e.kind == "param":

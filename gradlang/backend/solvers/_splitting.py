@@ -2,8 +2,8 @@
 objective as linear maps and proxes, and power-iteration estimates of the norms their steps need.
 
 ``split_prox`` put the terms handled by a dual variable in ``ProxSplit.dual``: term i reads one
-parameter ``p_i`` through ``K_i`` (a matrix known before the run, applied as ``K_i @ p_i``, or the
-identity).  Over the parameters as a dict ``u``:
+parameter ``p_i`` through ``K_i`` (a matrix known before the run, applied as ``K_i @ p_i``, or as
+``p_i @ K_i`` for a matrix p_i written so, or the identity).  Over the parameters as a dict ``u``:
 
     K u = (K_1 u[p_1], ..., K_m u[p_m])          (a tuple, one array a term)
     K^T y = sum_i  K_i^T y_i placed at p_i       (a dict with u's keys; zeros where no term reads)
@@ -46,12 +46,13 @@ class DualTerms:
                      for t in self.terms]
 
     def apply(self, u: dict) -> tuple:
-        return tuple(u[t.param] if K is None else K @ u[t.param] for t, K in zip(self.terms, self.maps))
+        return tuple(u[t.param] if K is None else K @ u[t.param] if t.linear_side == "left" else u[t.param] @ K
+                     for t, K in zip(self.terms, self.maps))
 
     def adjoint(self, y: tuple, like: dict) -> dict:
         out = {k: jnp.zeros_like(v) for k, v in like.items()}
         for t, K, yi in zip(self.terms, self.maps, y):
-            out[t.param] = out[t.param] + (yi if K is None else K.T @ yi)
+            out[t.param] = out[t.param] + (yi if K is None else K.T @ yi if t.linear_side == "left" else yi @ K.T)
         return out
 
     def zeros(self, u: dict) -> tuple:
