@@ -93,6 +93,30 @@ def test_a_method_without_lower_constraints_is_a_located_error_suggesting_lv_hba
     assert (d.span.line, d.span.col) == (7, 16), d.span  # the constraint y <= x1
 
 
+@pytest.mark.parametrize("block, line, col, message", [
+    ("subject to { x1 >= 0 }", 7, 16, "this constraint of lower active does not involve its parameters"),
+    ("subject to { y <= x1 }\n  subject to { y >= 0 }", 8, 3, "lower active has one subject to block"),
+    ("subject to { y < }", 7, 20, ""),
+])
+def test_lower_constraints_are_checked_with_located_errors(block, line, col, message):
+    src = LV_HBA_TOY.replace("subject to { y <= x1 }", block, 1)
+    with pytest.raises(GradlangError) as err:
+        gradlang.compile(src)
+    d = err.value.diagnostics[0]
+    assert message in d.message and (d.span.line, d.span.col) == (line, col), (d.message, d.span)
+
+
+def test_emit_shows_a_lower_constraint_as_g_le_zero(tmp_path, capsys):
+    from gradlang.cli import main
+
+    path = tmp_path / "toy.grad"
+    path.write_text(LV_HBA_TOY)
+    assert main(["compile", str(path), "--emit", "ir:bilevel_to_hypergrad"]) == 0
+    out = capsys.readouterr().out
+    assert "  constraint y <= x1: subtract(lower:active.y, param:x1) <= 0" in out
+    assert "hypergradient lv_hba(alpha=0.2, eta=0.5, beta=0.5, gamma1=10.0, gamma2=10.0, c=5.0, p=0.49" in out
+
+
 def test_implicit_through_the_kkt_system_of_a_constrained_lower_level():
     """The S006 toy's two blocks at x1 = 0.3 (y* = x1, the constraint active: φ1 = ½(x−1)² + ½x²,
     φ1' = 2x − 1 = −0.4) and x2 = 2.5 (y* = 2, inactive: φ2' = 2(x − 3) = −1); at x2 = 2 the constraint

@@ -15,7 +15,9 @@ parameters are its variables; ``inner.w`` elsewhere is the lower solution ``w*(l
 the IR reference ``Ref("lower", "inner.w")``; the block's parameters are declared under that
 dotted name.  The block's lets are local to it (bindings of a block around its objective).  Its
 ``solve`` takes ``optimizer``, ``steps`` (100 unless written) and ``bilevel`` (the hypergradient
-method, checked against the registry by the pass bilevel_to_hypergrad).
+method, checked against the registry by the pass bilevel_to_hypergrad).  Its ``subject to { ... }``
+(one block) holds constraints of its parameters, which may read the upper ones (``w <= exp(log_r)``,
+``y <= x``): ``ir.ConstraintIR`` as the program's, in ``LowerIR.constraints``.
 """
 
 from __future__ import annotations

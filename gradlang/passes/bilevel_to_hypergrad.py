@@ -14,6 +14,12 @@ every argument, defaults included:
       hypergradient implicit(solver=cg, iters=30, tol=1e-06, direct=500, power=20)
     }
 
+A lower block with ``subject to`` needs a method that handles lower constraints (``lv_hba``,
+``value_gap``, ``implicit`` through the KKT system): another is a located error at the first
+constraint suggesting ``lv_hba``.  ``bo_rep``'s direction is the normalised momentum, its step
+``lr · m/‖m‖``: the upper optimizer must be ``sgd`` (a located error otherwise) and is written as
+``sgd(lr = 0.01)`` when the program names none.
+
 For now a bilevel program has one upper objective, the gradient method, no minibatches and
 deterministic lower levels, and all its lower blocks share one method; each of these is a located
 error otherwise.

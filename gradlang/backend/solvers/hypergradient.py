@@ -12,6 +12,14 @@ state; the state (holding the lower solution ``"y"``, warm-started across upper 
 solver's running state under ``"bilevel"``, and ``reported`` gives the lower solution that the
 result shows as ``NAME.p``.  All of it is in the unconstrained coordinates of each parameter's
 domain.
+
+A block's ``subject to`` is ``Problem.constraints``: every constraint's ``g(x, y)`` in one vector
+(``<= 0``, or ``== 0`` where the static mask says so), for the methods that handle lower
+constraints.  Two conditions are checked while the run goes (a ``lax.cond`` around a host callback,
+so only a failing step reaches Python) and reported as a ``SingularLowerWarning`` at the source:
+``implicit``'s linear solve leaving a relative residual above ``SINGULAR`` (a singular lower
+Hessian: a lower level with a set of solutions), at the lower block; and a lower constraint active
+with a zero multiplier (no stable active set for the KKT hypergradient), at the constraint.
 """
 
 from __future__ import annotations
