@@ -170,3 +170,27 @@ def test_pdhg_splits_two_terms_whose_prox_of_the_sum_is_unknown():
     split = gradlang.compile(text.replace("M", "pdhg").replace("0.5 * norm2(x)", "0.5 * norm1(x)")).ir.split
     assert [t.fn for t in split.terms] == ["tv1d", "norm1"] and split.dual == ()
     assert [c.rule for c in split.composed] == ["fused"]
+
+
+@pytest.mark.parametrize("method, steps", [("admm", 800), ("pdhg", 3000)])
+def test_fused_sparse_logistic_regression_a_smooth_part_that_is_not_quadratic(method, steps):
+    """A logistic loss: ADMM's x-update takes inner gradient steps (the IR says x_update=gradient),
+    PDHG's L is the curvature at the initial point (the logistic's largest, at w = 0)."""
+    rng = np.random.default_rng(7)
+    m, n = 80, 10
+    X = rng.normal(size=(m, n))
+    y = (X @ np.repeat([1.0, -1.0], 5) + 0.5 * rng.normal(size=m) > 0).astype(float)
+    D = np.eye(n)[1:] - np.eye(n)[:-1]
+    text = ("use losses\ndata X: real[N, D]\ndata y: real[N]\ndata K: real[M, D]\nparam w: real[D] = 0\n"
+            f"minimize mean(logistic(X @ w, y)) + 0.05 * norm1(K @ w)\nsolve {{ method = {method}; steps = {steps} }}")
+    data = {"X": X.astype(np.float32), "y": y.astype(np.float32), "K": D.astype(np.float32)}
+    program, params, objective = _solve(text, data, steps)
+    if method == "admm":
+        assert dict(program.ir.split.options)["x_update"] == "gradient"
+    w = cp.Variable(n)
+    z = X @ w
+    problem = cp.Problem(cp.Minimize(cp.sum(cp.logistic(z) - cp.multiply(y, z)) / m + 0.05 * cp.norm1(D @ w)))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10)
+    assert objective == pytest.approx(problem.value, rel=1e-6)
+    np.testing.assert_allclose(params["w"], w.value, atol=5e-5)
+    assert (np.abs(D @ w.value) > 1e-6).sum() == 2  # fused: three pieces (the truth has two)
