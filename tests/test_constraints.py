@@ -4,8 +4,11 @@ KKT system solved exactly).
 The primal steps are Adam with a cosine-decayed learning rate (a constant one leaves Adam's
 iterates jittering at about its size).  Tolerances: solutions within 1e-3, objectives within 1e-4
 relative, violations below 1e-4 (0 up to float32 round-off under a projection); the penalty method
-at its own O(1/rho) accuracy.  Gradient descent-ascent (``lagrangian``) is claimed where it
-converges in these budgets: the equality-constrained problems."""
+at its own O(1/rho) accuracy, and on every must-show problem against CVXPY's minimiser of the
+penalised objective.  Every ``lagrangian`` variant, at its defaults, is claimed on the simplex least
+squares, the ball and plane, the equality QP and x^2 + y^2 on x + y = 1; on the polyhedron only the
+extragradient and nuPI variants (plain and optimistic descent-ascent end that budget still
+circling, at violations 5.6e-4 and 1.2e-4).  Monte-Carlo objectives: within their noise."""
 
 import cvxpy as cp
 import numpy as np
@@ -61,7 +64,7 @@ def _ls_data(seed=0, m=30, n=6):
     return {"A": rng.normal(size=(m, n)).astype(np.float32), "b": rng.normal(size=m).astype(np.float32)}
 
 
-@pytest.mark.parametrize("method", ["auto", "projection", "augmented_lagrangian"])
+@pytest.mark.parametrize("method", ["auto", "projection", "augmented_lagrangian"] + LAGRANGIAN)
 def test_simplex_constrained_least_squares_matches_cvxpy(method):
     data = _ls_data()
     r = _solve(SIMPLEX_LS, method, data)
@@ -72,7 +75,7 @@ def test_simplex_constrained_least_squares_matches_cvxpy(method):
     np.testing.assert_allclose(r.params["p"], p.value, atol=1e-3)
     assert r.objective == pytest.approx(problem.value, rel=1e-4)
     worst = max(c["violation"] for c in r.constraints.values())
-    assert worst < 1e-4 if method == "augmented_lagrangian" else worst < 1e-6
+    assert worst < 1e-6 if method in ("auto", "projection") else worst < 1e-4
 
 
 POLYHEDRON = """
@@ -87,7 +90,10 @@ subject to {
 """
 
 
-@pytest.mark.parametrize("method", ["auto", "augmented_lagrangian"])
+# descent-ascent's plain and optimistic variants end this budget at violations 5.6e-4 and 1.2e-4
+# (their last iterates still circle the saddle point): not claimed here
+@pytest.mark.parametrize("method", ["auto", "augmented_lagrangian", "lagrangian(variant = extragradient)",
+                                    "lagrangian(variant = nupi)"])
 def test_projection_onto_a_polyhedron_with_several_active_rows(method):
     rng = np.random.default_rng(3)
     G = rng.normal(size=(8, 4))
@@ -137,7 +143,7 @@ subject to {
 """
 
 
-@pytest.mark.parametrize("method", ["auto", "augmented_lagrangian"])
+@pytest.mark.parametrize("method", ["auto", "augmented_lagrangian"] + LAGRANGIAN)
 def test_ball_and_plane(method):
     rng = np.random.default_rng(5)
     v, a = 3 * rng.normal(size=5), rng.normal(size=5)
@@ -201,6 +207,46 @@ def test_extragradient_converges_in_the_last_iterate_where_descent_ascent_cycles
     assert multiplier == pytest.approx(1.0, abs=1e-2)
     pi, multiplier = run("gda")
     assert abs(pi[0] - 0.5) > 0.1 or abs(multiplier - 1.0) > 0.1
+
+
+def _penalised_reference(problem: str):
+    """(program, data, parameter name, CVXPY variable, objective, equalities h, inequalities g) of a
+    must-show problem, for the penalty method's own reference: f + rho/2 (||h||^2 + ||max(g, 0)||^2)."""
+    if problem == "simplex":
+        data = _ls_data()
+        A, b = data["A"].astype(np.float64), data["b"].astype(np.float64)
+        p = cp.Variable(6)
+        return SIMPLEX_LS, data, "p", p, cp.sum_squares(A @ p - b) / len(b), [cp.sum(p) - 1], [-p]
+    if problem == "polyhedron":
+        rng = np.random.default_rng(3)
+        G = rng.normal(size=(8, 4))
+        h = np.abs(rng.normal(size=8)) * 0.2 + 0.05
+        v = 3.0 * G[:2].sum(0)
+        x = cp.Variable(4)
+        data = {"G": G, "h": h, "v": v}
+        return POLYHEDRON, data, "x", x, cp.sum_squares(x - v), [], [G @ x - h]
+    if problem == "ball_and_plane":
+        rng = np.random.default_rng(5)
+        v, a = 3 * rng.normal(size=5), rng.normal(size=5)
+        x = cp.Variable(5)
+        return BALL_AND_PLANE, {"v": v, "a": a}, "x", x, cp.sum_squares(x - v), [a @ x - 0.3], [cp.norm(x, 2) - 1]
+    rng = np.random.default_rng(7)
+    M = rng.normal(size=(5, 5))
+    Q, c, A, b = M @ M.T + np.eye(5), rng.normal(size=5), rng.normal(size=(2, 5)), rng.normal(size=2)
+    x = cp.Variable(5)
+    return EQ_QP, {"Q": Q, "c": c, "A": A, "b": b}, "x", x, 0.5 * cp.quad_form(x, Q) + c @ x, [A @ x - b], []
+
+
+@pytest.mark.parametrize("problem", ["simplex", "polyhedron", "ball_and_plane", "equality_qp"])
+def test_penalty_matches_the_penalised_problem(problem):
+    # the penalty method is feasible only to O(1/rho): its reference is CVXPY's minimiser of the
+    # penalised objective itself, which it must match (rho = 100)
+    text, data, name, x, f, eqs, les = _penalised_reference(problem)
+    penalised = f + 50.0 * (sum(cp.sum_squares(h) for h in eqs) + sum(cp.sum_squares(cp.pos(g)) for g in les))
+    cp.Problem(cp.Minimize(penalised)).solve()
+    r = _solve(text, "penalty(rho = 100)", {k: v.astype(np.float32) for k, v in data.items()}, steps=3000)
+    np.testing.assert_allclose(r.params[name], x.value, atol=1e-4)
+    assert r.objective == pytest.approx(f.value, rel=1e-4, abs=1e-5)
 
 
 def test_the_plan_projects_where_it_can_and_multiplies_the_rest():
