@@ -23,6 +23,7 @@ import pytest
 
 import gradlang
 from gradlang.errors import GradlangError
+from gradlang.ir.printer import config as printed
 
 from .test_bilevel import EXACT, S008, hypergradient
 
@@ -74,10 +75,10 @@ def test_lv_hba_solves_the_s006_toy_active_and_inactive():
 
 
 def test_value_gap_with_a_coupled_lower_constraint_reaches_the_s006_optimum():
-    """V-PBGD with joint projected steps (alpha = the upper sgd lr) on the active S006 block: at γ = 10
+    """V-PBGD with joint projected steps (alpha = the upper sgd's lr, 0.02) on the active S006 block: at γ = 10
     the penalised problem's solution is exactly (0.5, 0.5) (on the line y = x the penalty is zero)."""
     src = LV_HBA_TOY.split("lower inactive")[0] + """minimize 0.5 * (x1 - 1)^2 + 0.5 * active.y^2
-solve { optimizer = sgd(lr = 0.02); steps = 2000; bilevel = value_gap(alpha = 0.02) }
+solve { optimizer = sgd(lr = 0.02); steps = 2000; bilevel = value_gap }
 """
     p = gradlang.compile(src).fit(data={}).params
     assert abs(p["x1"] - 0.5) < 1e-3 and abs(p["active.y"] - 0.5) < 1e-3, p
@@ -115,6 +116,17 @@ def test_emit_shows_a_lower_constraint_as_g_le_zero(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "  constraint y <= x1: subtract(lower:active.y, param:x1) <= 0" in out
     assert "hypergradient lv_hba(alpha=0.2, eta=0.5, beta=0.5, gamma1=10.0, gamma2=10.0, c=5.0, p=0.49" in out
+
+
+def test_joint_steps_take_alpha_from_the_upper_sgd_or_write_it():
+    """lv_hba (and value_gap on a constrained lower level) step (x, y) by alpha, x by the upper
+    optimizer along the gradient mapping: alpha is the written sgd's lr, or sgd(lr = alpha) is written."""
+    ir_ = gradlang.compile(LV_HBA_TOY.replace("optimizer = sgd(lr = 0.2); ", "")).ir
+    assert printed(ir_.solve.optimizer) == "sgd(lr=0.2)"
+    ir_ = gradlang.compile(LV_HBA_TOY.replace("lr = 0.2", "lr = 0.05").replace("lv_hba", "value_gap")).ir
+    assert "alpha=0.05" in printed(ir_.lowers["active"].method)
+    ir_ = gradlang.compile(LV_HBA_TOY.replace("lv_hba", "lv_hba(alpha = 0.1)")).ir
+    assert "alpha=0.1," in printed(ir_.lowers["active"].method)  # written: kept
 
 
 def test_implicit_through_the_kkt_system_of_a_constrained_lower_level():

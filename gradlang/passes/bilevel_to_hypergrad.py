@@ -18,7 +18,10 @@ A lower block with ``subject to`` needs a method that handles lower constraints 
 ``value_gap``, ``implicit`` through the KKT system): another is a located error at the first
 constraint suggesting ``lv_hba``.  ``bo_rep``'s direction is the normalised momentum, its step
 ``lr · m/‖m‖``: the upper optimizer must be ``sgd`` (a located error otherwise) and is written as
-``sgd(lr = 0.01)`` when the program names none.
+``sgd(lr = 0.01)`` when the program names none.  ``lv_hba`` (and ``value_gap`` on a constrained
+lower level) step (x, y) jointly by ``alpha`` and hand x the gradient mapping: ``alpha`` is the
+upper ``sgd``'s lr when that is written and alpha is not, and ``sgd(lr = alpha)`` is written when
+the program names no optimizer.
 
 For now a bilevel program has one upper objective, the gradient method, no minibatches and
 deterministic lower levels, and all its lower blocks share one method; each of these is a located
@@ -98,6 +101,8 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
                                    low.constraints[0].span,
                                    "use bilevel = lv_hba (constraints coupled to the upper parameters) or "
                                    "value_gap; implicit differentiation needs an unconstrained lower level")
+        if _steps_jointly(built, program):
+            built = _alpha_from_upper(built, cfg, program.solve)
         method = written(built, cfg)
         if first is not None and printed(method) != printed(first):
             raise UnsupportedError(f"lower {name} takes another bilevel method than the first lower block",
@@ -109,7 +114,31 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
         spec = ir.OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
         lowers[name] = replace(low, optimizer=spec, method=method, chosen=chosen)
     program = program.replace(lowers=lowers)
-    return _normalised_steps(program, first) if first.value == "bo_rep" else program
+    if first.value == "bo_rep":
+        return _normalised_steps(program, first)
+    if _steps_jointly(build_method(first), program) and "optimizer" not in program.solve.spans:
+        alpha = dict(first.kwargs)["alpha"]
+        sgd = ir.ConfigValue("call", "sgd", (), (("lr", ir.ConfigValue("number", alpha.value)),))
+        return program.replace(solve=replace(program.solve, optimizer=sgd))
+    return program
+
+
+def _steps_jointly(method, program: ir.Program) -> bool:
+    """Whether the method takes a projected step of size ``alpha`` on (x, y) and hands x its gradient
+    mapping (lv_hba always, value_gap with lower constraints): ``sgd(lr = alpha)`` is its x step."""
+    constrained = any(low.constraints for low in program.lowers.values())
+    return hasattr(method, "alpha") and (method.__class__.__name__ == "LVHBA" or constrained)
+
+
+def _alpha_from_upper(method, cfg: ir.ConfigValue, solve):
+    """``alpha`` unwritten and the upper optimizer ``sgd(lr = η)`` with a number: ``alpha = η``, so
+    that x and y take the same step (the method as published)."""
+    opt = solve.optimizer
+    lr = dict(opt.kwargs).get("lr") if opt.kind == "call" else None
+    if "alpha" in dict(cfg.kwargs) or "optimizer" not in solve.spans or opt.value != "sgd" \
+            or lr is None or lr.kind != "number":
+        return method
+    return replace(method, alpha=float(lr.value))
 
 
 BO_REP_OPTIMIZER = ir.ConfigValue("call", "sgd", (), (("lr", ir.ConfigValue("number", 0.01)),))
