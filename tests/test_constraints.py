@@ -152,6 +152,7 @@ def test_ball_and_plane(method):
     problem = cp.Problem(cp.Minimize(cp.sum_squares(x - v)), [cp.norm(x, 2) <= 1, a @ x == 0.3])
     problem.solve()
     np.testing.assert_allclose(r.params["x"], x.value, atol=1e-3)
+    assert r.objective == pytest.approx(problem.value, rel=1e-4)
     assert max(c["violation"] for c in r.constraints.values()) < 1e-4
 
 
@@ -179,6 +180,7 @@ def test_equality_constrained_qp(method):
     kkt = np.block([[Q, A.T], [A, np.zeros((2, 2))]])
     x = np.linalg.solve(kkt, np.concatenate([-c, b]))[:5]
     np.testing.assert_allclose(r.params["x"], x, atol=1e-3)
+    assert r.objective == pytest.approx(0.5 * x @ Q @ x + c @ x, rel=1e-4)
     assert max(c["violation"] for c in r.constraints.values()) < 1e-4
 
 
