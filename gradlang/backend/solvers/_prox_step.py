@@ -52,15 +52,17 @@ def backtrack(smooth, prox, y: dict, f_y, g: dict, t):
         return x, f_x, f_x <= bound + 1e-6 * jnp.abs(f_y)  # float32 round-off in the comparison
 
     def cond(c):
-        return ~c[3] & (c[4] < MAX_HALVINGS)
+        return ~c[3] & (c[4] <= MAX_HALVINGS)
 
     def body(c):
         t = c[2] * SHRINK
         x, f_x, ok = candidate(t)
         return x, f_x, t, ok, c[4] + 1
 
-    x, f_x, ok = candidate(t)
-    x, f_x, t, _, _ = jax.lax.while_loop(cond, body, (x, f_x, t, ok, 0))
+    # a do-while: the first pass tries t itself (the candidate is traced once, which halves the
+    # step's compiled size); the placeholders are never returned
+    start = (y, f_y, t / SHRINK, jnp.asarray(False), 0)
+    x, f_x, t, _, _ = jax.lax.while_loop(cond, body, start)
     return x, f_x, t
 
 
