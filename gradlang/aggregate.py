@@ -10,6 +10,10 @@ defaults).  Each (name, parameters) is built and jit-compiled once; jit keeps on
 shape and dtype, so a loop of calls compiles once.  Stochastic aggregators take ``key=`` (without
 one, the n-th call uses ``fold_in(key(0), n)``); stateful ones start from their initial state
 unless given ``state=``, and then return ``(direction, state)``.
+
+A call costs little besides the jitted computation: an aggregator called without parameters is
+found in one dict lookup, and a stateless, deterministic one is a jitted function of J alone (no
+key or state is made per call), so small Jacobians are not dominated by Python.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from .errors import ConfigError, GradlangError, choice_help
 from .lib.aggregators import AGGREGATORS
 
 _CACHE: dict = {}
+_PLAIN: dict = {}  # name -> (aggregator, jitted J -> d) for calls without parameters, key or state
 _CALLS = itertools.count()
+_FLOATS = frozenset(map(jnp.dtype, (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64)))
 
 
 def _freeze(value):
@@ -72,19 +78,47 @@ def _compiled(name: str, params: dict):
     return _CACHE[key]
 
 
-def aggregate(name: str, J, *, key=None, state=None, **params):
-    """The update direction of aggregator ``name`` for the Jacobian ``J`` (m x n)."""
-    if not isinstance(name, str) or name not in AGGREGATORS:
-        raise ConfigError(f"unknown aggregator '{name}'", None, choice_help(str(name), AGGREGATORS.names()))
-    agg, run = _compiled(name, params)
-    J = jnp.asarray(J)
+def _plain(name: str):
+    """The aggregator ``name`` with its defaults and, when it keeps no state and draws nothing, a
+    jitted function of J alone: the fast path of ``aggregate``."""
+    if name not in _PLAIN:
+        agg, run = _compiled(name, {})
+        if agg.stochastic or agg.init(1, 1) != ():
+            _PLAIN[name] = (agg, None)
+        else:
+            def direction(J):
+                aggregate.traces += 1
+                return agg(J, (), None)[0]
+
+            _PLAIN[name] = (agg, jax.jit(direction))
+    return _PLAIN[name]
+
+
+def _jacobian(name: str, J):
+    """J as a floating array of shape [m, n], m >= 1 (a ConfigError otherwise)."""
+    if not isinstance(J, jax.Array):
+        J = jnp.asarray(J)
     if J.ndim != 2 or J.shape[0] == 0:
         raise ConfigError(f"aggregator '{name}' takes a Jacobian of shape [m, n] (m >= 1), got shape "
                           f"{tuple(J.shape)}", None, "one row per objective: the gradient of that objective")
-    if not jnp.issubdtype(J.dtype, jnp.floating):
+    if J.dtype not in _FLOATS:
         J = J.astype(jnp.result_type(float))
+    return J
+
+
+def aggregate(name: str, J, *, key=None, state=None, **params):
+    """The update direction of aggregator ``name`` for the Jacobian ``J`` (m x n)."""
+    plain = _PLAIN.get(name) if type(name) is str and not (params or key is not None or state is not None) else None
+    if plain is not None and plain[1] is not None:  # the common call: one lookup, one jitted call
+        return plain[1](_jacobian(name, J))
+    if not isinstance(name, str) or name not in AGGREGATORS:
+        raise ConfigError(f"unknown aggregator '{name}'", None, choice_help(str(name), AGGREGATORS.names()))
+    if not params and key is None and state is None and _plain(name)[1] is not None:
+        return _PLAIN[name][1](_jacobian(name, J))
+    agg, run = _compiled(name, params)
+    J = _jacobian(name, J)
     if key is None:
-        key = jax.random.fold_in(jax.random.key(0), next(_CALLS)) if agg.stochastic else jax.random.key(0)
+        key = jax.random.fold_in(jax.random.key(0), next(_CALLS)) if agg.stochastic else None
     start = agg.init(J.shape[0], J.shape[1], J.dtype) if state is None else state
     d, new_state = run(J, start, key)
     return d if state is None else (d, new_state)
