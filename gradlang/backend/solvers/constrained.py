@@ -12,7 +12,9 @@ A method that ``extrapolates`` (``lagrangian(variant = extragradient)``) is step
 with the program's own optimizer, whose look-ahead state is kept under ``"extrapolation"``, the dual
 with the method's update), and the step each then takes from where it was uses the gradients at
 the look-ahead point (Korpelevich 1976; Gidel et al., A variational inequality perspective on
-generative adversarial networks, ICLR 2019).
+generative adversarial networks, ICLR 2019).  A method that is ``optimistic`` (``lagrangian(variant
+= optimistic)``, ReLOAD) gives the primal the optimistic gradient 2 g_t - g_{t-1} of the Lagrangian
+too (its last gradient kept under ``"optimism"``), as its dual step does with the violations.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ..constraints import ConstraintEval
 
 STATE = "constraints"
 LOOKAHEAD = "extrapolation"  # the primal optimizer's state for the look-ahead steps
+OPTIMISM = "optimism"  # the last primal gradient, for the optimistic primal step
+OWN = (STATE, LOOKAHEAD, OPTIMISM)  # the keys of the running state that are this direction's
 
 
 def method_of(model: Model):
@@ -48,12 +52,14 @@ class ConstrainedDirection(eqx.Module):
     model: Model = eqx.field(static=True)
     method: Any = eqx.field(static=True)
     lookahead: Any = eqx.field(static=True, default=None)  # the primal optimizer, for extrapolation
+    optimistic: bool = eqx.field(static=True, default=False)  # the primal steps along 2 g_t - g_{t-1}
 
     @classmethod
     def of(cls, base, model: Model, method, opt) -> "ConstrainedDirection":
         """The direction for ``method``; ``opt`` (the solver's Optax update) takes the primal
         look-ahead step of a method that extrapolates."""
-        return cls(base, model, method, opt if getattr(method, "extrapolates", False) else None)
+        return cls(base, model, method, opt if getattr(method, "extrapolates", False) else None,
+                   bool(getattr(method, "optimistic", False)))
 
     @property
     def stochastic(self) -> bool:
@@ -68,6 +74,8 @@ class ConstrainedDirection(eqx.Module):
         out = {**est, STATE: self.method.init([g.shape for g in gs])}
         if self.lookahead is not None:
             out[LOOKAHEAD] = self.lookahead.init(u)
+        if self.optimistic:
+            out[OPTIMISM] = {"previous": jax.tree.map(jnp.zeros_like, u), "started": jnp.asarray(False)}
         return out
 
     def _at(self, u, data, key, inner, state):
@@ -85,9 +93,15 @@ class ConstrainedDirection(eqx.Module):
         return loss + extra, values, jax.tree.map(lambda a, b: a + b, grads, more), new, gs
 
     def __call__(self, u, data, key, est):
-        inner = {k: v for k, v in est.items() if k not in (STATE, LOOKAHEAD)}
+        inner = {k: v for k, v in est.items() if k not in OWN}
         state, kinds = est[STATE], self._kinds()
         loss, values, grads, new, gs = self._at(u, data, key, inner, state)
+        if self.optimistic:  # ReLOAD: 2 g_t - g_{t-1} (g_{-1} = g_0: the first step is plain)
+            last = est[OPTIMISM]
+            previous = jax.tree.map(lambda p, g: jnp.where(last["started"], p, g), last["previous"], grads)
+            new = {**new, OPTIMISM: {"previous": grads, "started": jnp.asarray(True)}}
+            step = jax.tree.map(lambda g, p: 2.0 * g - p, grads, previous)
+            return loss, values, step, {**new, STATE: self.method.update(state, gs, kinds, _norm(grads))}
         if self.lookahead is None:  # simultaneous descent-ascent
             return loss, values, grads, {**new, STATE: self.method.update(state, gs, kinds, _norm(grads))}
         # extragradient: the look-ahead (u', lambda'), then the gradients there make the step
@@ -100,7 +114,7 @@ class ConstrainedDirection(eqx.Module):
                                      LOOKAHEAD: ahead_state}
 
     def value_fn(self, data, key, est):
-        inner = {k: v for k, v in est.items() if k not in (STATE, LOOKAHEAD)}
+        inner = {k: v for k, v in est.items() if k not in OWN}
         return self.base.value_fn(data, key, inner)
 
 

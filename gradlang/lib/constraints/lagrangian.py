@@ -26,6 +26,12 @@ class Lagrangian:
         gradients at the look-ahead point make the step), see ``ConstrainedDirection``."""
         return self.variant == "extragradient"
 
+    @property
+    def optimistic(self) -> bool:
+        """ReLOAD is optimistic in both players: the direction gives the primal 2 g_t - g_{t-1} of
+        the Lagrangian's gradient, as ``update`` does the dual (see ``ConstrainedDirection``)."""
+        return self.variant == "optimistic"
+
     def init(self, shapes):
         zeros = [jnp.zeros(s, jnp.float32) for s in shapes]
         return {"multipliers": zeros, "base": list(zeros), "previous": list(zeros), "smoothed": list(zeros)}
@@ -65,8 +71,8 @@ class Lagrangian:
                              "ExtrapolationConstrainedOptimizer, Gidel et al., ICLR 2019)")
 def lagrangian(dual_lr=0.01, variant="gda", kp=1.0, nu=0.0):
     """L = f + sum(lambda g): primal descent on L, dual ascent lambda += dual_lr * g each step,
-    projected to lambda >= 0 for inequalities.  variant = gda | optimistic (lambda += dual_lr (2 g_t -
-    g_{t-1})) | extragradient (both players step to a look-ahead point x', lambda' = [lambda + dual_lr
+    projected to lambda >= 0 for inequalities.  variant = gda | optimistic (ReLOAD, both players:
+    lambda += dual_lr (2 g_t - g_{t-1}), and the primal steps along 2 grad_x L_t - grad_x L_{t-1}) | extragradient (both players step to a look-ahead point x', lambda' = [lambda + dual_lr
     g(x)]+ with the primal optimizer, then each steps from where it was with the gradients at the
     look-ahead: x+ = x - step(grad_x L(x', lambda')), lambda+ = [lambda + dual_lr g(x')]+; two gradient
     evaluations a step) | nupi (lambda = lambda_I + kp * xi_t, lambda_I += dual_lr g_t, xi an EMA (nu)
