@@ -297,3 +297,20 @@ def test_gallery_fairness_tradeoff_is_pareto_optimal():
                     jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-14}).fun
     assert lam @ np.array([fit, fair]) <= best + 1e-5
     assert abs(float(r.reports["logit_gap"])) < 0.2 and float(r.reports["accuracy"]) < 0.95
+
+
+def test_a_stateful_aggregator_keeps_its_state_in_the_solver():
+    """nash_mtl(update_weights_every = 2): two steps, the second reusing the first step's weights
+    α₀ (the Nash solution at w₀, kept in the solver state) on the new Jacobian:
+    w₂ = w₁ - lr α₀ᵀJ(w₁); recomputing them at w₁ would give another point."""
+    data, w0, lr = _data(), np.array([0.3, -0.2, 0.5, 0.1, -0.4]), 0.05
+    agg = "nash_mtl(update_weights_every = 2, max_norm = 0)"
+    r = gradlang.compile(PROGRAM.format(init=w0.tolist(), lr=lr, steps=2, agg=agg)).fit(data=data)
+    J0 = _jacobian(w0, data)
+    d0 = np.asarray(gradlang.aggregate("nash_mtl", J0, max_norm=0.0))
+    alpha0 = np.linalg.lstsq(J0.T, d0, rcond=None)[0]
+    w1 = w0 - lr * d0
+    w2 = w1 - lr * alpha0 @ _jacobian(w1, data)
+    np.testing.assert_allclose(r.params["w"], w2, rtol=2e-4, atol=2e-6)
+    fresh = w1 - lr * np.asarray(gradlang.aggregate("nash_mtl", _jacobian(w1, data), max_norm=0.0))
+    assert not np.allclose(w2, fresh, atol=1e-5)
