@@ -247,7 +247,8 @@ def main() -> None:
         step_table(args)
     if args.skip == "aggregation":
         return
-    reps = {n: 30 if n <= 100_000 else 7 for n in args.n}
+    # many repetitions where a call takes microseconds: the median must not be a scheduler's hiccup
+    reps = {n: 300 if n <= 10_000 else 50 if n <= 100_000 else 9 for n in args.n}
     jobs = [(a, TORCHJD_CLASSES[a], m, n, reps[n]) for a in args.aggregators for m in args.m for n in args.n]
     torch_times = {}
     if os.path.exists(args.torchjd_python):
