@@ -55,9 +55,11 @@ class ProximalSolver(eqx.Module):
         f_y, g = jax.value_and_grad(smooth)(state.y)
         x, f_x, t = backtrack(smooth, self.with_projections(prox.apply, data), state.y, f_y, g, state.t)
         y, theta = self.extrapolate(state, x)
-        gap = mapping_norm(state.y, x, t)
-        first = jnp.where(t_index == 0, gap, state.first)
-        converged = state.converged | (self.tol is not None) & (gap <= (self.tol or 0.0) * first)
+        first, converged = state.first, state.converged
+        if self.tol is not None:  # the mapping's norm is only needed to stop
+            gap = mapping_norm(state.y, x, t)
+            first = jnp.where(t_index == 0, gap, state.first)
+            converged = converged | (gap <= self.tol * first)
         value = f_x + prox.terms_value(self.model.constrain(x))
         return ProxState(x, y, theta, t, first, converged), {"values": value[None]}
 
