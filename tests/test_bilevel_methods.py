@@ -146,9 +146,10 @@ def test_implicit_through_the_kkt_system_of_a_constrained_lower_level():
     assert abs(y["active.y"] - 0.3) < 1e-5 and abs(y["inactive.y"] - 2.0) < 1e-5, y
     assert not est["bilevel"]["degenerate"].any()
     u = {"x1": jnp.float32(0.3), "x2": jnp.float32(2.0)}
+    _, _, g, est = step(u, direction.init(u, {}, {}))
+    assert est["bilevel"]["degenerate"].tolist() == [False, True]
     with pytest.warns(SingularLowerWarning, match="not stable") as caught:
-        _, _, g, est = step(u, direction.init(u, {}, {}))
-        jax.effects_barrier()
+        direction.reported(est)  # as the run's result reads the lower solution
     assert ":13:16: warning:" in str(caught[0].message) and "lv_hba" in str(caught[0].message)
 
 
@@ -234,8 +235,8 @@ def test_implicit_on_a_singular_lower_hessian_warns_at_the_lower_block():
     from gradlang.backend.solvers.hypergradient import SingularLowerWarning
 
     src = SET_OF_SOLUTIONS.replace("value_gap(gamma = 50)", "implicit").replace("steps = 3000", "steps = 20")
-    with pytest.warns(SingularLowerWarning) as caught, pytest.raises(GradlangError):
-        gradlang.compile(src).fit(data={})  # the direct solve of a singular system: not finite
+    with pytest.warns(SingularLowerWarning) as caught:
+        gradlang.compile(src).fit(data={})  # LU fails, the least-squares solution leaves a residual
     text = str(caught[0].message)
     assert ":3:1: warning: the lower Hessian of lower low is singular" in text and "value_gap" in text, text
 

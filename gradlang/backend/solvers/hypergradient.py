@@ -15,16 +15,15 @@ domain.
 
 A block's ``subject to`` is ``Problem.constraints``: every constraint's ``g(x, y)`` in one vector
 (``<= 0``, or ``== 0`` where the static mask says so), for the methods that handle lower
-constraints.  Two conditions are checked while the run goes (a ``lax.cond`` around a host callback,
-so only a failing step reaches Python) and reported as a ``SingularLowerWarning`` at the source:
-``implicit``'s linear solve leaving a relative residual above ``SINGULAR`` (a singular lower
+constraints.  Two conditions are tracked in the method's state during the run and reported as a
+``SingularLowerWarning`` at the source when the run's lower solution is read (``reported``):
+``implicit``'s worst relative residual of its linear solve above ``SINGULAR`` (a singular lower
 Hessian: a lower level with a set of solutions), at the lower block; and a lower constraint active
 with a zero multiplier (no stable active set for the KKT hypergradient), at the constraint.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import equinox as eqx
@@ -40,7 +39,6 @@ from ..optimizer import build_optimizer
 
 STATE = "bilevel"  # the method's state in the direction's running state
 SINGULAR = 1e-2  # an implicit linear solve's relative residual above which the run warns
-_WARNED: set = set()  # (direction, block) already warned about
 
 
 class SingularLowerWarning(UserWarning):
@@ -53,7 +51,7 @@ class Problem:
     def __init__(self, direction: "HypergradientDirection", data: dict, key, est: dict, x0=None):
         self.direction, self.data, self.key, self.est = direction, data, key, est
         self.x0 = x0  # the upper parameters at the start (for a method's init)
-        self.rows: list = []  # (block, constraint) of each row of constraints(), set when it is traced
+        self.ranges: list = []  # each lower constraint's rows in constraints(), program order (set by it)
         self.steps = max(steps for _, _, steps in direction.inner)
 
     def upper(self, x, y):
@@ -78,13 +76,14 @@ class Problem:
         vector (``<= 0`` where ``equality`` is False, ``== 0`` where True; a NumPy mask, static)."""
         model = self.direction.model
         ev = model.evaluator(model.constrain({**x, **y}), self.data)
-        values, equality, self.rows = [], [], []
+        values, equality, self.ranges = [], [], []
         for low in model.program.lowers.values():
             for c in low.constraints:
                 g = jnp.ravel(jnp.asarray(ev.eval(c.g), jnp.float32))
+                start = sum(v.shape[0] for v in values)
+                self.ranges.append((start, start + g.shape[0]))  # the rows of each constraint
                 values.append(g)
                 equality.append(np.full(g.shape, c.kind == "eq"))
-                self.rows += [(low.name, c)] * g.shape[0]  # the block and constraint of each row
         if not values:
             return jnp.zeros((0,), jnp.float32), np.zeros((0,), bool)
         return jnp.concatenate(values), np.concatenate(equality)
@@ -162,36 +161,38 @@ class HypergradientDirection(eqx.Module):
     def __call__(self, u, data, key, est):
         inner = {k: v for k, v in est.items() if k != STATE}
         draw = key if self.model.stochastic else None
-        problem = Problem(self, data, draw, inner)
-        loss, (values, new), g, state = self.method.step(problem, u, est[STATE])
-        if "residual" in state:  # implicit: warn, at the run, when the linear solve failed
-            bad = ~(state["residual"] <= SINGULAR)
-            jax.lax.cond(bad, lambda r: jax.debug.callback(self.warn_singular, r), lambda r: None, state["residual"])
-        if "degenerate" in state:  # implicit through a KKT system whose active set is not stable
-            warn = partial(self.warn_degenerate, tuple(problem.rows))
-            jax.lax.cond(jnp.any(state["degenerate"]), lambda d: jax.debug.callback(warn, d), lambda d: None,
-                         state["degenerate"])
+        loss, (values, new), g, state = self.method.step(Problem(self, data, draw, inner), u, est[STATE])
         return loss, values, g, {**new, STATE: state}
 
-    def warn_degenerate(self, rows: tuple, degenerate) -> None:
-        """A warning at each lower constraint active with a zero multiplier (``rows``: the block and
-        constraint of each row of ``degenerate``), where the lower solution is not differentiable and
-        the KKT hypergradient is one of its one-sided derivatives."""
+    def check(self, state: dict) -> None:
+        """Warnings at the source, once the run's state is concrete (``reported`` at the end of a
+        run): ``implicit``'s worst linear-solve residual above ``SINGULAR`` (or not finite), at each
+        lower block; a lower constraint that was active with a zero multiplier, at the constraint.
+        Kept in the state during the run (no host call inside the loop, which would cost a step); the
+        same warning read again (the state read twice) is shown once by Python's warnings filter."""
+        worst, degenerate = state.get("worst_residual"), state.get("degenerate")
+        if worst is not None and not isinstance(worst, jax.core.Tracer) and not float(worst) <= SINGULAR:
+            self.warn_singular(float(worst))
+        if degenerate is not None and not isinstance(degenerate, jax.core.Tracer):
+            lowered = [(low.name, c) for low in self.model.program.lowers.values() for c in low.constraints]
+            self.warn_degenerate([pair for pair, bad in zip(lowered, np.asarray(degenerate)) if bad])
+
+    def warn_degenerate(self, pairs: list) -> None:
+        """A warning at each lower constraint (block, constraint) of ``pairs``, active with a zero
+        multiplier, where the lower solution is not differentiable and the KKT hypergradient is one
+        of its one-sided derivatives."""
         import warnings
 
         from ...errors import Diagnostic
 
-        for (block, c), bad in zip(rows, np.asarray(degenerate)):
-            if not bad or (id(self), block, c.label) in _WARNED:
-                continue
-            _WARNED.add((id(self), block, c.label))
+        for block, c in pairs:
             text = Diagnostic(f"the active set of lower {block} is not stable: constraint '{c.label}' is active "
                               "with a zero multiplier, where the implicit hypergradient through the KKT system "
                               "is one-sided", c.span,
                               "bilevel = lv_hba (or value_gap) needs no stable active set").render("warning")
             warnings.warn(text, SingularLowerWarning, stacklevel=1)
 
-    def warn_singular(self, residual) -> None:
+    def warn_singular(self, residual: float) -> None:
         """A warning at the lower blocks' spans: the implicit linear system ``∇²_yy G v = ∇_y F`` was
         not solved (relative residual above ``SINGULAR``, or not finite): the lower Hessian is
         singular (a lower level with a set of solutions) or too ill-conditioned for the solver."""
@@ -200,11 +201,8 @@ class HypergradientDirection(eqx.Module):
         from ...errors import Diagnostic
 
         for low in self.model.program.lowers.values():
-            if (id(self), low.name) in _WARNED:  # once a run, not once a step
-                continue
-            _WARNED.add((id(self), low.name))
             text = Diagnostic(f"the lower Hessian of lower {low.name} is singular or ill-conditioned: the implicit "
-                              f"hypergradient's linear solve left a relative residual of {float(residual):.3g}, so "
+                              f"hypergradient's linear solve left a relative residual of {residual:.3g}, so "
                               "the hypergradient is not to be trusted", low.span,
                               "a lower level with a whole set of solutions takes bilevel = value_gap (or penalty), "
                               "which pick the solution best for the upper objective").render("warning")
@@ -218,4 +216,5 @@ class HypergradientDirection(eqx.Module):
         return lambda p: self.model.loss_and_values({**p, **y}, data, draw, inner)[0]
 
     def reported(self, est: dict) -> dict:
+        self.check(est[STATE])
         return self.method.reported(est[STATE])

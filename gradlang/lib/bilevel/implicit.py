@@ -16,8 +16,9 @@ products:
 * ``neumann``: the truncated Neumann series ``v = η Σ_{q<iters} (I - η H)^q ∇_y F`` with
   ``η = 1 / L``, ``L`` an upper bound of H's largest eigenvalue from ``power`` power iterations
   (× 1.1), as in BO-REP (Gong et al., 2024) and Lorraine et al. (2020);
-* ``auto``: a direct solve (Lineax ``LU`` of the materialised Hessian) when the lower level has at
-  most ``direct`` unknowns, else ``cg``.
+* ``auto``: a direct solve (Lineax ``LU`` of the materialised Hessian; where that fails, a singular
+  Hessian, the least-norm least-squares solution by Lineax ``SVD``) when the lower level has at most
+  ``direct`` unknowns, else ``cg``.
 
 A constrained lower level (``subject to`` in the block, ``g(x, y) <= 0`` / ``h = 0``): the lower
 solve is projected onto ``{y: g(x, y) <= 0}`` after each step, and the implicit function theorem is
@@ -29,11 +30,13 @@ applied to its KKT system on the active set ``A`` (the equalities and the rows w
 
 solved directly (Lineax LU of the materialised matrix; an inactive row's ``w`` is pinned to zero).
 This holds where the active set is stable: strict complementarity, every active inequality with a
-multiplier above ``tol``.  Where one is not (a constraint only just active, ``μ <= tol``), the
-state's ``"degenerate"`` flag is set and the run warns at the constraint suggesting ``lv_hba``.
+multiplier above ``tol_active``.  Where one is not (a constraint only just active, ``μ <= tol_active``),
+the state's ``"degenerate"`` flag of that constraint is set and the run warns at the constraint
+suggesting ``lv_hba``.
 
 The linear solve's relative residual ``‖H v - ∇_y F‖ / ‖∇_y F‖`` is kept in the state
-(``"residual"``): a singular lower Hessian (a lower level with a set of solutions) leaves it large.
+(``"residual"``, and the run's worst in ``"worst_residual"``): a singular lower Hessian (a lower
+level with a set of solutions) leaves it large, and the run warns (``backend.solvers.hypergradient``).
 """
 
 from __future__ import annotations
@@ -62,10 +65,11 @@ class Implicit:
     constrained = True
 
     def init(self, problem, y0) -> dict:
-        state = {"y": y0, "residual": jnp.zeros((), jnp.float32)}
+        state = {"y": y0, "residual": jnp.zeros((), jnp.float32), "worst_residual": jnp.zeros((), jnp.float32)}
         if not problem.constrained:
             return state
-        return {**state, "degenerate": jnp.zeros(problem.constraints(problem.x0, y0)[0].shape, bool)}
+        problem.constraints(problem.x0, y0)
+        return {**state, "degenerate": jnp.zeros((len(problem.ranges),), bool)}
 
     def reported(self, state):
         return state["y"]
@@ -81,7 +85,7 @@ class Implicit:
         r = tree_axpy(-1.0, gy, H(v))
         residual = jnp.sqrt(tree_dot(r, r) / jnp.maximum(tree_dot(gy, gy), 1e-30))
         g = tree_axpy(-1.0, cross(problem, x, y, v), gx)
-        return loss, aux, g, {"y": y, "residual": residual.astype(jnp.float32)}
+        return loss, aux, g, {"y": y, **residuals(residual, state)}
 
     def kkt_step(self, problem, x, state):
         """The hypergradient through the KKT system of a constrained lower level (module doc)."""
@@ -107,14 +111,15 @@ class Implicit:
         J = jax.jacrev(lambda w_: problem.constraints(xs, unravel(w_))[0])(flat) * active[:, None]
         K = jnp.block([[H, J.T], [J, jnp.diag(jnp.where(active, 0.0, 1.0))]])
         rhs = jnp.concatenate([ravel_pytree(gy)[0], jnp.zeros((m,), flat.dtype)])
-        sol = lx.linear_solve(lx.MatrixLinearOperator(K), rhs, lx.LU(), throw=False).value
+        sol = direct_solve(K, rhs)
         v, w = sol[:n], sol[n:] * active
         residual = jnp.linalg.norm(K @ sol - rhs) / jnp.maximum(jnp.linalg.norm(rhs), 1e-30)
         # ∇_x [<∇_y L(x, y), v> + wᵀ g(x, y)] = ∇²_xy L v + (∂g/∂x)ᵀ w
         through = jax.grad(lambda x_: jnp.vdot(grad_L(x_, flat), v) + jnp.vdot(w, problem.constraints(x_, y)[0]))(xs)
         hyper = tree_axpy(-1.0, through, gx)
-        degenerate = active & ~eq & (mu <= self.tol_active)  # per row: no stable active set
-        return loss, aux, hyper, {"y": y, "residual": residual.astype(jnp.float32), "degenerate": degenerate}
+        rows = active & ~eq & (mu <= self.tol_active)  # no stable active set
+        degenerate = state["degenerate"] | jnp.stack([jnp.any(rows[a:b]) for a, b in problem.ranges])
+        return loss, aux, hyper, {"y": y, **residuals(residual, state), "degenerate": degenerate}
 
     def linear_solve(self, H, b):
         """``v`` with ``H v = b`` by the method's solver."""
@@ -127,11 +132,26 @@ class Implicit:
         structure = jax.eval_shape(lambda: b)
         if solver == "direct":
             matrix = jax.jacfwd(lambda f: ravel_pytree(H(unravel(f)))[0])(flat)
-            op = lx.MatrixLinearOperator(matrix)
-            return unravel(lx.linear_solve(op, flat, lx.LU(), throw=False).value)
+            return unravel(direct_solve(matrix, flat))
         op = lx.FunctionLinearOperator(H, structure, tags=lx.positive_semidefinite_tag)
         cg = lx.CG(rtol=self.tol, atol=self.tol, max_steps=self.iters)
         return lx.linear_solve(op, b, cg, throw=False).value
+
+
+def direct_solve(matrix, b):
+    """``matrix⁻¹ b`` by Lineax LU; where that is not finite (a singular matrix), the least-squares
+    solution of least norm (Lineax SVD), so that the run goes on and warns at its end (the residual)."""
+    op = lx.MatrixLinearOperator(matrix)
+    v = lx.linear_solve(op, b, lx.LU(), throw=False).value
+    return jax.lax.cond(jnp.all(jnp.isfinite(v)), lambda: v,
+                        lambda: lx.linear_solve(op, b, lx.SVD(), throw=False).value)
+
+
+def residuals(residual, state) -> dict:
+    """This step's relative residual and the worst over the run (not finite: infinite)."""
+    residual = residual.astype(jnp.float32)
+    worst = jnp.maximum(state["worst_residual"], jnp.where(jnp.isfinite(residual), residual, jnp.inf))
+    return {"residual": residual, "worst_residual": worst}
 
 
 def neumann(H, b, iters: int, power: int):
