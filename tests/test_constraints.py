@@ -18,10 +18,10 @@ import gradlang
 from gradlang.errors import GradlangError
 
 LAGRANGIAN = ["lagrangian", "lagrangian(variant = optimistic)", "lagrangian(variant = extragradient)",
-              "lagrangian(variant = nupi)"]
+              "lagrangian(variant = nupi, kp = 10)"]
 EXACT = ["auto", "augmented_lagrangian", "lagrangian(dual_lr = 0.1)",
          "lagrangian(dual_lr = 0.1, variant = optimistic)", "lagrangian(dual_lr = 0.1, variant = extragradient)",
-         "lagrangian(dual_lr = 0.1, variant = nupi)"]
+         "lagrangian(dual_lr = 0.1, variant = nupi, kp = 10)"]
 
 
 def _solve(text: str, method: str, data=None, steps=3000, lr=0.05):
@@ -215,6 +215,31 @@ def test_optimism_and_extragradient_converge_in_the_last_iterate(variant):
 def test_descent_ascent_still_circles_the_saddle_of_the_bandit():
     pi, multiplier = _bandit("gda")  # S128: plain GDA still cycling after 20k steps
     assert abs(pi[0] - 0.5) > 0.1 or abs(multiplier - 1.0) > 0.1
+
+
+def test_nupi_is_coopers_update():
+    # Cooper's nuPIOptimizer (torch_optimizers/nupi_optimizer.py, _nupi_sgd_init, maximize = True)
+    # transcribed, then the multiplier projected as Cooper's post_step_ does for an inequality
+    from gradlang.lib.constraints.lagrangian import lagrangian
+
+    def cooper(errors, lr, Kp, Ki, nu, inequality):
+        param, xi, out = 0.0, None, []
+        for e in errors:
+            update = Ki * e + (Kp * (1 - nu) * (e - xi) if xi is not None else 0.0)
+            param = param + lr * update
+            param = max(param, 0.0) if inequality else param
+            xi = 0.0 if xi is None else nu * xi + (1 - nu) * e
+            out.append(param)
+        return out
+
+    errors = [0.5, 0.3, -0.2, -0.6, 0.1, 0.4, 0.05]
+    for kind in ("eq", "le"):
+        method = lagrangian(dual_lr=0.1, variant="nupi", kp=3.0, ki=0.7, nu=0.4)
+        state, got = method.init([()]), []
+        for e in errors:
+            state = method.update(state, [np.float32(e)], [kind])
+            got.append(float(state["multipliers"][0]))
+        np.testing.assert_allclose(got, cooper(errors, 0.1, 3.0, 0.7, 0.4, kind == "le"), rtol=1e-5, atol=1e-7)
 
 
 def _penalised_reference(problem: str):

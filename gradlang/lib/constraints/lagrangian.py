@@ -18,6 +18,7 @@ class Lagrangian:
     dual_lr: float
     variant: str
     kp: float
+    ki: float
     nu: float
 
     @property
@@ -34,27 +35,25 @@ class Lagrangian:
 
     def init(self, shapes):
         zeros = [jnp.zeros(s, jnp.float32) for s in shapes]
-        return {"multipliers": zeros, "base": list(zeros), "previous": list(zeros), "smoothed": list(zeros)}
+        return {"multipliers": zeros, "previous": list(zeros), "smoothed": list(zeros),
+                "started": jnp.asarray(False)}
 
     def loss(self, gs, kinds, state):
         return sum(jnp.sum(jax.lax.stop_gradient(m) * g) for g, m in zip(gs, state["multipliers"]))
 
     def update(self, state, gs, kinds, stationarity=None):
-        out = {"multipliers": [], "base": [], "previous": list(gs), "smoothed": []}
-        for g, k, m, base, prev, xi in zip(gs, kinds, state["multipliers"], state["base"], state["previous"],
-                                           state["smoothed"]):
+        out = {"multipliers": [], "previous": list(gs), "smoothed": [], "started": jnp.asarray(True)}
+        started = state["started"]
+        for g, k, m, prev, xi in zip(gs, kinds, state["multipliers"], state["previous"], state["smoothed"]):
             if self.variant in ("gda", "extragradient"):  # extragradient: g at the look-ahead point
-                new = m + self.dual_lr * g
+                step = g
             elif self.variant == "optimistic":  # ReLOAD: the step extrapolated by the last change
-                new = m + self.dual_lr * (2.0 * g - prev)
-            else:  # nuPI: an integral of the violation plus a proportional term on its running mean
-                xi = self.nu * xi + (1.0 - self.nu) * (g - prev)
-                base = base + self.dual_lr * g
-                base = jnp.maximum(base, 0.0) if k == "le" else base
-                new = base + self.kp * xi
-            new = jnp.maximum(new, 0.0) if k == "le" else new
-            out["multipliers"].append(new)
-            out["base"].append(base)
+                step = 2.0 * g - jnp.where(started, prev, g)
+            else:  # nuPI as Cooper's nuPIOptimizer (init_type = SGD): ki e_t + kp (xi_t - xi_{t-1})
+                step = self.ki * g + jnp.where(started, self.kp * (1.0 - self.nu) * (g - xi), 0.0)
+                xi = jnp.where(started, self.nu * xi + (1.0 - self.nu) * g, 0.0)
+            new = m + self.dual_lr * step
+            out["multipliers"].append(jnp.maximum(new, 0.0) if k == "le" else new)
             out["smoothed"].append(xi)
         return out
 
@@ -69,16 +68,21 @@ class Lagrangian:
                              "Korpelevich, The extragradient method for finding saddle points and other "
                              "problems, Ekonomika i Mat. Metody 1976 (extragradient; Cooper's "
                              "ExtrapolationConstrainedOptimizer, Gidel et al., ICLR 2019)")
-def lagrangian(dual_lr=0.01, variant="gda", kp=1.0, nu=0.0):
+def lagrangian(dual_lr=0.01, variant="gda", kp=0.0, ki=1.0, nu=0.0):
     """L = f + sum(lambda g): primal descent on L, dual ascent lambda += dual_lr * g each step,
     projected to lambda >= 0 for inequalities.  variant = gda | optimistic (ReLOAD, both players:
-    lambda += dual_lr (2 g_t - g_{t-1}), and the primal steps along 2 grad_x L_t - grad_x L_{t-1}) | extragradient (both players step to a look-ahead point x', lambda' = [lambda + dual_lr
-    g(x)]+ with the primal optimizer, then each steps from where it was with the gradients at the
-    look-ahead: x+ = x - step(grad_x L(x', lambda')), lambda+ = [lambda + dual_lr g(x')]+; two gradient
-    evaluations a step) | nupi (lambda = lambda_I + kp * xi_t, lambda_I += dual_lr g_t, xi an EMA (nu)
-    of g's change)."""
+    lambda += dual_lr (2 g_t - g_{t-1}), and the primal steps along 2 grad_x L_t - grad_x L_{t-1}) |
+    extragradient (both players step to a look-ahead point x', lambda' = [lambda + dual_lr g(x)]+
+    with the primal optimizer, then each steps from where it was with the gradients at the
+    look-ahead: x+ = x - step(grad_x L(x', lambda')), lambda+ = [lambda + dual_lr g(x')]+; two
+    gradient evaluations a step) | nupi (Cooper's nuPIOptimizer with its defaults kp = 0, ki = 1,
+    nu = 0 and its first step that of SGD: xi_t = nu xi_{t-1} + (1 - nu) g_t, lambda += dual_lr
+    (ki g_t + kp (xi_t - xi_{t-1})), so lambda = dual_lr (ki sum g + kp xi_t): an integral and a
+    proportional term on the smoothed violation; kp = 0 is gda)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant '{variant}'; known: {', '.join(VARIANTS)}")
     if not float(dual_lr) > 0:
         raise ValueError("dual_lr must be positive")
-    return Lagrangian(float(dual_lr), variant, float(kp), float(nu))
+    if not -1.0 < float(nu) < 1.0:
+        raise ValueError("nu must be in (-1, 1)")
+    return Lagrangian(float(dual_lr), variant, float(kp), float(ki), float(nu))
