@@ -45,6 +45,17 @@ class SingularLowerWarning(UserWarning):
     """The implicit hypergradient's linear system was not solved: a singular lower Hessian."""
 
 
+def _warn(text: str, span) -> None:
+    """A rendered diagnostic as a Python warning located in the program (its file and line, so
+    that the warnings filter and display name the program, not this module)."""
+    import warnings
+
+    where = str(span)
+    text = text[len(where) + 2:] if text.startswith(where + ": ") else text
+    name = span.source.name if span.source is not None else "<string>"
+    warnings.warn_explicit(text, SingularLowerWarning, filename=str(name), lineno=span.line)
+
+
 class Problem:
     """The bilevel problem on one batch of data (``gradlang.lib.bilevel.Problem``)."""
 
@@ -181,8 +192,6 @@ class HypergradientDirection(eqx.Module):
         """A warning at each lower constraint (block, constraint) of ``pairs``, active with a zero
         multiplier, where the lower solution is not differentiable and the KKT hypergradient is one
         of its one-sided derivatives."""
-        import warnings
-
         from ...errors import Diagnostic
 
         for block, c in pairs:
@@ -190,14 +199,12 @@ class HypergradientDirection(eqx.Module):
                               "with a zero multiplier, where the implicit hypergradient through the KKT system "
                               "is one-sided", c.span,
                               "bilevel = lv_hba (or value_gap) needs no stable active set").render("warning")
-            warnings.warn(text, SingularLowerWarning, stacklevel=1)
+            _warn(text, c.span)
 
     def warn_singular(self, residual: float) -> None:
         """A warning at the lower blocks' spans: the implicit linear system ``∇²_yy G v = ∇_y F`` was
         not solved (relative residual above ``SINGULAR``, or not finite): the lower Hessian is
         singular (a lower level with a set of solutions) or too ill-conditioned for the solver."""
-        import warnings
-
         from ...errors import Diagnostic
 
         for low in self.model.program.lowers.values():
@@ -206,7 +213,7 @@ class HypergradientDirection(eqx.Module):
                               "the hypergradient is not to be trusted", low.span,
                               "a lower level with a whole set of solutions takes bilevel = value_gap (or penalty), "
                               "which pick the solution best for the upper objective").render("warning")
-            warnings.warn(text, SingularLowerWarning, stacklevel=1)
+            _warn(text, low.span)
 
     def value_fn(self, data, key, est):
         """The upper loss at the current lower solution, as a function of the upper parameters."""
