@@ -133,6 +133,13 @@ def check(program: ir.Program) -> list[GradlangError]:
                 errors.append(TypeError_("an objective must be real, not bool", obj.span, None))
     for name, expr in program.reports.items():
         attempt(expr, any(r.name in failed for r in refs(expr, "let")))
+    for low in program.lowers.values():  # a lower level's objective and constraints (check.lower)
+        out = attempt(low.objective.value, any(r.name in failed for r in refs(low.objective.value, "let")))
+        if out is not None and (out[0] is None or out[0].shape != () or out[0].dtype == jnp.bool_):
+            errors.append(TypeError_(f"the objective of lower {low.name} must be a real scalar, not "
+                                     f"{_type(*out)}", low.objective.span, "reduce it, e.g. with mean(...) or sum(...)"))
+        for c in low.constraints:
+            attempt(c.g, any(r.name in failed for r in refs(c.g, "let")))
     for p in program.params.values():
         if p.init is not None and not isinstance(p.init, ir.Dist):
             out = attempt(p.init, False)
