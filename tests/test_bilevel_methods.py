@@ -98,6 +98,8 @@ def test_a_method_without_lower_constraints_is_a_located_error_suggesting_lv_hba
     ("subject to { x1 >= 0 }", 7, 16, "this constraint of lower active does not involve its parameters"),
     ("subject to { y <= x1 }\n  subject to { y >= 0 }", 8, 3, "lower active has one subject to block"),
     ("subject to { y < }", 7, 20, ""),
+    ("subject to { y <= exp() }", 7, 21, "cannot apply exp to ()"),
+    ("subject to { y <= x1 }\n  minimize 1", 8, 3, "lower active needs exactly one objective"),
 ])
 def test_lower_constraints_are_checked_with_located_errors(block, line, col, message):
     src = LV_HBA_TOY.replace("subject to { y <= x1 }", block, 1)
@@ -105,6 +107,13 @@ def test_lower_constraints_are_checked_with_located_errors(block, line, col, mes
         gradlang.compile(src)
     d = err.value.diagnostics[0]
     assert message in d.message and (d.span.line, d.span.col) == (line, col), (d.message, d.span)
+
+
+def test_a_lower_objective_must_be_a_real_scalar():
+    with pytest.raises(GradlangError) as err:
+        gradlang.compile(LV_HBA_TOY.replace("minimize 0.5 * (y - 2)^2", "minimize 0.5 * (y - [2, 1])^2", 1))
+    d = err.value.diagnostics[0]
+    assert "the objective of lower active must be a real scalar, not real[2]" in d.message and d.span.line == 6
 
 
 def test_emit_shows_a_lower_constraint_as_g_le_zero(tmp_path, capsys):
