@@ -38,6 +38,27 @@ def test_x2_plus_y2_on_the_line_x_plus_y_is_one(method):
         assert r.constraints["line"]["multiplier"] == pytest.approx(-1.0, abs=2e-3)  # dL/db = -2 x = -1
 
 
+S007 = {
+    # S007's reference tests (for L = f + lambda c): min 1/2 ||x||^2 s.t. sum(x) = 1 in R^4 gives
+    # x = 0.25 each, lambda = -0.25; min x1 + x2 s.t. x1^2 + x2^2 = 2 (a non-convex constraint)
+    # gives x = (-1, -1), lambda = 0.5
+    "sum": ("param x: real[4] = [1, -2, 0.5, 3]\nminimize 0.5 * sumsq(x)\nsubject to {\n  c: sum(x) == 1\n}",
+            [0.25] * 4, -0.25),
+    "circle": ("param x: real[2] = [0.5, -1.5]\nminimize x[0] + x[1]\nsubject to {\n  c: sumsq(x) == 2\n}",
+               [-1.0, -1.0], 0.5),
+}
+
+
+@pytest.mark.parametrize("method", ["augmented_lagrangian", "lagrangian(variant = extragradient)"])
+@pytest.mark.parametrize("problem", sorted(S007))
+def test_s007_reference_problems(problem, method):
+    text, x_star, multiplier = S007[problem]
+    r = _solve(text, method)
+    np.testing.assert_allclose(r.params["x"], x_star, atol=1e-4)
+    assert r.constraints["c"]["violation"] < 1e-4
+    assert r.constraints["c"]["multiplier"] == pytest.approx(multiplier, abs=1e-4)
+
+
 def test_penalty_is_feasible_up_to_one_over_rho():
     for rho, tol in ((10.0, 0.06), (1000.0, 6e-4)):
         r = _solve("param p: real[2] = [2, -1]\nminimize sumsq(p)\nsubject to {\n  line: sum(p) == 1\n}",
