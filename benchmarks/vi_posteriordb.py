@@ -17,6 +17,7 @@ Contenders, for every model and seed:
 - ``numpyro @ same``: NumPyro's ``AutoMultivariateNormal`` (init_to_feasible, as gradlang's
   ``full_rank``; init_scale 0.1, NumPyro's default) on the hand-written model, ``Trace_ELBO`` with the
   port's particles, ``optax.adam(0.01)``, for as many steps as gradlang's default run took.
+  A NumPyro fit whose parameters went non-finite shows errors ``inf`` (NumPyro's SVI runs on).
 - ``numpyro @ N`` (N = ``--numpyro-steps``, 20000): the same at the issue's step budget.
 - ``numpyro reach``: the same at the first step count of ``--budgets`` (default 1000, 2000, 5000,
   10000, 20000, 50000) whose fit is at least as accurate as gradlang's default on that seed (both
@@ -39,8 +40,8 @@ The full run (the lead's, on a quiet machine)::
     python benchmarks/vi_posteriordb.py
     python benchmarks/vi_posteriordb.py --models kidiq --seeds 0 --steps 200   # a check that it runs
 
-``--steps N`` fixes the step count of gradlang's default run and sets the NumPyro budgets to N (for
-quick checks; the comparison proper lets gradlang choose).
+``--steps N`` fixes the step count of gradlang's runs and sets the NumPyro budgets to N (for quick
+checks; the comparison proper lets gradlang choose).
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def particles(text: str) -> int:
 
 
 def errors(post: dict[str, tuple[np.ndarray, np.ndarray]], ref: dict[str, tuple[np.ndarray, np.ndarray]]):
-    """max over scalars of |mean - ref mean| / ref sd, and of |sd / ref sd - 1|."""
+    """max over scalars of |mean - ref mean| / ref sd, and of |sd / ref sd - 1|; inf for a diverged fit."""
+    if post is None:
+        return float("inf"), float("inf")
     mean_err = max(float(np.max(np.abs(np.asarray(post[k][0]) - m) / s)) for k, (m, s) in ref.items())
     sd_err = max(float(np.max(np.abs(np.asarray(post[k][1]) / s - 1))) for k, (m, s) in ref.items())
     return mean_err, sd_err
@@ -126,6 +129,10 @@ class NumPyroSVI:
         return guide, SVI(self.model, guide, optax.adam(LR), Trace_ELBO(num_particles=self.n_particles))
 
     def _moments(self, guide, params, seed: int):
+        """Means and sds of DRAWS guide draws; None where the fit diverged (non-finite parameters:
+        NumPyro's SVI does not stop on them, and its guide then refuses its scale_tril)."""
+        if not all(bool(np.all(np.isfinite(v))) for v in jax.tree.leaves(params)):
+            return None
         draws = Predictive(guide, params=params, num_samples=DRAWS)(jax.random.PRNGKey(10_000 + seed), self.data)
         return {k: (np.asarray(v).mean(0), np.asarray(v).std(0)) for k, v in draws.items()}
 
@@ -134,7 +141,6 @@ class NumPyroSVI:
         guide, svi = self._svi()
         res = svi.run(jax.random.PRNGKey(seed), steps, self.data, progress_bar=False)
         post = self._moments(guide, res.params, seed)
-        jax.block_until_ready(post)
         return {"steps": steps, "wall": time.perf_counter() - t0, "post": post}
 
     def trajectory(self, seed: int, budgets: list[int], ref) -> dict[int, tuple[float, float]]:
@@ -192,7 +198,7 @@ def main() -> None:
             for seed in args.seeds:
                 found = {}
                 for label, g in contenders.items():
-                    found[label] = g.run(seed, args.steps if label == "gradlang default" else None)
+                    found[label] = g.run(seed, args.steps)
                 same = found["gradlang default"]["steps"]
                 found["numpyro @ same"] = npy.run(seed, same)
                 if numpyro_steps != same:
