@@ -372,6 +372,7 @@ class ProxTerm(Node):
     expr: Expr | None = None  # the term as written (its value, for the objective as written)
     linear: Expr | None = None  # K of a term f(K @ param) (admm, pdhg); None: f(param)
     linear_side: str = "left"  # K @ param ("left") or param @ K ("right")
+    offset: Expr | None = None  # c of a term f(K @ param + c) (admm, pdhg): data, as written (``- b`` negated)
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ def program(p: ir.Program, infer=None) -> str:
             args = "".join(f", {_expr(a, {})}" for a in t.args)
             arg = t.param if t.linear is None else f"{_expr(t.linear, {})} @ {t.param}" if t.linear_side == "left" \
                 else f"{t.param} @ {_expr(t.linear, {})}"
+            arg += "" if t.offset is None else f" + {_expr(t.offset, {})}"
             out.append(f"  dual {t.param}: {_expr(t.weight, {})} * {t.fn}({arg}{args})"
                        + ("  (declared prox)" if t.user else ""))
         if p.split.options:
