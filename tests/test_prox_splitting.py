@@ -215,3 +215,33 @@ def test_nuclear_norm_completion_under_pdhg_matches_cvxpy():
     assert [t.fn for t in program.ir.split.terms] == ["nuclear"] and program.ir.split.dual == ()
     assert objective == pytest.approx(problem.value, rel=1e-5)
     np.testing.assert_allclose(params["Z"], Z.value, atol=1e-4)
+
+
+@pytest.mark.parametrize("method, steps", [("admm(rho = 0.02)", 300), ("pdhg", 1000)])
+def test_least_absolute_deviations_an_affine_argument_matches_cvxpy(method, steps):
+    """norm1(X @ w - y): a term through an affine map (offset -y), robust to the 6 outliers; under
+    pdhg sumsq(w) stays a primal prox, under admm it is a dual term too."""
+    rng = np.random.default_rng(8)
+    m, n = 60, 5
+    X = rng.normal(size=(m, n))
+    y = X @ rng.normal(size=n) + 0.1 * rng.normal(size=m)
+    y[:6] += 10
+    text = ("data X: real[N, D]\ndata y: real[N]\nparam w: real[D] = 0\n"
+            f"minimize norm1(X @ w - y) / N + 0.05 * sumsq(w)\nsolve {{ method = {method}; steps = {steps} }}")
+    program, params, objective = _solve(text, {"X": X.astype(np.float32), "y": y.astype(np.float32)}, steps)
+    lad = program.ir.split.dual[0]
+    assert (lad.fn, lad.linear.name, lad.offset.op, lad.offset.args[0].name) == ("norm1", "X", "negative", "y")
+    w = cp.Variable(n)
+    problem = cp.Problem(cp.Minimize(cp.norm1(X @ w - y) / m + 0.05 * cp.sum_squares(w)))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10)
+    assert objective == pytest.approx(problem.value, rel=1e-5)
+    np.testing.assert_allclose(params["w"], w.value, atol=1e-4)
+
+
+def test_a_smooth_prox_function_of_a_map_stays_in_the_smooth_part():
+    """sumsq has a prox, but sumsq(X @ w - y) is smooth: the gradient takes it, under every method."""
+    text = ("data X: real[N, D]\ndata y: real[N]\nparam w: real[D] = 0\n"
+            "minimize 0.5 * sumsq(X @ w - y) + 0.1 * sumsq(X @ w) + 0.1 * norm1(w)\nsolve { method = M }")
+    for method in ("fista", "proximal", "admm", "pdhg"):
+        split = gradlang.compile(text.replace("M", method)).ir.split
+        assert [t.fn for t in split.terms + split.dual] == ["norm1"], method

@@ -125,11 +125,14 @@ SPLITTING_MISFITS = [
      "rho must be a positive number", "e.g. admm(rho = 1.0)"),
     ("param x: real[3] = 1\nminimize sumsq(x - 2) + 0.1 * norm1(x)\nsolve { method = pdhg(rho = 1) }", "3:23",
      "method = pdhg has no argument 'rho'", "it takes none"),
+    ("data y: real[3]\nparam x: real[3] = 1\nminimize sumsq(x) + 0.1 * norm1(x - y)\nsolve { method = fista }", "3:27",
+     "norm1(x + c) is a prox term through an affine map, which method = fista cannot take",
+     "method = admm or pdhg take c * norm1(K @ p + b)"),
 ]
 
 
 @pytest.mark.parametrize("text, where, message, hint", SPLITTING_MISFITS, ids=["nonlinear", "nonconvex", "rho",
-                                                                                "pdhg-argument"])
+                                                                                "pdhg-argument", "affine"])
 def test_a_term_or_setting_a_splitting_method_cannot_take_is_a_located_error(text, where, message, hint):
     with pytest.raises(GradlangError) as err:
         gradlang.compile(text)

@@ -15,7 +15,8 @@ left in the smooth part (of a nonlinear expression of a parameter, say) is a loc
 gradient method would only take its subgradient: it names the method that can take it.
 
 Under ``method = admm | pdhg`` (the splitting methods) a term may also be ``c * f(K @ p)`` (or
-``c * f(p @ K)``, for a matrix p) with ``K`` a matrix known before the run (data, consts, lets of those): such a term is split off with a
+``c * f(p @ K)``, for a matrix p; either plus or minus an offset b, ``norm1(A @ x - b)``) with ``K``
+and ``b`` known before the run (data, consts, lets of those): such a term is split off with a
 dual variable of its own (``ProxSplit.dual``), and so is, under admm, every term (ADMM's x-update
 handles the smooth part, its z-updates the terms; Boyd et al. 2011, sec. 3), and under pdhg every
 term on a parameter whose terms do not compose (the rest are the primal prox of Condat–Vũ's step).
@@ -36,6 +37,7 @@ from ..ir.visit import refs, walk
 METHODS = ("proximal", "fista", "admm", "pdhg")
 SPLITTING = ("admm", "pdhg")  # methods that split a term f(K @ p) off with a dual variable
 NONCONVEX = {"k_sparse"}      # a prox, but no conjugate to split with (Moreau's decomposition needs convexity)
+SMOOTH = {"sumsq"}            # a prox, but smooth: of anything but the parameter itself, left to the gradient
 NONSMOOTH = {"abs", "norm1", "norm2", "nuclear", "tv1d", "group_norm", "elastic_net", "linf"}
 
 
@@ -87,18 +89,30 @@ def _factor(e: ir.Expr, program: ir.Program) -> tuple[ir.Expr, ir.Expr]:
     return ir.Lit(1.0, span=e.span), e
 
 
-def _linear_arg(a: ir.Expr, program: ir.Program) -> tuple[str, ir.Expr | None, str] | None:
-    """A prox term's first argument as (parameter, K, side): ``p`` -> (p, None, "left"), ``K @ p`` ->
-    (p, K, "left") with K known before the run, ``p @ K`` -> (p, K, "right"); anything else -> None."""
+def _linear_arg(a: ir.Expr, program: ir.Program) -> tuple[str, ir.Expr | None, str, ir.Expr | None] | None:
+    """A prox term's first argument as (parameter, K, side, offset): ``p`` -> (p, None, "left", None),
+    ``K @ p`` -> (p, K, "left", None) with K known before the run, ``p @ K`` -> (p, K, "right", None),
+    and any of those plus or minus an expression c of the data -> the same with offset c (``-c`` as
+    ``negative(c)``); anything else -> None."""
+    if isinstance(a, ir.Prim) and a.op in ("add", "subtract") and len(a.args) == 2 and not a.kwargs:
+        left, right = a.args
+        for inner, c, negate in ((left, right, a.op == "subtract"), (right, left, False)):
+            found = _linear_arg(inner, program) if _of_data(c, program) else None
+            if found is not None and found[3] is None:
+                if a.op == "subtract" and inner is right:  # c - K p: not a term of K p
+                    return None
+                offset = ir.Prim("negative", (c,), span=c.span) if negate else c
+                return found[0], found[1], found[2], offset
+        return None
     if isinstance(a, ir.Ref) and a.kind == "param":
-        return a.name, None, "left"
+        return a.name, None, "left", None
     if isinstance(a, ir.Prim) and a.op == "matmul" and len(a.args) == 2 and not a.kwargs:
         k, p = a.args
         if isinstance(p, ir.Ref) and p.kind == "param" and _of_data(k, program):
-            return p.name, k, "left"
+            return p.name, k, "left", None
         p, k = a.args  # p @ K: a linear map acting on a matrix parameter's rows
         if isinstance(p, ir.Ref) and p.kind == "param" and _of_data(k, program):
-            return p.name, k, "right"
+            return p.name, k, "right", None
     return None
 
 
@@ -108,20 +122,22 @@ def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names: set[str], me
     if isinstance(f, ir.Prim) and f.op in names and f.args and all(_of_data(a, program) for a in f.args[1:]) \
             and not f.kwargs and (found := _linear_arg(f.args[0], program)):
         term = ir.ProxTerm(found[0], weight, f.op, tuple(f.args[1:]), expr=e, span=e.span, linear=found[1],
-                           linear_side=found[2])
+                           linear_side=found[2], offset=found[3])
     elif isinstance(f, ir.Block) and f.origin in program.proxes and len(f.bindings) == 1 \
             and (found := _linear_arg(f.bindings[0][1], program)):
         term = ir.ProxTerm(found[0], weight, f.origin, (), user=True, expr=e, span=e.span, linear=found[1],
-                           linear_side=found[2])
-    if term is None:
+                           linear_side=found[2], offset=found[3])
+    if term is None or (term.fn in SMOOTH and (term.linear is not None or term.offset is not None)):
         return None
     if sign < 0:
         raise TypeError_(f"-{term.fn}(...) is concave: a proximal method takes convex terms added to the "
                          "objective", e.span, "add it with a positive weight, or use method = gradient")
-    if term.linear is not None and method not in SPLITTING:
-        raise TypeError_(f"{term.fn}(K @ {term.param}) is a prox term through a linear map, which method = "
-                         f"{method} cannot take", f.span, f"method = admm or pdhg take c * {term.fn}(K @ p) "
-                         f"(K a linear map known before the run); {method} takes c * {term.fn}(p)")
+    if (term.linear is not None or term.offset is not None) and method not in SPLITTING:
+        what = "K @ " + term.param if term.linear is not None else term.param + " + c"
+        raise TypeError_(f"{term.fn}({what}) is a prox term through {'a linear' if term.offset is None else 'an affine'} "
+                         f"map, which method = {method} cannot take", f.span,
+                         f"method = admm or pdhg take c * {term.fn}(K @ p + b) (K a matrix and b known before the "
+                         f"run); {method} takes c * {term.fn}(p)")
     if method in SPLITTING and term.fn in NONCONVEX:
         raise TypeError_(f"{term.fn}(...) is not convex, and method = {method} splits only convex terms", f.span,
                          f"method = proximal or fista take {term.fn}(p) (a projected gradient step)")

@@ -5,7 +5,8 @@ objective as linear maps and proxes, and power-iteration estimates of the norms 
 parameter ``p_i`` through ``K_i`` (a matrix known before the run, applied as ``K_i @ p_i``, or as
 ``p_i @ K_i`` for a matrix p_i written so, or the identity).  Over the parameters as a dict ``u``:
 
-    K u = (K_1 u[p_1], ..., K_m u[p_m])          (a tuple, one array a term)
+    K u = (K_1 u[p_1], ..., K_m u[p_m])          (a tuple, one array a term; ``apply`` adds each
+                                                  term's offset c_i, written f(K @ p + c))
     K^T y = sum_i  K_i^T y_i placed at p_i       (a dict with u's keys; zeros where no term reads)
 
 ``norm_sq`` estimates ``||K||^2 = lambda_max(K^T K)`` and ``curvature`` the largest eigenvalue of a
@@ -44,10 +45,20 @@ class DualTerms:
         self.entries = [self.prox.entry(t) for t in self.terms]
         self.maps = [None if t.linear is None else jnp.asarray(self.prox.ev.eval(t.linear), jnp.float32)
                      for t in self.terms]
+        self.offsets = [None if t.offset is None else jnp.asarray(self.prox.ev.eval(t.offset), jnp.float32)
+                        for t in self.terms]
 
-    def apply(self, u: dict) -> tuple:
+    def linear(self, u: dict) -> tuple:
+        """K u, without the offsets."""
         return tuple(u[t.param] if K is None else K @ u[t.param] if t.linear_side == "left" else u[t.param] @ K
                      for t, K in zip(self.terms, self.maps))
+
+    def apply(self, u: dict) -> tuple:
+        """K u + c: each term's argument (c its offset, 0 where it has none)."""
+        return tuple(k if c is None else k + c for k, c in zip(self.linear(u), self.offsets))
+
+    def without_offsets(self, v: tuple) -> tuple:
+        return tuple(vi if c is None else vi - c for vi, c in zip(v, self.offsets))
 
     def adjoint(self, y: tuple, like: dict) -> dict:
         out = {k: jnp.zeros_like(v) for k, v in like.items()}
@@ -62,7 +73,7 @@ class DualTerms:
         """An upper estimate of ||K||^2 (0 with no dual terms)."""
         if not self.terms:
             return jnp.zeros((), jnp.float32)
-        return curvature(lambda v: self.adjoint(self.apply(v), v), u)
+        return curvature(lambda v: self.adjoint(self.linear(v), v), u)
 
 
 def curvature(operator, like: dict):

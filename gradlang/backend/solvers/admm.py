@@ -5,14 +5,14 @@ f is split_prox's smooth part and h_i = c_i f_i its dual terms (every prox term,
 Chu, Peleato & Eckstein, Distributed Optimization and Statistical Learning via the Alternating
 Direction Method of Multipliers, Found. Trends Mach. Learn. 2011, sec. 3.1.1):
 
-    x+   = argmin_x  f(x) + (rho/2) sum_i ||K_i x - z_i + w_i||^2
-    z_i+ = prox_{h_i / rho}(K_i x+ + w_i)
-    w_i+ = w_i + K_i x+ - z_i+
+    x+   = argmin_x  f(x) + (rho/2) sum_i ||K_i x + c_i - z_i + w_i||^2   (c_i a term's offset, or 0)
+    z_i+ = prox_{h_i / rho}(K_i x+ + c_i + w_i)
+    w_i+ = w_i + K_i x+ + c_i - z_i+
 
 The x-update is the one choice (split_prox decides it, ``--emit ir:split_prox`` shows it):
 
 * ``cholesky``: the smooth part is a quadratic of real parameters, f(x) = x'Hx/2 + g'x + const, so
-  the x-update solves  (H + rho sum_i K_i'K_i) x = rho sum_i K_i'(z_i - w_i) - g.  The matrix is built
+  the x-update solves  (H + rho sum_i K_i'K_i) x = rho sum_i K_i'(z_i - w_i - c_i) - g.  The matrix is built
   once by automatic differentiation (the Hessian of f(x) + (rho/2) sum_i ||K_i x||^2 over the
   flattened parameters), Cholesky-factored at init and kept in the state, so a step is two
   triangular solves (Boyd et al. 2011, sec. 4.2.4, "caching factorizations").  A dense factor: n
@@ -76,7 +76,7 @@ class ADMMSolver(eqx.Module):
         if self.cholesky:
             flat, unravel = ravel_pytree(u)
             augmented = lambda x: self._smooth(data)(unravel(x)) + self.rho / 2 * sum(
-                jnp.sum(jnp.square(k)) for k in terms.apply(unravel(x)))
+                jnp.sum(jnp.square(k)) for k in terms.linear(unravel(x)))
             matrix = jax.hessian(augmented)(jnp.zeros_like(flat))
             factor = jax.scipy.linalg.cho_factor(matrix, lower=True)[0]
         else:
@@ -90,7 +90,7 @@ class ADMMSolver(eqx.Module):
         if self.cholesky:
             flat, unravel = ravel_pytree(state.u)
             g0 = ravel_pytree(jax.grad(self._smooth(data))(unravel(jnp.zeros_like(flat))))[0]
-            rhs = self.rho * ravel_pytree(terms.adjoint(targets, state.u))[0] - g0
+            rhs = self.rho * ravel_pytree(terms.adjoint(terms.without_offsets(targets), state.u))[0] - g0
             return unravel(jax.scipy.linalg.cho_solve((state.factor, True), rhs))
 
         def objective(u):

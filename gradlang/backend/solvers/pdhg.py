@@ -5,7 +5,10 @@ parameters themselves (composed as under fista) and h_i = c_i f_i the dual terms
 and terms on a parameter whose terms do not compose), with a dual variable y_i each:
 
     x+   = prox_{tau g}(x - tau (grad f(x) + K'y))
-    y_i+ = prox_{sigma h_i*}(y_i + sigma K_i (2 x+ - x))
+    y_i+ = prox_{sigma h_i*}(y_i + sigma (K_i (2 x+ - x) + c_i))
+
+(c_i a term's offset, f(K @ p + c): the conjugate of v -> h(v + c) is h*(y) - <y, c>, whose prox
+at u is prox_{sigma h*}(u + sigma c))
 
 (Chambolle & Pock, A first-order primal-dual algorithm for convex problems with applications to
 imaging, J. Math. Imaging Vis. 2011, Alg. 1 with theta = 1; the gradient of f in the primal step is
@@ -88,7 +91,7 @@ class PDHGSolver(eqx.Module):
         dy = tuple(a - b for a, b in zip(state.y, y))
         kt_dy = terms.adjoint(dy, x)
         p = jax.tree.map(lambda a, b, c, g0, g1: (a - b) / tau - c - (g0 - g1), state.u, x, kt_dy, state.grad, grad)
-        k_dx = terms.apply(jax.tree.map(lambda a, b: a - b, x, state.u))
+        k_dx = terms.linear(jax.tree.map(lambda a, b: a - b, x, state.u))
         d = tuple(a / sigma + b for a, b in zip(dy, k_dx))
         p_norm, d_norm = tree_norm(p), tree_norm(d)
         first = jnp.where(t_index == 0, jnp.maximum(p_norm, d_norm), state.first)
