@@ -64,7 +64,8 @@ def test_generalized_lasso_through_a_difference_matrix_matches_cvxpy(method, ste
     split = program.ir.split
     assert [(t.fn, t.param, t.linear.name) for t in split.dual] == [("norm1", "x", "D")]
     assert split.terms == ()
-    assert dict(split.options) == ({"rho": 1.0, "x_update": "cholesky"} if method == "admm" else {})
+    assert dict(split.options) == ({"rho": 1.0, "rho_update": "balance", "x_update": "cholesky"}
+                                   if method == "admm" else {})
     assert objective == pytest.approx(best, rel=1e-5)
     np.testing.assert_allclose(params["x"], x_best, atol=1e-4)
     # fused: the same 4 pieces (3 jumps) as CVXPY's solution
@@ -83,18 +84,21 @@ def _stepper(method, tol, data):
 
 def test_admm_tol_stops_on_its_primal_and_dual_residuals():
     """||r|| = ||D x - z||, ||s|| = rho ||D'(z - z_prev)||, stopping at the first step where
-    ||r|| <= sqrt(p) tol/10 + tol max(||Dx||, ||z||) and ||s|| <= sqrt(n) tol/10 + tol rho ||D'w||."""
-    tol, rho = 1e-4, 1.0
+    ||r|| <= sqrt(p) tol/10 + tol max(||Dx||, ||z||) and ||s|| <= sqrt(n) tol/10 + tol ||D'y||
+    (y = rho w, the unscaled dual)."""
+    tol = 1e-4
     data, (_, _, D), _, x_best = _generalized_lasso()
     solver, state, step = _stepper("admm", tol, data)
     p, n = D.shape
     for t in range(1000):
         new = step(state, jnp.int32(t))
-        x, z, z_prev, w = (np.asarray(a, np.float64) for a in (new.u["x"], new.z[0], state.z[0], new.w[0]))
+        x, z, z_prev = (np.asarray(a, np.float64) for a in (new.u["x"], new.z[0], state.z[0]))
+        rho = float(state.rho)  # the step's; balancing may change it after, keeping y = rho w
+        y = float(new.rho) * np.asarray(new.w[0], np.float64)
         r, s = np.linalg.norm(D @ x - z), rho * np.linalg.norm(D.T @ (z - z_prev))
         np.testing.assert_allclose(np.asarray(new.residuals), [r, s], rtol=1e-3, atol=1e-7)
         holds = (r <= np.sqrt(p) * tol / 10 + tol * max(np.linalg.norm(D @ x), np.linalg.norm(z))
-                 and s <= np.sqrt(n) * tol / 10 + tol * rho * np.linalg.norm(D.T @ w))
+                 and s <= np.sqrt(n) * tol / 10 + tol * np.linalg.norm(D.T @ y))
         assert bool(solver.terminate(new)) == holds, t
         state = new
         if holds:
@@ -217,10 +221,12 @@ def test_nuclear_norm_completion_under_pdhg_matches_cvxpy():
     np.testing.assert_allclose(params["Z"], Z.value, atol=1e-4)
 
 
-@pytest.mark.parametrize("method, steps", [("admm(rho = 0.02)", 300), ("pdhg", 1000)])
+@pytest.mark.parametrize("method, steps", [("admm", 300), ("pdhg", 1000)])
 def test_least_absolute_deviations_an_affine_argument_matches_cvxpy(method, steps):
     """norm1(X @ w - y): a term through an affine map (offset -y), robust to the 6 outliers; under
-    pdhg sumsq(w) stays a primal prox, under admm it is a dual term too."""
+    pdhg sumsq(w) stays a primal prox, under admm it is a dual term too.  (ADMM at its default
+    rho = 1, 50 times too large here: residual balancing brings it down; fixed, 300 steps leave a
+    gap of 5e-4.)"""
     rng = np.random.default_rng(8)
     m, n = 60, 5
     X = rng.normal(size=(m, n))

@@ -22,7 +22,8 @@ handles the smooth part, its z-updates the terms; Boyd et al. 2011, sec. 3), and
 term on a parameter whose terms do not compose (the rest are the primal prox of Condat–Vũ's step).
 ``c * f(K @ p)`` under proximal | fista, or a non-convex term (k_sparse) under admm | pdhg, is a
 located error naming the methods that take it.  The decisions of the method go to
-``ProxSplit.options``: admm's ``rho`` (``method = admm(rho = 2)``, default 1) and its x-update,
+``ProxSplit.options``: admm's ``rho`` (``method = admm(rho = 2)``, default 1; its start, then balanced
+against the residuals) and its x-update,
 ``cholesky`` when the smooth part is a quadratic of real parameters (a polynomial of degree <= 2,
 read off the IR: its Hessian is constant, so the x-update is one linear system, factored once),
 ``gradient`` otherwise (inner gradient steps, see ``backend/solvers/admm.py``).
@@ -253,7 +254,8 @@ def _options(program: ir.Program, method: str, smooth: ir.Expr) -> tuple:
         return ()
     real = all(d.domain.name == "real" for d in program.params.values())
     quadratic = real and (_degree(smooth, program) or 0) <= 2 and _degree(smooth, program) is not None
-    return (("rho", given.get("rho", 1.0)), ("x_update", "cholesky" if quadratic else "gradient"))
+    return (("rho", given.get("rho", 1.0)), ("rho_update", "balance"),
+            ("x_update", "cholesky" if quadratic else "gradient"))
 
 
 LINEAR_OPS = {"negative", "sum", "mean", "transpose", "reshape", "ravel", "flatten", "squeeze", "expand_dims",

@@ -24,6 +24,10 @@ The x-update is the one choice (split_prox decides it, ``--emit ir:split_prox`` 
   Math. Program. 1992, converges when the x-update errors are summable; warm starts shrink them
   as the iterates settle).
 
+rho starts at ``admm(rho = ...)`` (default 1) and is balanced against the residuals for the first
+``BALANCE_UNTIL`` steps (``ADMMSolver.balance``): a rho off by orders of magnitude (a term weighted
+1 / N, say) otherwise costs thousands of steps.
+
 ``tol`` stops on the primal and dual residuals (Boyd et al. 2011, sec. 3.3.1),
 r = (K_i x - z_i)_i and s = rho K'(z - z_prev):  ||r|| <= sqrt(p) eps_abs + tol max(||Kx||, ||z||)
 and ||s|| <= sqrt(n) eps_abs + tol ||rho K'w||, with eps_abs = tol / 10 (p, n: the sizes of z and x).
@@ -45,13 +49,16 @@ from ._splitting import DualTerms, hessian_curvature, tree_norm
 
 INNER = 20
 EPS_ABS = 0.1  # times tol
+MU, TAU = 10.0, 2.0  # residual balancing: the imbalance that changes rho, and the factor it changes by
+BALANCE_EVERY, BALANCE_UNTIL = 10, 500
 
 
 class ADMMState(NamedTuple):
     u: dict              # x
     z: tuple             # the copies z_i of K_i x
-    w: tuple             # the scaled duals w_i
-    factor: jnp.ndarray  # the Cholesky factor of the x-update's matrix (cholesky), or [1 / L] (gradient)
+    w: tuple             # the scaled duals w_i (y_i / rho)
+    rho: jnp.ndarray     # the penalty, balanced (see ``balance``)
+    factor: jnp.ndarray  # cholesky: the factor of the x-update's matrix at rho; gradient: [L_f, ||K||^2]
     residuals: jnp.ndarray  # [||r||, ||s||] of the last step
     converged: jnp.ndarray
 
@@ -61,6 +68,7 @@ class ADMMSolver(eqx.Module):
     tol: float | None = eqx.field(static=True)
     rho: float = eqx.field(static=True)
     cholesky: bool = eqx.field(static=True)
+    balanced: bool = eqx.field(static=True, default=True)
     keyed = False
 
     def _smooth(self, data):
@@ -71,56 +79,81 @@ class ADMMSolver(eqx.Module):
 
     def _init(self, u: dict, data: dict) -> ADMMState:
         terms = DualTerms(self.model, data)
-        z = terms.apply(u)
-        w = terms.zeros(u)
+        rho = jnp.asarray(self.rho, jnp.float32)
         if self.cholesky:
-            flat, unravel = ravel_pytree(u)
-            augmented = lambda x: self._smooth(data)(unravel(x)) + self.rho / 2 * sum(
-                jnp.sum(jnp.square(k)) for k in terms.linear(unravel(x)))
-            matrix = jax.hessian(augmented)(jnp.zeros_like(flat))
-            factor = jax.scipy.linalg.cho_factor(matrix, lower=True)[0]
+            factor = self.factorise(rho, terms, data, u)
         else:
-            lipschitz = hessian_curvature(self._smooth(data), u) + self.rho * terms.norm_sq(u)
-            factor = jnp.reshape(1.0 / jnp.maximum(lipschitz, 1e-12), (1,))
+            factor = jnp.stack([hessian_curvature(self._smooth(data), u), terms.norm_sq(u)])
         inf = jnp.full((2,), jnp.inf, jnp.float32)
-        return ADMMState(u, z, w, factor.astype(jnp.float32), inf, jnp.asarray(False))
+        return ADMMState(u, terms.apply(u), terms.zeros(u), rho, factor.astype(jnp.float32), inf,
+                         jnp.asarray(False))
+
+    def factorise(self, rho, terms: DualTerms, data: dict, u: dict):
+        """The Cholesky factor of H + rho sum_i K_i'K_i, the Hessian of f(x) + (rho/2) sum_i ||K_i x||^2."""
+        flat, unravel = ravel_pytree(u)
+
+        def augmented(x):
+            return self._smooth(data)(unravel(x)) + rho / 2 * sum(
+                jnp.sum(jnp.square(k)) for k in terms.linear(unravel(x)))
+
+        matrix = jax.hessian(augmented)(jnp.zeros_like(flat))
+        return jax.scipy.linalg.cho_factor(matrix, lower=True)[0].astype(jnp.float32)
 
     def x_update(self, state: ADMMState, terms: DualTerms, data: dict) -> dict:
         targets = tuple(zi - wi for zi, wi in zip(state.z, state.w))
         if self.cholesky:
             flat, unravel = ravel_pytree(state.u)
             g0 = ravel_pytree(jax.grad(self._smooth(data))(unravel(jnp.zeros_like(flat))))[0]
-            rhs = self.rho * ravel_pytree(terms.adjoint(terms.without_offsets(targets), state.u))[0] - g0
+            rhs = state.rho * ravel_pytree(terms.adjoint(terms.without_offsets(targets), state.u))[0] - g0
             return unravel(jax.scipy.linalg.cho_solve((state.factor, True), rhs))
 
         def objective(u):
             gap = sum(jnp.sum(jnp.square(k - t)) for k, t in zip(terms.apply(u), targets))
-            return self._smooth(data)(u) + self.rho / 2 * gap
+            return self._smooth(data)(u) + state.rho / 2 * gap
+
+        size = 1.0 / jnp.maximum(state.factor[0] + state.rho * state.factor[1], 1e-12)
 
         def step(_, u):
             g = jax.grad(objective)(u)
-            return jax.tree.map(lambda a, b: a - state.factor[0] * b, u, g)
+            return jax.tree.map(lambda a, b: a - size * b, u, g)
 
         return jax.lax.fori_loop(0, INNER, step, state.u)
 
     def step(self, state: ADMMState, data: dict, t_index, key=None):
         terms = DualTerms(self.model, data)
+        rho = state.rho
         x = self.x_update(state, terms, data)
         kx = terms.apply(x)
-        z = tuple(e.prox(k + wi, 1.0 / self.rho) for e, k, wi in zip(terms.entries, kx, state.w))
+        z = tuple(e.prox(k + wi, 1.0 / rho) for e, k, wi in zip(terms.entries, kx, state.w))
         w = tuple(wi + k - zi for wi, k, zi in zip(state.w, kx, z))
         r = tree_norm(tuple(k - zi for k, zi in zip(kx, z)))
-        s = self.rho * tree_norm(terms.adjoint(tuple(a - b for a, b in zip(z, state.z)), x))
+        s = rho * tree_norm(terms.adjoint(tuple(a - b for a, b in zip(z, state.z)), x))
         converged = state.converged
         if self.tol is not None:
             eps_abs = EPS_ABS * self.tol
             p = sum(zi.size for zi in z)
             n = sum(jnp.size(v) for v in jax.tree.leaves(x))
             primal_ok = r <= jnp.sqrt(p) * eps_abs + self.tol * jnp.maximum(tree_norm(kx), tree_norm(z))
-            dual_ok = s <= jnp.sqrt(n) * eps_abs + self.tol * self.rho * tree_norm(terms.adjoint(w, x))
+            dual_ok = s <= jnp.sqrt(n) * eps_abs + self.tol * rho * tree_norm(terms.adjoint(w, x))
             converged = converged | (primal_ok & dual_ok)
+        new_rho, w, factor = self.balance(t_index, r, s, rho, w, state.factor, terms, data, x)
         value = self.model.objective_values(x, data)
-        return ADMMState(x, z, w, state.factor, jnp.stack([r, s]), converged), {"values": value}
+        return ADMMState(x, z, w, new_rho, factor, jnp.stack([r, s]), converged), {"values": value}
+
+    def balance(self, t_index, r, s, rho, w, factor, terms: DualTerms, data: dict, x: dict):
+        """Residual balancing (Boyd et al. 2011, sec. 3.4.1; He, Yang & Wang, J. Optim. Theory Appl.
+        2000): every ``BALANCE_EVERY`` steps until step ``BALANCE_UNTIL`` (then rho is fixed, which
+        keeps ADMM's convergence), rho *= 2 when ||r|| > 10 ||s||, rho /= 2 when ||s|| > 10 ||r||,
+        the scaled duals rescaled to keep y = rho w; a Cholesky factor is recomputed for the new rho."""
+        if not self.balanced:
+            return rho, w, factor
+        due = (t_index % BALANCE_EVERY == BALANCE_EVERY - 1) & (t_index < BALANCE_UNTIL)
+        scale = jnp.where(due & (r > MU * s), TAU, jnp.where(due & (s > MU * r), 1.0 / TAU, 1.0))
+        new_rho = rho * scale
+        w = tuple(wi / scale for wi in w)
+        if self.cholesky:
+            factor = jax.lax.cond(scale != 1.0, lambda: self.factorise(new_rho, terms, data, x), lambda: factor)
+        return new_rho, w, factor
 
     def objective(self, stats: dict):
         return stats["values"][..., 0]
@@ -142,4 +175,5 @@ class ADMMSolver(eqx.Module):
 def admm(model: Model, opt=None, batch: int | None = None, tol: float | None = None) -> ADMMSolver:
     """Scaled-form ADMM with z_i = K_i x for each prox term (rho and the x-update from split_prox)."""
     options = dict(model.program.split.options)
-    return ADMMSolver(model, tol, float(options.get("rho", 1.0)), options.get("x_update") == "cholesky")
+    return ADMMSolver(model, tol, float(options.get("rho", 1.0)), options.get("x_update") == "cholesky",
+                      options.get("rho_update") == "balance")
