@@ -127,7 +127,7 @@ def _steps_jointly(method, program: ir.Program) -> bool:
     """Whether the method takes a projected step of size ``alpha`` on (x, y) and hands x its gradient
     mapping (lv_hba always, value_gap with lower constraints): ``sgd(lr = alpha)`` is its x step."""
     constrained = any(low.constraints for low in program.lowers.values())
-    return hasattr(method, "alpha") and (method.__class__.__name__ == "LVHBA" or constrained)
+    return hasattr(method, "steps_jointly") and method.steps_jointly(constrained)
 
 
 def _alpha_from_upper(method, cfg: ir.ConfigValue, solve):

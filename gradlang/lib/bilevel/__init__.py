@@ -14,7 +14,10 @@ An entry is a function of its arguments returning a method (a frozen dataclass) 
   the next state;
 * ``reported(state) -> y``: the lower solution reported as ``NAME.p``;
 * ``constrained`` (a class attribute): whether it handles a lower level with ``subject to``
-  (``g(x, y) <= 0``, possibly coupling the upper ``x``); the pass refuses the others there.
+  (``g(x, y) <= 0``, possibly coupling the upper ``x``); the pass refuses the others there;
+* ``steps_jointly(constrained) -> bool`` (optional): whether it moves (x, y) by one projected step
+  of its ``alpha`` and hands x the gradient mapping, so that the pass matches ``alpha`` and the
+  upper ``sgd``'s lr.
 
 ``problem`` is a ``Problem`` (below), supplied by the backend (``backend/solvers/hypergradient.py``);
 the method never sees the program.  Every derivative is in the solver's unconstrained coordinates.

@@ -56,6 +56,10 @@ class LVHBA:
 
     constrained = True
 
+    def steps_jointly(self, constrained: bool) -> bool:
+        """(x, y) take one projected step of size alpha, x its gradient mapping (always)."""
+        return True
+
     def init(self, problem, y0) -> dict:
         m = problem.constraints(problem.x0, y0)[0].shape[0]
         zeros = jnp.zeros((m,), jnp.float32)

@@ -47,6 +47,10 @@ class ValueGap:
 
     constrained = True
 
+    def steps_jointly(self, constrained: bool) -> bool:
+        """(x, y) take one projected step of size alpha, x its gradient mapping (with lower constraints)."""
+        return constrained
+
     def init(self, problem, y0) -> dict:
         return {"y": y0, "y_gamma": y0, "opt": problem.opt_init(y0)}
 
