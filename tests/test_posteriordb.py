@@ -35,7 +35,7 @@ import gradlang
 from .posteriordb_models import EXAMPLES, NUTS_FIXTURE, PORTS, load_data, reference_posteriors
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bound(name: str):
     """The port compiled and bound to its data: (model, arrays), shared by the tests of one port."""
     model, arrays = gradlang.compile(EXAMPLES / f"{name}.grad").bind()
