@@ -55,7 +55,9 @@ class AugmentedLagrangian:
         * it did not, and the steps ran out before the primal was stationary: the multipliers take
           their update and rho stays.  Growing rho on a violation that only reflects an inexact
           inner solve (an adaptive optimizer's jitter) would amplify that noise into the
-          multipliers (they move by rho g) without bound.
+          multipliers (they move by rho g) without bound.  The price: where the augmented
+          Lagrangian is unbounded below at the starting rho (a non-convex problem, the primal
+          never stationary), rho does not grow by itself; write a larger one.
 
         Nocedal & Wright, Numerical Optimization, 2nd ed., Algorithm 17.4; Conn, Gould & Toint,
         SIAM J. Numer. Anal. 28 (1991); Bertsekas 1982, sec. 2.2 (inexact minimisation)."""
