@@ -154,3 +154,15 @@ def reference_posteriors(path: Path = NUTS_FIXTURE) -> dict[str, dict[str, tuple
     models = json.loads(Path(path).read_text())["models"]
     return {name: {site: (np.asarray(p["mean"]), np.asarray(p["sd"])) for site, p in entry["params"].items()}
             for name, entry in models.items()}
+
+
+def posterior_gaps(post: dict | None, ref: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """How far a fitted posterior ``{latent: (mean, sd)}`` is from a reference one (as
+    ``reference_posteriors()[model]``): the largest over the scalars of |mean - ref mean| / ref sd,
+    and of |sd / ref sd - 1| (issue 14's bar: 0.3 and 0.3); ``(inf, inf)`` for ``post=None`` (a
+    diverged fit)."""
+    if post is None:
+        return float("inf"), float("inf")
+    mean_gap = max(float(np.max(np.abs(np.asarray(post[k][0]) - m) / s)) for k, (m, s) in ref.items())
+    sd_gap = max(float(np.max(np.abs(np.asarray(post[k][1]) / s - 1))) for k, (m, s) in ref.items())
+    return mean_gap, sd_gap
