@@ -6,7 +6,7 @@
      ``solve { method = fista; steps = 5000; tol = 1e-7 }``, CVXPY problem construction + solve;
      the gradlang objective must be within a relative 1e-4 of CVXPY's.  Target: gradlang >= 20x faster.
    * per iteration (compilation excluded, and each side's start: compiled runs of 1000 steps less
-     runs of 500, over 500):
+     runs of 500, over 500; 40000 less 20000 with --small):
      gradlang's fista against the same algorithm written by hand in JAX (FISTA with Beck & Teboulle's
      backtracking and O'Donoghue & Candès' gradient restart, a ``lax.while_loop`` in a
      ``lax.fori_loop``), and against plain constant-step FISTA (step 1/L, L by the power method;
@@ -184,7 +184,7 @@ def main():
 
     # per iteration: compilation excluded, and a fit's fixed costs (binding the data, the result) too:
     # the difference of two compiled runs, of 2 * steps and of steps, over steps
-    steps = 500
+    steps = 20000 if args.small else 500  # runs long enough (a tenth of a second or more) to time
     program = gradlang.compile(text.replace(f"steps = {args.steps}; tol = 1e-7", f"steps = {steps}"))
     for k in (1, 2):
         program.fit(data=data, steps=k * steps)  # compile
