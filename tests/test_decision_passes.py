@@ -316,7 +316,8 @@ def test_every_decision_pass_is_in_the_pipeline_and_listed():
 
     names = [p.__name__ for p in PIPELINE]
     order = ["lower_vi_objectives", "choose_estimators", "split_prox", "constraints_to_method",
-             "objectives_to_aggregate", "bilevel_to_hypergrad", "choose_optimizer"]  # DESIGN.md's
+             "objectives_to_aggregate", "bilevel_to_hypergrad", "choose_vi_defaults",
+             "choose_optimizer"]  # DESIGN.md's, and the VI defaults before the optimizer they choose
     assert names[3:] == [n for n in order if n in names] and "bilevel_to_hypergrad" in names
     listed = {n: summary for n, summary, _ in listing("passes")}
     assert set(listed) == set(names) and all(listed[n] for n in names)

@@ -61,8 +61,10 @@ def pareto_khat(log_weights: np.ndarray) -> float:
     cutoff = lw[-m - 1]
     tail = np.exp(lw[-m:]) - np.exp(cutoff)
     tail = tail[tail > 0]
-    if len(tail) < 5:  # the weights are flat at the top: no tail to speak of
-        return float("-inf")
+    if len(tail) < 5:
+        # flat at the top (equal weights: no tail to speak of), or a few weights so much larger
+        # than the rest that the others vanish beside them in float64: an infinitely heavy tail
+        return float("inf") if np.exp(cutoff) == 0.0 else float("-inf")
     return gpd_fit(tail)[0]
 
 

@@ -389,6 +389,9 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
             from .psis import diagnostics
 
             result.diagnostics_fn = lambda: diagnostics(model, u_final, data, seed + 4)
+            from .psis_posterior import psis_posterior
+
+            result.psis_posterior_fn = lambda: psis_posterior(model, u_final, data, seed + 5)
     if failed_at is not None:
         err = NonFiniteError(f"the objective or its update became non-finite at step {failed_at + 1}",
                              model.program.objectives[0].span,

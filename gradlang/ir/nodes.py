@@ -463,9 +463,9 @@ class VIDefaults(Node):
     """The settings choose_vi_defaults chose for a program with a guide that wrote no optimizer,
     steps or tol: how the guide starts (``laplace``: at the Laplace approximation, fitted in its
     frame; ``None`` for a family without one), the horizon of the iterate average reported, and
-    the stopping rule (the relative change of the windowed mean ELBO)."""
+    the stopping rule (the windowed mean ELBO's change within z standard errors)."""
 
     start: str | None
     average: int
-    tol: float
     every: int
+    z: float

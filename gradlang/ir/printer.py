@@ -157,8 +157,8 @@ def program(p: ir.Program, infer=None) -> str:
         out.append(f"optimizer {config(p.optimizer.config)}")
     if getattr(p, "vi_defaults", None) is not None:
         v = p.vi_defaults
-        out.append(f"vi defaults: start={v.start} average={v.average} stop=elbo_settled(tol={v.tol:g}, "
-                   f"every={v.every})  # chosen")
+        out.append(f"vi defaults: start={v.start} average={v.average} stop=elbo_settled(every={v.every}, "
+                   f"z={v.z:g})  # chosen")
     return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ from ..ir import nodes as ir
 from .bilevel_to_hypergrad import bilevel_to_hypergrad
 from .choose_estimators import choose_estimators
 from .choose_optimizer import choose_optimizer
+from .choose_vi_defaults import choose_vi_defaults
 from .constraints_to_method import constraints_to_method
 from .fold_constants import fold_constants
 from .inline_functions import inline_functions
@@ -27,6 +28,7 @@ PIPELINE = [
     constraints_to_method,    # each constraint -> a projection, a penalty, or a multiplier
     objectives_to_aggregate,  # several objectives -> one vector objective and its aggregator
     bilevel_to_hypergrad,     # each lower block -> an inner solve and its hypergradient method
+    choose_vi_defaults,       # a VI fit that wrote no optimizer, steps or tol -> settings that converge
     choose_optimizer,         # the optimizer expression -> a checked spec, schedules bound
 ]
 

@@ -68,6 +68,7 @@ class GradientSolver(eqx.Module):
     n_rows: int = eqx.field(static=True)
     batch: int | None = eqx.field(static=True)
     tol: float | None = eqx.field(static=True)
+    stop: Any = eqx.field(static=True, default=None)  # a rule of its own (elbo_settled), else tol's
 
     @property
     def keyed(self) -> bool:
@@ -124,9 +125,9 @@ class GradientSolver(eqx.Module):
             est = self.direction.init(u, data, est)
         if hasattr(self.direction, "start"):  # a direction that picks its own start (laplace_start)
             u, est = self.direction.start(u, data, est)
-        return GradientState(u, self.update.init(u), est,
-                             jnp.zeros((WINDOW if self.tol is not None else 0,), jnp.float32),
-                             jnp.asarray(False))
+        recent = self.stop.init() if self.stop is not None else \
+            jnp.zeros((WINDOW if self.tol is not None else 0,), jnp.float32)
+        return GradientState(u, self.update.init(u), est, recent, jnp.asarray(False))
 
     def _draw(self, data: dict, key):
         """This step's data (a minibatch when ``batch`` is set) and Monte-Carlo key, both from the
@@ -153,6 +154,9 @@ class GradientSolver(eqx.Module):
 
     def _settled(self, state: GradientState, loss, t):
         """The ring buffer of recent losses and the tol test at step ``t`` (see the module doc)."""
+        if self.stop is not None:  # the rule keeps its own carry in ``recent``
+            recent, settled = self.stop.update(state.recent, loss, t)
+            return recent, state.converged | settled
         if self.tol is None:
             return state.recent, state.converged
         slot = t % WINDOW
@@ -170,15 +174,17 @@ class GradientSolver(eqx.Module):
     def may_terminate(self) -> bool:
         """Whether ``terminate`` can ever hold (only with ``tol``): the runtime then skips the
         steps after it (a ``lax.cond`` a step); otherwise the loop body is the bare step."""
-        return self.tol is not None
+        return self.tol is not None or self.stop is not None
 
     def terminate(self, state: GradientState):
         # without tol a constant, which XLA folds out of the loop's condition
-        return state.converged if self.tol is not None else jnp.asarray(False)
+        return state.converged if self.may_terminate else jnp.asarray(False)
 
     def params(self, state: GradientState) -> dict:
         # the schedule-free evaluation point, lookahead's slow weights, else the iterate itself
         u = final_params(state.opt_state, state.u)
+        if hasattr(self.direction, "to_params"):  # a direction fitting in its own coordinates (laplace_start)
+            u = self.direction.to_params(u, state.est)
         if hasattr(self.direction, "reported"):  # what the direction solves for itself: lower levels
             u = {**u, **self.direction.reported(state.est)}
         return u
@@ -195,7 +201,12 @@ def as_written(model: Model, values):
 def gradient(model: Model, opt, batch: int | None = None, tol: float | None = None) -> GradientSolver:
     """First-order descent: the gradient of the (aggregated, sign-corrected) loss, then an Optax update."""
     _, batched, n_rows = batch_axis(model.program, model.dims, batch)
-    return GradientSolver(model, direction_of(model, opt), opt, tuple(batched), n_rows, batch, tol)
+    solver = GradientSolver(model, direction_of(model, opt), opt, tuple(batched), n_rows, batch, tol)
+    if model.program.vi_defaults is not None:  # the settings chosen for a VI fit (choose_vi_defaults)
+        from .vi_defaults import compose
+
+        solver = compose(solver, model.program.vi_defaults)
+    return solver
 
 
 def direction_of(model: Model, opt=None):

@@ -59,9 +59,14 @@ def final_params(opt_state, params):
     The first schedule-free or lookahead state found in ``opt_state`` (pre-order, so the
     outermost wins) decides: schedule-free gives ``optax.contrib.schedule_free_eval_params``
     (the averaged sequence x, not the gradient point y), lookahead gives its slow weights.
+    The iterate average of ``_averaged`` (chosen by choose_vi_defaults) gives the average.
     Any other optimiser gives ``params`` unchanged.
     """
-    for s in _find(opt_state, (optax.contrib.ScheduleFreeState, LookaheadWrapState)):
+    from ._averaged import AveragedState, average_of
+
+    for s in _find(opt_state, (optax.contrib.ScheduleFreeState, LookaheadWrapState, AveragedState)):
+        if isinstance(s, AveragedState):
+            return average_of(s, params)
         if isinstance(s, LookaheadWrapState):
             return s.slow
         return optax.contrib.schedule_free_eval_params(s, params)

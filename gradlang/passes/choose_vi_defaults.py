@@ -1,0 +1,57 @@
+"""Settings that converge for a variational fit that wrote none.
+
+A program with a guide whose objective is a Monte-Carlo bound (elbo, iwae, renyi) and whose solve
+block writes no ``optimizer``, ``steps`` or ``tol`` gets them chosen here, written into the IR
+(``--emit ir:choose_vi_defaults``):
+
+    vi defaults: start=laplace average=100 stop=elbo_settled(every=100, z=2)  # chosen
+    solve: optimizer=adam(lr=0.02) steps=10000 ...
+
+- **start = laplace** (full_rank and mean_field guides): the guide starts at the Laplace
+  approximation of the posterior, the end point of Pathfinder's L-BFGS path (Zhang et al., JMLR
+  2022), and is fitted in its frame, where every direction is in posterior sds
+  (``backend/solvers/laplace_start.py``).  Other guides start where their family puts them.
+- **adam(lr = 0.02)**: in the frame a step moves about 0.02 posterior sd.
+- **average = 100**: the reported parameters are the exponential average of the iterates over
+  about the last 100 steps (Polyak & Juditsky 1992; ``lib/optimizers/_averaged.py``).
+- **stop = elbo_settled(every = 100, z = 2)**: Stan's ADVI rule made scale-free: stop when the
+  mean ELBO of a window of 100 steps differs from the previous window's by less than 2 standard
+  errors (``backend/solvers/elbo_settled.py``); ``steps = 10000`` is only the cap.
+
+Anything written stays exactly as written: one of optimizer, steps or tol written and the pass
+chooses nothing (a user who sets the optimizer has chosen how to fit).  Nor does it choose for a
+program with constraints, lower levels or several objectives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..ir import nodes as ir
+
+LR = 0.02
+MAX_STEPS = 10000
+AVERAGE = 100
+EVERY, Z = 100, 2.0
+FRAMED = ("full_rank", "mean_field")  # the families with a Laplace frame (laplace_start.FAMILIES)
+WRITTEN = ("optimizer", "steps", "tol")
+
+
+def applies(program: ir.Program) -> bool:
+    """A VI fit (a guide and a Monte-Carlo objective) that writes none of ``WRITTEN``."""
+    from ..backend.build import is_stochastic
+
+    solve = program.solve
+    return (program.guide is not None and program.model is not None and is_stochastic(program)
+            and len(program.objectives) == 1 and not program.constraints and not program.lowers
+            and not any(f in getattr(solve, "spans", {}) for f in WRITTEN))
+
+
+def choose_vi_defaults(program: ir.Program) -> ir.Program:
+    if not applies(program):
+        return program
+    family = program.guide.family
+    start = "laplace" if family is not None and family.value in FRAMED and not program.solve.batch else None
+    optimizer = ir.ConfigValue("call", "adam", (), (("lr", ir.ConfigValue("number", LR)),))
+    solve = replace(program.solve, optimizer=optimizer, steps=MAX_STEPS)
+    return program.replace(solve=solve, vi_defaults=ir.VIDefaults(start, AVERAGE, EVERY, Z))
