@@ -170,6 +170,10 @@ def test_pdhg_splits_two_terms_whose_prox_of_the_sum_is_unknown():
         gradlang.compile(text.replace("M", "fista"))
     split = gradlang.compile(text.replace("M", "pdhg")).ir.split
     assert [t.fn for t in split.dual] == ["tv1d", "norm2"] and split.terms == ()
+    # a term of p + c is a dual term under pdhg (its prox is not f's)
+    split = gradlang.compile(text.replace("M", "pdhg").replace("0.3 * tv1d(x) + 0.5 * norm2(x)",
+                                                                 "0.3 * norm1(x - y)")).ir.split
+    assert [t.fn for t in split.dual] == ["norm1"] and split.terms == ()
     # a pair that composes stays a primal prox under pdhg
     split = gradlang.compile(text.replace("M", "pdhg").replace("0.5 * norm2(x)", "0.5 * norm1(x)")).ir.split
     assert [t.fn for t in split.terms] == ["tv1d", "norm1"] and split.dual == ()
@@ -251,3 +255,17 @@ def test_a_smooth_prox_function_of_a_map_stays_in_the_smooth_part():
     for method in ("fista", "proximal", "admm", "pdhg"):
         split = gradlang.compile(text.replace("M", method)).ir.split
         assert [t.fn for t in split.terms + split.dual] == ["norm1"], method
+
+
+@pytest.mark.parametrize("objective, x_update", [
+    ("0.5 * mean((X @ w - y)^2)", "cholesky"),            # least squares
+    ("sumsq(w - y[0:3]) / 2 + dot(w, X[0])", "cholesky"),  # a quadratic plus a linear term
+    ("mean(logistic(X @ w, y))", "gradient"),              # not a polynomial
+    ("sum(w^4)", "gradient"),                              # degree 4
+    ("sumsq(w) * sumsq(w)", "gradient"),
+    ("sumsq(exp(w))", "gradient"),
+])
+def test_admm_x_update_is_a_cholesky_solve_exactly_for_a_quadratic_smooth_part(objective, x_update):
+    text = (f"use losses\ndata X: real[N, 3]\ndata y: real[N]\nparam w: real[3] = 0\n"
+            f"minimize {objective} + 0.1 * norm1(w)\nsolve {{ method = admm }}")
+    assert dict(gradlang.compile(text).ir.split.options)["x_update"] == x_update

@@ -34,6 +34,7 @@ from __future__ import annotations
 from ..errors import ConfigError, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import refs, walk
+from ._degree import polynomial_degree
 
 METHODS = ("proximal", "fista", "admm", "pdhg")
 SPLITTING = ("admm", "pdhg")  # methods that split a term f(K @ p) off with a dual variable
@@ -219,10 +220,10 @@ def split_prox(program: ir.Program) -> ir.Program:
     elif method == "pdhg":  # the terms on a parameter that compose stay a primal prox; the rest get duals
         by_param: dict[str, list[ir.ProxTerm]] = {}
         for t in terms:
-            if t.linear is None:
+            if t.linear is None and t.offset is None:
                 by_param.setdefault(t.param, []).append(t)
         primal = {p for p, group in by_param.items() if composable(group, program)}
-        plain = tuple(t for t in terms if t.linear is None and t.param in primal)
+        plain = tuple(t for t in terms if t.linear is None and t.offset is None and t.param in primal)
         dual = tuple(t for t in terms if not any(t is q for q in plain))
         composed = compose_terms(plain, program)
     else:
@@ -253,45 +254,7 @@ def _options(program: ir.Program, method: str, smooth: ir.Expr) -> tuple:
     if method != "admm":
         return ()
     real = all(d.domain.name == "real" for d in program.params.values())
-    quadratic = real and (_degree(smooth, program) or 0) <= 2 and _degree(smooth, program) is not None
+    degree = polynomial_degree(smooth, program)
+    quadratic = real and degree is not None and degree <= 2
     return (("rho", given.get("rho", 1.0)), ("rho_update", "balance"),
             ("x_update", "cholesky" if quadratic else "gradient"))
-
-
-LINEAR_OPS = {"negative", "sum", "mean", "transpose", "reshape", "ravel", "flatten", "squeeze", "expand_dims",
-              "trace", "diag", "diagonal", "cumsum", "concatenate", "stack", "add", "subtract"}
-PRODUCT_OPS = {"multiply", "matmul", "dot", "outer", "inner", "kron"}
-
-
-def _degree(e: ir.Expr, program: ir.Program) -> int | None:
-    """The degree of ``e`` as a polynomial of the parameters (0: constant), or None when it is not one
-    (or the IR is not read here: a conservative answer, which only chooses the general x-update)."""
-    if _of_data(e, program):  # no parameter in it (through lets too): a constant
-        return 0
-    if isinstance(e, ir.Ref):
-        if e.kind == "param":
-            return 1
-        if e.kind == "let":
-            return _degree(program.lets[e.name], program)
-        return 0 if e.kind in ("const", "dim", "data") else None
-    if isinstance(e, ir.Index):
-        inner = [_degree(i, program) for i in e.items if isinstance(i, ir.Expr)]
-        return _degree(e.value, program) if all(d == 0 for d in inner) else None
-    if not isinstance(e, ir.Prim) or any(_degree(v, program) != 0 for _, v in e.kwargs if isinstance(v, ir.Expr)):
-        return None
-    ds = [_degree(a, program) for a in e.args]
-    if any(d is None for d in ds):
-        return None
-    if all(d == 0 for d in ds):
-        return 0
-    if e.op in LINEAR_OPS:
-        return max(ds)
-    if e.op in PRODUCT_OPS:
-        return sum(ds)
-    if e.op == "divide" and ds[1] == 0:
-        return ds[0]
-    if e.op in ("square", "sumsq") and len(ds) == 1:
-        return 2 * ds[0]
-    if e.op == "power" and isinstance(e.args[1], ir.Lit) and e.args[1].value in (0, 1, 2):
-        return ds[0] * int(e.args[1].value)
-    return None
