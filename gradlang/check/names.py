@@ -31,7 +31,8 @@ class Scope:
         self.consts: dict = {}
         self.dims: dict = {}
         self.typed = None  # (ast.Type, where) -> (Domain, shape); set by the checker
-        self.lowers: dict[str, tuple[str, ...]] = {}  # lower block -> its params' names (check.lower)
+        self.lowers: dict[str, tuple[str, ...]] = {}  # lower block (mid, mid.inner) -> its params' names (check.lower)
+        self.lower_prefixes: tuple[str, ...] = ("",)  # inside lower mid: ("mid.", ""), innermost first
 
     def visible(self) -> list[str]:
         return list(self.kinds)
@@ -100,9 +101,8 @@ class Resolver:
                 else:
                     items.append(self._expr(s, local))
             return ir.Index(self._expr(e.value, local), tuple(items), span=e.span)
-        if isinstance(e, ast.Member) and isinstance(e.value, ast.Name) and e.value.id in self.scope.lowers \
-                and e.value.id not in local:
-            return self._lower_member(e)
+        if isinstance(e, ast.Member) and self._lower_path(e.value, local) is not None:
+            return self._lower_member(e, self._lower_path(e.value, local))
         if isinstance(e, ast.Member):
             raise unsupported("lower-level solutions (bilevel problems) are", e.span,
                               f"'{e.name}' of a lower block needs bilevel support, which comes later")
@@ -110,9 +110,24 @@ class Resolver:
             return self._expect(e, local)
         raise TypeError_(f"unexpected {type(e).__name__}", getattr(e, "span", None))
 
-    def _lower_member(self, e: ast.Member) -> ir.Ref:
+    def _lower_path(self, e, local: frozenset) -> str | None:
+        """The lower block that ``e`` names (``inner``, ``mid.inner``; inside ``lower mid`` also its
+        nested ``inner``, as ``mid.inner``), None when it names none."""
+        parts = []
+        while isinstance(e, ast.Member):
+            parts.append(e.name)
+            e = e.value
+        if not isinstance(e, ast.Name) or e.id in local:
+            return None
+        path = ".".join([e.id, *reversed(parts)])
+        for prefix in self.scope.lower_prefixes:  # the innermost enclosing lower block first
+            if prefix + path in self.scope.lowers:
+                return prefix + path
+        return None
+
+    def _lower_member(self, e: ast.Member, block: str) -> ir.Ref:
         """``inner.w``: the lower block's solution for its param ``w`` (check.lower)."""
-        block, known = e.value.id, self.scope.lowers[e.value.id]
+        known = self.scope.lowers[block]
         if e.name not in known:
             raise NameError_(f"lower {block} has no param '{e.name}'", e.span,
                              did_you_mean(e.name, known) or f"its params: {', '.join(known)}")
