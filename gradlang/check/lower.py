@@ -43,25 +43,48 @@ def declare_lower(checker, s: ast.Lower) -> None:
         raise NameError_(f"'{s.name}' is declared twice", name_span(s.span, s.name),
                          f"first declared at {checker.out.spans[s.name]}; rename one of them")
     scope.kinds[s.name] = "lower"
-    scope.lowers[s.name] = tuple(st.name for st in s.body if isinstance(st, ast.Param))
     checker.out.spans[s.name] = s.span
+    _declare_nested(checker, s, s.name)
 
 
-def lower_block(checker, s: ast.Lower) -> ir.LowerIR:
-    """The block as a ``LowerIR``: its parameters, its objective (lets bound around it), its solve."""
+def _declare_nested(checker, s: ast.Lower, path: str) -> None:
+    """``lower mid { lower inner { ... } }``: ``mid.inner`` with its params, recursively."""
+    params = tuple(st.name for st in s.body if isinstance(st, ast.Param))
+    checker.scope.lowers[path] = params
+    for st in s.body:
+        if isinstance(st, ast.Lower):
+            if st.name in params or f"{path}.{st.name}" in checker.scope.lowers:
+                raise NameError_(f"'{st.name}' is declared twice in lower {path}", name_span(st.span, st.name),
+                                 "rename one of them")
+            _declare_nested(checker, st, f"{path}.{st.name}")
+
+
+def lower_block(checker, s: ast.Lower, path: str | None = None, outer: dict | None = None) -> ir.LowerIR:
+    """The block as a ``LowerIR``: its parameters, its objective (lets bound around it), its solve.
+
+    A nested block (``lower inner`` inside ``lower mid``) is checked here too and put in the
+    program's lowers under its path ``mid.inner`` (its params ``mid.inner.c``): inside it the
+    enclosing blocks' params (``b``, i.e. ``mid.b``) are its fixed inputs, as the upper ones are;
+    inside ``mid``, ``inner.c`` is its solution (``mid.inner.c`` outside ``mid``).  ``outer``: the
+    enclosing blocks' params by local name -> their lower name."""
+    path, outer = path or s.name, outer or {}
     params: dict[str, ir.ParamDecl] = {}
+    nested: list[ast.Lower] = []
     lets: list[ast.Let] = []
     objectives, solves, subjects = [], [], []
     for st in s.body:
         if isinstance(st, ast.Param):
             if st.name in params:
                 raise NameError_(f"'{st.name}' is declared twice in lower {s.name}", name_span(st.span, st.name), None)
+            if st.name in outer:
+                raise NameError_(f"param '{st.name}' of lower {path} has the name of a param of a block it is "
+                                 "nested in", name_span(st.span, st.name), "rename one of them")
             if st.name in checker.scope.kinds:
                 raise NameError_(f"param '{st.name}' of lower {s.name} has the name of a declaration outside it",
                                  name_span(st.span, st.name),
                                  f"that one is declared at {checker.out.spans.get(st.name)}; rename one of them")
             decl = checker.param(st)
-            params[st.name] = replace(decl, name=f"{s.name}.{st.name}")
+            params[st.name] = replace(decl, name=f"{path}.{st.name}")
         elif isinstance(st, ast.Let):
             lets.append(st)
         elif isinstance(st, ast.Objective):
@@ -69,8 +92,7 @@ def lower_block(checker, s: ast.Lower) -> ir.LowerIR:
         elif isinstance(st, ast.Solve):
             solves.append(st)
         elif isinstance(st, ast.Lower):
-            raise unsupported("nested lower blocks are", keyword_span(st.span, "lower"),
-                              "write each lower level at the top level of the program")
+            nested.append(st)
         elif isinstance(st, ast.SubjectTo):
             if subjects:
                 raise NameError_(f"lower {s.name} has one subject to block", keyword_span(st.span, "subject"),
@@ -83,30 +105,47 @@ def lower_block(checker, s: ast.Lower) -> ir.LowerIR:
                              f"{type(st).__name__.lower()}", st.span, "declare it outside the block")
     word = keyword_span(s.span, "lower")
     if not params:
-        raise TypeError_(f"lower {s.name} has no parameters", word, "declare one inside it: param w: real[D] = 0")
+        raise TypeError_(f"lower {path} has no parameters", word, "declare one inside it: param w: real[D] = 0")
     if len(objectives) != 1:
         where = objectives[1].span if objectives else word
-        raise TypeError_(f"lower {s.name} needs exactly one objective", where,
+        raise TypeError_(f"lower {path} needs exactly one objective", where,
                          "write one minimize <expression> inside the block")
-    objective = _objective(checker, s.name, params, lets, objectives[0])
-    constraints = _constraints(checker, s.name, params, lets, subjects[0]) if subjects else ()
-    return ir.LowerIR(s.name, tuple(params.values()), objective, _solve(checker, solves),
+    inside = {**outer, **{n: p.name for n, p in params.items()}}
+    scope = checker.scope
+    saved = scope.lower_prefixes
+    scope.lower_prefixes = (path + ".", *saved)  # inside the block, inner.c is path.inner.c
+    try:
+        for st in nested:
+            checker.out.lowers[f"{path}.{st.name}"] = lower_block(checker, st, f"{path}.{st.name}", inside)
+        objective = _objective(checker, path, params, lets, objectives[0], outer)
+        constraints = _constraints(checker, path, params, lets, subjects[0], outer) if subjects else ()
+    finally:
+        scope.lower_prefixes = saved
+    return ir.LowerIR(path, tuple(params.values()), objective, _solve(checker, solves),
                       constraints=constraints, span=s.span)
 
 
-def _objective(checker, block: str, params: dict, lets: list[ast.Let], o: ast.Objective) -> ir.ObjectiveIR:
+def parent(block: str) -> str | None:
+    """The lower block that ``block`` is nested in (``mid`` for ``mid.inner``), None at the top."""
+    head, dot, _ = block.rpartition(".")
+    return head if dot else None
+
+
+def _objective(checker, block: str, params: dict, lets: list[ast.Let], o: ast.Objective,
+               outer: dict) -> ir.ObjectiveIR:
     """The objective with the block's lets bound around it and its parameters as lower refs."""
-    value = _local_expr(checker, block, params, lets, o.value)
+    value = _local_expr(checker, block, params, lets, o.value, outer)
     return ir.ObjectiveIR(block, o.sense, value, span=o.value.span)
 
 
-def _local_expr(checker, block: str, params: dict, lets: list[ast.Let], e) -> ir.Expr:
+def _local_expr(checker, block: str, params: dict, lets: list[ast.Let], e, outer: dict) -> ir.Expr:
     """An expression of the block (its objective, a side of a constraint): the block's lets bound
-    around it, its parameters as lower refs."""
-    local: frozenset = frozenset(params)
+    around it, its parameters (and the enclosing blocks', ``outer``) as lower refs."""
+    names = {**outer, **{n: p.name for n, p in params.items()}}
+    local: frozenset = frozenset(names)
     bindings = []
     for let in lets:
-        if let.name in params or let.name in checker.scope.kinds:
+        if let.name in names or let.name in checker.scope.kinds:
             raise NameError_(f"let '{let.name}' in lower {block} has the name of another declaration",
                              name_span(let.span, let.name), "rename it")
         bindings.append((let.name, checker.resolve.expr(let.value, local)))
@@ -116,17 +155,21 @@ def _local_expr(checker, block: str, params: dict, lets: list[ast.Let], e) -> ir
         value = ir.Block(tuple(bindings), value, span=e.span)
 
     def ref(r: ir.Ref) -> ir.Expr:
-        if r.kind == "local" and r.name in params:
-            return ir.Ref("lower", f"{block}.{r.name}", span=r.span)
-        if r.kind == "lower" and not r.name.startswith(block + "."):
+        if r.kind == "local" and r.name in names and r.name not in bound:
+            return ir.Ref("lower", names[r.name], span=r.span)
+        if r.kind == "lower" and not r.name.startswith(block + ".") \
+                and not (block + ".").startswith(r.name.rpartition(".")[0] + "."):  # an enclosing block's
             raise unsupported("a lower level that uses another lower level's solution is", r.span,
-                              "each lower level depends on the upper parameters only, for now")
+                              "a lower level depends on the upper parameters, the blocks it is nested in "
+                              "and the blocks nested in it; nest one block inside the other")
         return r
+
+    bound = {name for name, _ in bindings}
 
     return rewrite(value, {ir.Ref: ref})
 
 
-def _constraints(checker, block: str, params: dict, lets: list[ast.Let], s: ast.SubjectTo) -> tuple:
+def _constraints(checker, block: str, params: dict, lets: list[ast.Let], s: ast.SubjectTo, outer: dict) -> tuple:
     """The block's ``subject to``: each ``lhs <= rhs`` (``>=``, ``==``) as ``g(x, y) <= 0`` (``== 0``)
     with ``g = lhs - rhs``, as the program's constraints (``check.constraints``); ``g`` may couple
     the upper parameters ``x`` and the block's own ``y`` (LV-HBA's lower constraint)."""
@@ -134,7 +177,7 @@ def _constraints(checker, block: str, params: dict, lets: list[ast.Let], s: ast.
 
     out, labels = [], set()
     for c in s.constraints:
-        value = _local_expr(checker, block, params, lets, c.value)
+        value = _local_expr(checker, block, params, lets, c.value, outer)
         bindings = value.bindings if isinstance(value, ir.Block) else ()
         value = value.value if isinstance(value, ir.Block) else value
         if not (isinstance(value, ir.Prim) and value.op in _KINDS and len(value.args) == 2):
@@ -176,6 +219,6 @@ def _solve(checker, solves: list[ast.Solve]):
 
 def lower_param(program: ir.Program, name: str) -> ir.ParamDecl | None:
     """The declaration of the lower parameter ``NAME.p`` (None when there is none)."""
-    block, _, _ = name.partition(".")
+    block, _, _ = name.rpartition(".")
     low = program.lowers.get(block)
     return next((p for p in low.params if p.name == name), None) if low is not None else None

@@ -23,9 +23,20 @@ lower level) step (x, y) jointly by ``alpha`` and hand x the gradient mapping: `
 upper ``sgd``'s lr when that is written and alpha is not, and ``sgd(lr = alpha)`` is written when
 the program names no optimizer.
 
-For now a bilevel program has one upper objective, the gradient method, no minibatches and
-deterministic lower levels, and all its lower blocks share one method; each of these is a located
-error otherwise.
+A nested block (``lower inner`` inside ``lower mid``, in the IR as ``mid.inner``) takes the method
+written in its own solve, else in the nearest enclosing block's, else the program's: it says how
+the block above differentiates its solution (the level above's objective is then itself a bilevel
+objective).  Every block of a nested program takes ``implicit`` (the implicit function theorem at
+each level: a nested fixed point) or ``unroll`` (differentiation through every level's iterations),
+which give a differentiable solution map (``solution``), and no ``subject to``; another is a located
+error naming implicit.
+
+Several upper objectives (``minimize { a: ..., b: ... }``) with an aggregator other than ``mean`` or
+``sum`` need each objective's hypergradient (the method's ``rows``: implicit with one adjoint solve
+an objective, unroll): another method, or a constrained lower level, is a located error.
+
+For now a bilevel program has the gradient method, no minibatches and deterministic lower levels,
+and all its top lower blocks share one method; each of these is a located error otherwise.
 """
 
 from __future__ import annotations
@@ -34,10 +45,12 @@ from dataclasses import replace
 
 from ..backend.optimizer import build_optimizer, uses_total_steps
 from ..check.config import validate_optimizer
+from ..check.lower import parent
 from ..errors import UnsupportedError
 from ..ir import nodes as ir
 from ..ir.visit import walk
 from .choose_optimizer import bind_steps
+from .objectives_to_aggregate import LINEAR
 
 DEFAULT = "implicit"
 
@@ -68,9 +81,6 @@ def _refuse(program: ir.Program, first: ir.LowerIR) -> None:
     if getattr(solve, "method", "gradient") != "gradient":
         raise UnsupportedError(f"method {solve.method} with lower blocks is not supported yet", spans.get("method"),
                                "a bilevel program takes method = gradient (the default)")
-    if len(program.objectives) > 1:
-        raise UnsupportedError("several upper objectives with lower blocks are not supported yet",
-                               program.objectives[1].span, "combine them into one objective")
     if getattr(solve, "batch", None):
         raise UnsupportedError("minibatches (batch) with lower blocks are not supported yet", spans.get("batch"),
                                "leave batch out: each lower solve uses the full data")
@@ -90,11 +100,21 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
     _refuse(program, next(iter(program.lowers.values())))
     upper = program.solve.bilevel if "bilevel" in getattr(program.solve, "spans", {}) else None
     lowers, first = {}, None
-    for name, low in program.lowers.items():
-        cfg = low.solve.bilevel if "bilevel" in low.solve.spans else upper
+    for name in _preorder(list(program.lowers)):  # a block before the blocks nested in it
+        low = program.lowers[name]
+        cfg = _written_method(program, name, upper)
         chosen = cfg is None
         cfg = cfg or ir.ConfigValue("word", DEFAULT, span=low.span)
         built = build_method(cfg)
+        if parent(name) is not None or any(parent(n) == name for n in program.lowers):
+            _nestable(program, name, low, built, cfg)
+        if parent(name) is not None:  # a nested block's method: how the block above differentiates it
+            steps, opt = low.solve.steps, low.solve.optimizer
+            validate_optimizer(build_optimizer(opt, steps), opt, steps)
+            spec = ir.OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
+            lowers[name] = replace(low, optimizer=spec, method=written(built, cfg), chosen=chosen)
+            continue
+        _several_objectives(program, built, cfg)
         if low.constraints and not getattr(built, "constrained", False):
             raise UnsupportedError(f"bilevel method {cfg.value} with a constrained lower level "
                                    f"(lower {name} has subject to) is not supported",
@@ -113,7 +133,7 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
         validate_optimizer(build_optimizer(opt, steps), opt, steps)
         spec = ir.OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
         lowers[name] = replace(low, optimizer=spec, method=method, chosen=chosen)
-    program = program.replace(lowers=lowers)
+    program = program.replace(lowers={name: lowers[name] for name in _preorder(list(lowers))})
     if first.value == "bo_rep":
         return _normalised_steps(program, first)
     if _steps_jointly(build_method(first), program) and "optimizer" not in program.solve.spans:
@@ -121,6 +141,64 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
         sgd = ir.ConfigValue("call", "sgd", (), (("lr", ir.ConfigValue("number", alpha.value)),))
         return program.replace(solve=replace(program.solve, optimizer=sgd))
     return program
+
+
+def _preorder(names: list[str]) -> list[str]:
+    """The blocks with each nested block after the block it is nested in (``mid``, ``mid.inner``),
+    in the order written otherwise."""
+    out: list[str] = []
+
+    def visit(name: str) -> None:
+        out.append(name)
+        for child in names:
+            if parent(child) == name:
+                visit(child)
+
+    for name in names:
+        if parent(name) is None:
+            visit(name)
+    return out
+
+
+def _written_method(program: ir.Program, name: str, upper):
+    """The method written for block ``name``: in its own solve, else in the solve of the nearest block
+    it is nested in that writes one, else in the program's (None when none is written)."""
+    block = name
+    while block is not None:
+        low = program.lowers[block]
+        if "bilevel" in low.solve.spans:
+            return low.solve.bilevel
+        block = parent(block)
+    return upper
+
+
+def _nestable(program: ir.Program, name: str, low: ir.LowerIR, method, cfg: ir.ConfigValue) -> None:
+    """A block nested in another, or with blocks nested in it, is differentiated through a solution
+    map of the level below (``solution``: implicit or unroll) and has no subject to, for now."""
+    if not hasattr(method, "solution"):
+        raise UnsupportedError(f"bilevel method {cfg.value} with nested lower blocks (lower {name}) is not "
+                               "supported", cfg.span,
+                               "use bilevel = implicit (or unroll) in the blocks of a nested bilevel program")
+    if low.constraints:
+        raise UnsupportedError(f"a subject to in a nested bilevel program (lower {name}) is not supported yet",
+                               low.constraints[0].span,
+                               "move the constraint out of the nested blocks, or nest no lower block in it")
+
+
+def _several_objectives(program: ir.Program, method, cfg: ir.ConfigValue) -> None:
+    """Several upper objectives with an aggregator other than mean or sum: Jacobian descent needs each
+    objective's own hypergradient, the method's ``rows`` (implicit without lower constraints, unroll)."""
+    plan = program.aggregate
+    if plan is None or plan.aggregator.value in LINEAR:
+        return
+    where = program.objectives[1].span if len(program.objectives) > 1 else program.objectives[0].span
+    if not hasattr(method, "rows"):
+        raise UnsupportedError(f"several upper objectives with bilevel method {cfg.value} are not supported",
+                               where, f"use bilevel = implicit (or unroll), which give each objective's "
+                               f"hypergradient for the aggregator {plan.aggregator.value}, or aggregator = mean")
+    if any(low.constraints for low in program.lowers.values()):
+        raise UnsupportedError("several upper objectives with a constrained lower level are not supported yet",
+                               where, "use aggregator = mean (or sum), or one objective")
 
 
 def _steps_jointly(method, program: ir.Program) -> bool:

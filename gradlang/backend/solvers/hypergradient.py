@@ -32,12 +32,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jax.flatten_util import ravel_pytree
+
 from ...errors import TypeError_
+from ...check.lower import parent
 from ...check.types import constraint
+from ...ir.visit import refs
 from ..build import Model
 from ..optimizer import build_optimizer
 
 STATE = "bilevel"  # the method's state in the direction's running state
+NESTED = "bilevel_nested"  # the nested lower blocks' last solutions (their warm start)
+AGGREGATOR = "aggregator"  # several upper objectives: the aggregator's state (as jacobian.STATE)
+OWN = (STATE, NESTED, AGGREGATOR)  # the direction's entries of the running state, not the estimators'
 SINGULAR = 1e-2  # an implicit linear solve's relative residual above which the run warns
 
 
@@ -59,24 +66,64 @@ def _warn(text: str, span) -> None:
 class Problem:
     """The bilevel problem on one batch of data (``gradlang.lib.bilevel.Problem``)."""
 
-    def __init__(self, direction: "HypergradientDirection", data: dict, key, est: dict, x0=None):
+    def __init__(self, direction: "HypergradientDirection", data: dict, key, est: dict, x0=None, z0=None):
         self.direction, self.data, self.key, self.est = direction, data, key, est
         self.x0 = x0  # the upper parameters at the start (for a method's init)
+        self.z0 = z0 or {}  # the nested blocks' solutions of the last upper step (their warm start)
         self.ranges: list = []  # each lower constraint's rows in constraints(), program order (set by it)
         self.steps = max(steps for _, _, steps in direction.inner)
 
     def upper(self, x, y):
-        """``(F(x, y), (values, estimators' state))``, the loss as ``Model.loss_and_values`` gives it."""
-        return self.direction.model.loss_and_values({**x, **y}, self.data, self.key, self.est)
+        """``(F(x, y), (values, estimators' state))``, the loss as ``Model.loss_and_values`` gives it
+        (with nested lower blocks, ``F`` at their solutions for ``(x, y)``)."""
+        values = {**x, **y}
+        if self.direction.upper_reads_nested:
+            values.update(self.nested(values))
+        return self.direction.model.loss_and_values(values, self.data, self.key, self.est)
+
+    def terms(self, x, y):
+        """``(l(x, y), (loss, (values, state)))``: each upper objective's loss (its value, negated where
+        it maximises), what the rows of a vector objective's hypergradient Jacobian differentiate."""
+        loss, (values, new) = self.upper(x, y)
+        signs = jnp.asarray(self.direction.model.program.aggregate.signs, jnp.float32)
+        return signs * values, (loss, (values, new))
 
     def lower(self, x, y):
-        model = self.direction.model
-        ev = model.evaluator(model.constrain({**x, **y}), self.data)
+        """``G(x, y)``: the top lower blocks' objectives, each at its nested blocks' solutions."""
         total = 0.0
-        for low in model.program.lowers.values():
-            value = jnp.asarray(ev.eval(low.objective.value), jnp.float32)
-            total = total + (value if low.objective.sense == "minimize" else -value)
+        for block, _, _ in self.direction.inner:
+            total = total + self.objective(block, {**x, **_part(y, block)})
         return total
+
+    def objective(self, block: str, values: dict):
+        """Lower block ``block``'s objective (negated where it maximises) at ``values`` (the upper
+        parameters, the enclosing blocks' and its own), its nested blocks at their solutions."""
+        model = self.direction.model
+        low = model.program.lowers[block]
+        values = {**values, **self.nested(values, block)}
+        value = jnp.asarray(model.evaluator(model.constrain(values), self.data).eval(low.objective.value), jnp.float32)
+        return value if low.objective.sense == "minimize" else -value
+
+    def nested(self, values: dict, block: str | None = None) -> dict:
+        """The solutions of the blocks nested in ``block`` (in the top blocks when None) and of theirs,
+        as functions of ``values``: each the argmin of its objective from its last solution, by its
+        own optimizer, differentiable as its method says (``solution``: implicit or unrolled)."""
+        out = {}
+        for child, opt, steps, method in self.direction.nested:
+            if parent(child) != block and not (block is None and parent(child) in self.direction.top):
+                continue
+            start = _part(self.z0, child, own_only=True)
+
+            def objective(p, v, child=child):
+                return self.objective(child, {**p, **v})
+
+            def solve(fn, v0, steps_=None, opt=opt, steps=steps, child=child):
+                return solve_blocks(((child, opt, steps),), fn, v0, steps_)
+
+            sol = method.solution(objective, solve, steps, values, start)
+            out.update(sol)
+            out.update(self.nested({**values, **sol}, child))
+        return out
 
     @property
     def constrained(self) -> bool:
@@ -105,51 +152,93 @@ class Problem:
     def solve(self, fn, y0, steps: int | None = None, state=None, after=None):
         """The blocks' optimizers on ``fn``; ``after(y)``, when given, is applied after each step (a
         projection onto the lower feasible set)."""
-        inner = self.direction.inner
-        n = self.steps if steps is None else steps
-        state = self.opt_init(y0) if state is None else state
-
-        def body(carry, t):
-            y, states = carry
-            value, grads = jax.value_and_grad(fn)(y)
-            new_y, new_states = dict(y), {}
-            for block, opt, block_steps in inner:
-                part, g = _part(y, block), _part(grads, block)
-                value_fn = lambda p, y=y: fn({**y, **p})  # noqa: E731
-                updates, s = opt.update(g, states[block], part, value=value, grad=g, value_fn=value_fn)
-                moved = optax.apply_updates(part, updates)
-                live = t < block_steps if steps is None else True  # a block with fewer steps stops
-                new_y.update(jax.tree.map(lambda a, b, live=live: jnp.where(live, a, b), moved, part))
-                new_states[block] = jax.tree.map(lambda a, b, live=live: jnp.where(live, a, b), s, states[block])
-            if after is not None:
-                new_y = after(new_y)
-            return (new_y, new_states), None
-
-        (y, state), _ = jax.lax.scan(body, (y0, state), jnp.arange(n, dtype=jnp.int32))
-        return y, state
+        return solve_blocks(self.direction.inner, fn, y0, steps, state, after)
 
 
-def _part(y: dict, block: str) -> dict:
-    return {k: v for k, v in y.items() if k.startswith(block + ".")}
+def solve_blocks(inner: tuple, fn, y0, steps: int | None = None, state=None, after=None):
+    """``(y, opt_state)``: ``steps`` (default: each block's own) steps of each block's optimizer
+    (``inner``: (block, Optax transform, steps)) on ``fn`` from ``y0``, in one ``lax.scan``."""
+    n = max(s for _, _, s in inner) if steps is None else steps
+    state = {block: opt.init(_part(y0, block)) for block, opt, _ in inner} if state is None else state
+
+    def body(carry, t):
+        y, states = carry
+        value, grads = jax.value_and_grad(fn)(y)
+        new_y, new_states = dict(y), {}
+        for block, opt, block_steps in inner:
+            part, g = _part(y, block), _part(grads, block)
+            value_fn = lambda p, y=y: fn({**y, **p})  # noqa: E731
+            updates, s = opt.update(g, states[block], part, value=value, grad=g, value_fn=value_fn)
+            moved = optax.apply_updates(part, updates)
+            live = t < block_steps if steps is None else True  # a block with fewer steps stops
+            new_y.update(jax.tree.map(lambda a, b, live=live: jnp.where(live, a, b), moved, part))
+            new_states[block] = jax.tree.map(lambda a, b, live=live: jnp.where(live, a, b), s, states[block])
+        if after is not None:
+            new_y = after(new_y)
+        return (new_y, new_states), None
+
+    (y, state), _ = jax.lax.scan(body, (y0, state), jnp.arange(n, dtype=jnp.int32))
+    return y, state
+
+
+def _part(y: dict, block: str, own_only: bool = False) -> dict:
+    """The entries of ``block``'s params (``block.p``; with ``own_only``, not its nested blocks')."""
+    return {k: v for k, v in y.items()
+            if k.startswith(block + ".") and not (own_only and "." in k[len(block) + 1:])}
 
 
 class HypergradientDirection(eqx.Module):
-    """``(loss, values, hypergradient, state)`` as ``Gradient`` returns them, for a bilevel program."""
+    """``(loss, values, hypergradient, state)`` as ``Gradient`` returns them, for a bilevel program.
+
+    With several upper objectives and an aggregator that is not linear (``aggregator``), the
+    direction is the aggregator's combination of the rows of the hypergradient Jacobian, one row
+    per objective (the method's ``rows``): Jacobian descent through the lower solution."""
 
     model: Model = eqx.field(static=True)
     method: Any = eqx.field(static=True)
-    inner: tuple = eqx.field(static=True)  # (block, Optax transform, steps) per lower block
+    inner: tuple = eqx.field(static=True)  # (block, Optax transform, steps) per top lower block
+    nested: tuple = eqx.field(static=True, default=())  # (block, Optax transform, steps, method) per nested block
+    aggregator: Any = eqx.field(static=True, default=None)  # several objectives: the plan's aggregator
 
     @classmethod
     def of(cls, model: Model) -> "HypergradientDirection":
         from ...passes.bilevel_to_hypergrad import build_method
+        from ...passes.objectives_to_aggregate import LINEAR, build_aggregator
 
         lowers = list(model.program.lowers.values())
-        inner = tuple((low.name, build_optimizer(low.optimizer, low.solve.steps), low.solve.steps) for low in lowers)
-        return cls(model, build_method(lowers[0].method), inner)
+        top = [low for low in lowers if parent(low.name) is None]
+        inner = tuple((low.name, build_optimizer(low.optimizer, low.solve.steps), low.solve.steps) for low in top)
+        nested = tuple((low.name, build_optimizer(low.optimizer, low.solve.steps), low.solve.steps,
+                        build_method(low.method)) for low in lowers if parent(low.name) is not None)
+        plan = model.program.aggregate
+        aggregator = None
+        if plan is not None and plan.aggregator.value not in LINEAR:
+            aggregator = build_aggregator(plan.aggregator)
+        return cls(model, build_method(top[0].method), inner, nested, aggregator)
+
+    @property
+    def top(self) -> tuple:
+        return tuple(block for block, _, _ in self.inner)
+
+    @property
+    def upper_reads_nested(self) -> bool:
+        """Whether an upper objective reads a nested block's solution (``mid.inner.c``)."""
+        nested = {block for block, *_ in self.nested}
+        return any(parent(r.name) in nested for o in self.model.program.objectives
+                   for r in refs(o.value, "lower"))
 
     def init(self, u: dict, data: dict, est: dict) -> dict:
-        return {**est, STATE: self.method.init(Problem(self, data, None, est, u), self.initial_lower(data))}
+        start = self.initial_lower(data)
+        y = {k: v for k, v in start.items() if parent(k) in self.top}
+        z = {k: v for k, v in start.items() if parent(k) not in self.top}
+        out = {**est, STATE: self.method.init(Problem(self, data, None, est, u, z), y)}
+        if z:
+            out[NESTED] = z
+        if self.aggregator is not None:
+            m = jax.eval_shape(lambda: Problem(self, data, None, est, u, z).terms(u, y)[0]).shape[0]
+            flat, _ = ravel_pytree(u)
+            out[AGGREGATOR] = self.aggregator.init(m, flat.shape[0], flat.dtype)
+        return out
 
     def initial_lower(self, data: dict) -> dict:
         """The lower parameters' unconstrained initial values (zeros where no init is written)."""
@@ -170,10 +259,23 @@ class HypergradientDirection(eqx.Module):
         return out
 
     def __call__(self, u, data, key, est):
-        inner = {k: v for k, v in est.items() if k != STATE}
+        inner = {k: v for k, v in est.items() if k not in OWN}
         draw = key if self.model.stochastic else None
-        loss, (values, new), g, state = self.method.step(Problem(self, data, draw, inner), u, est[STATE])
-        return loss, values, g, {**new, STATE: state}
+        problem = Problem(self, data, draw, inner, z0=est.get(NESTED))
+        out = {}
+        if self.aggregator is None:
+            loss, (values, new), g, state = self.method.step(problem, u, est[STATE])
+        else:  # Jacobian descent: the aggregator's combination of each objective's hypergradient
+            (loss, (values, new)), J, state = self.method.rows(problem, u, est[STATE])
+            flat, unravel = ravel_pytree(u)
+            rows = jax.vmap(lambda r: ravel_pytree(r)[0])(J)
+            agg_key = jax.random.fold_in(key, 1) if key is not None and self.aggregator.stochastic else None
+            d, out[AGGREGATOR] = self.aggregator(rows, est[AGGREGATOR], agg_key)
+            g = unravel(d)
+        if NESTED in est:  # the nested blocks' solutions at the new lower solution: next step's start
+            y = self.method.reported(state)
+            out[NESTED] = stop_tree(problem.nested({**u, **y}))
+        return loss, values, g, {**new, STATE: state, **out}
 
     def check(self, state: dict) -> None:
         """Warnings at the source, once the run's state is concrete (``reported`` at the end of a
@@ -217,11 +319,16 @@ class HypergradientDirection(eqx.Module):
 
     def value_fn(self, data, key, est):
         """The upper loss at the current lower solution, as a function of the upper parameters."""
-        inner = {k: v for k, v in est.items() if k != STATE}
+        inner = {k: v for k, v in est.items() if k not in OWN}
         y = self.reported(est)
         draw = key if self.model.stochastic else None
         return lambda p: self.model.loss_and_values({**p, **y}, data, draw, inner)[0]
 
     def reported(self, est: dict) -> dict:
+        """The lower solution (``NAME.p``), with the nested blocks' (``mid.inner.c``)."""
         self.check(est[STATE])
-        return self.method.reported(est[STATE])
+        return {**self.method.reported(est[STATE]), **est.get(NESTED, {})}
+
+
+def stop_tree(tree):
+    return jax.tree.map(jax.lax.stop_gradient, tree)

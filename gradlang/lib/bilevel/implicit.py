@@ -121,6 +121,58 @@ class Implicit:
         degenerate = state["degenerate"] | jnp.stack([jnp.any(rows[a:b]) for a, b in problem.ranges])
         return loss, aux, hyper, {"y": y, **residuals(residual, state), "degenerate": degenerate}
 
+    def rows(self, problem, x, state):
+        """Several upper objectives ``l_i``: ``(aux, J, state)`` with ``J``'s row i the hypergradient of
+        ``l_i``, ``∇_x l_i - ∇²_xy G v_i`` with ``∇²_yy G v_i = ∇_y l_i``: one lower solve, then one
+        adjoint linear solve per objective (batched, ``vmap``)."""
+        y, _ = problem.solve(lambda v: problem.lower(x, v), stop(state["y"]))
+        y = stop(y)
+        (Jx, Jy), (loss, aux) = jax.jacrev(problem.terms, argnums=(0, 1), has_aux=True)(x, y)
+        H = hvp(problem, x, y)
+        V = jax.vmap(lambda b: self.linear_solve(H, b))(Jy)
+        R = jax.vmap(lambda v, b: tree_axpy(-1.0, b, H(v)))(V, Jy)
+        sq = lambda t: sum(jnp.sum(jnp.reshape(a, (a.shape[0], -1)) ** 2, axis=1) for a in jax.tree.leaves(t))  # noqa: E731
+        residual = jnp.max(jnp.sqrt(sq(R) / jnp.maximum(sq(Jy), 1e-30)))
+        J = jax.tree.map(lambda a, b: a - b, Jx, jax.vmap(lambda v: cross(problem, x, y, v))(V))
+        return (loss, aux), J, {"y": y, **residuals(residual, state)}
+
+    def solution(self, objective, solve, steps, p, v0):
+        """A nested lower level's solution ``v*(p) = argmin_v objective(p, v)`` (``p``: the levels
+        above it), by ``solve`` from ``v0``, whose derivative is the implicit function theorem's,
+        ``dv* = -[∇²_vv G]⁻¹ ∇²_vp G dp`` (a ``custom_jvp``: the rule is itself differentiable, so the
+        level above can take the Hessian of its objective through ``v*`` for its own implicit step)."""
+        def grad_v(p_, v_):
+            return jax.grad(objective, argnums=1)(p_, v_)
+
+        @jax.custom_jvp
+        def argmin(p_, v0_):
+            v, _ = solve(lambda v: objective(stop(p_), v), stop(v0_))
+            return stop(v)
+
+        @argmin.defjvp
+        def argmin_jvp(primals, tangents):
+            p_, v0_ = primals
+            dp, _ = tangents
+            v = argmin(p_, v0_)
+            b = jax.jvp(lambda q: grad_v(q, v), (p_,), (dp,))[1]
+            dv = self.differentiable_solve(lambda t: jax.jvp(lambda w: grad_v(p_, w), (v,), (t,))[1], b)
+            return v, jax.tree.map(jnp.negative, dv)
+
+        return argmin(p, v0)
+
+    def differentiable_solve(self, H, b):
+        """``H⁻¹ b`` by a solve that is linear in ``b`` and differentiable in ``H`` (no fallback
+        branch): a dense ``jnp.linalg.solve`` up to ``direct`` unknowns (``auto``), else CG or
+        Neumann as written."""
+        flat, unravel = ravel_pytree(b)
+        if self.solver == "neumann":
+            return neumann(H, b, self.iters, self.power)
+        if self.solver == "auto" and flat.shape[0] <= self.direct:
+            matrix = jax.jacfwd(lambda f: ravel_pytree(H(unravel(f)))[0])(jnp.zeros_like(flat))
+            return unravel(jnp.linalg.solve(matrix, flat))
+        op = lx.FunctionLinearOperator(H, jax.eval_shape(lambda: b), tags=lx.positive_semidefinite_tag)
+        return lx.linear_solve(op, b, lx.CG(rtol=self.tol, atol=self.tol, max_steps=self.iters), throw=False).value
+
     def linear_solve(self, H, b):
         """``v`` with ``H v = b`` by the method's solver."""
         flat, unravel = ravel_pytree(b)

@@ -50,6 +50,34 @@ class Unroll:
         return loss, aux, g, {"y": stop(y)}
 
 
+    def rows(self, problem, x, state):
+        """Several upper objectives: ``(aux, J, state)``, ``J``'s row i ``d/dx l_i(x, y_T(x))``, the
+        Jacobian through the unrolled solve (reverse mode, one pass per objective)."""
+        total = problem.steps
+        k = total if self.steps is None else self.steps
+        y0 = stop(state["y"])
+        if k < total:
+            y0, _ = problem.solve(lambda v: problem.lower(stop(x), v), y0, steps=total - k)
+            y0 = stop(y0)
+
+        def through(x_):
+            y, _ = problem.solve(lambda v: problem.lower(x_, v), y0, steps=k)
+            terms, aux = problem.terms(x_, y)
+            return terms, (aux, y)
+
+        J, (aux, y) = jax.jacrev(through, has_aux=True)(x)
+        return aux, J, {"y": stop(y)}
+
+    def solution(self, objective, solve, steps, p, v0):
+        """A nested lower level's solution as its solve's last iterate, differentiable through the
+        last ``self.steps`` iterations (all of them by default)."""
+        k = steps if self.steps is None else min(self.steps, steps)
+        v0 = stop(v0)
+        if k < steps:
+            v0 = stop(solve(lambda v: objective(stop(p), v), v0, steps - k)[0])
+        return solve(lambda v: objective(p, v), v0, k)[0]
+
+
 @BILEVEL.register("unroll", cite="Maclaurin, Duvenaud & Adams, ICML 2015; Franceschi et al., ICML 2017; "
                   "Shaban et al., AISTATS 2019")
 def unroll(steps: int | None = None):
