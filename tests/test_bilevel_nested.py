@@ -14,8 +14,10 @@
   ``gradlang.aggregate("upgrad", J)`` on those rows (NumPy, by hand), with implicit and with unroll;
   a run ends Pareto-stationary: the min-norm point of the rows' convex hull (two rows: closed
   form) has norm below 1e-3 at the final x.
-* LV-HBA with an equality-constrained lower level coupled to x (``EQUALITY``): the lower set
-  ``{y : y1 + y2 = x}`` makes y* = (x/2 + 1/2, x/2 − 1/2) ... (see the test's docstring).
+* LV-HBA with an equality-constrained lower level coupled to x (``EQUALITY``): y*(x), the
+  projection of (2, 0) onto ``{y : y1 + y2 = x}``, is (1 + x/2, x/2 − 1), so ``φ(x) = ½(x − 1)² +
+  ½‖y*‖²`` has φ' = (x − 1) + x/2 and the optimum x* = 2/3, y* = (4/3, −2/3); the run reaches it
+  within 1e-2 and ends feasible.
 * Refusals: located errors naming a combination that works.
 """
 
@@ -126,6 +128,25 @@ def test_a_run_with_several_objectives_ends_pareto_stationary():
     assert np.linalg.norm(w * g1 + (1 - w) * g2) < 1e-3
     assert 0.05 < w < 0.95  # a trade-off, not one objective's minimiser
     assert np.allclose(result.params["low.y"], A @ result.params["x"] / 2, atol=1e-4)
+
+
+EQUALITY = """
+param x: real = 0
+lower low {
+  param y: real[2] = 0
+  minimize 0.5 * sumsq(y - [2, 0])
+  subject to { y[0] + y[1] == x }
+  solve { optimizer = sgd(lr = 0.5); steps = 50 }
+}
+minimize 0.5 * (x - 1)^2 + 0.5 * sumsq(low.y)
+solve { optimizer = sgd(lr = 0.2); steps = 3000; bilevel = lv_hba }
+"""
+
+
+def test_lv_hba_with_an_equality_constrained_lower_level_reaches_the_closed_form_optimum():
+    p = gradlang.compile(EQUALITY).fit(data={}).params
+    assert abs(p["x"] - 2 / 3) < 1e-2 and np.allclose(p["low.y"], [4 / 3, -2 / 3], atol=1e-2), p
+    assert abs(p["low.y"][0] + p["low.y"][1] - p["x"]) < 1e-3  # feasible
 
 
 # ---- refusals: located errors naming what works --------------------------------------------------
