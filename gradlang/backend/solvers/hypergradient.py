@@ -13,6 +13,20 @@ solver's running state under ``"bilevel"``, and ``reported`` gives the lower sol
 result shows as ``NAME.p``.  All of it is in the unconstrained coordinates of each parameter's
 domain.
 
+A nested lower block (``lower inner`` inside ``lower mid``, ``mid.inner`` in the IR) is no
+unknown of the method: wherever the objective of the block above it (or an upper objective reading
+``mid.inner.c``) is evaluated, it is solved there by its own optimizer from its last solution, as
+a solution map of everything above it that JAX differentiates the way its method says (the method's
+``solution``: implicit through a ``custom_jvp``, unroll through its iterations).  So the level
+above minimises its reduced objective ``G(x, y, z*(x, y))`` with its hypergradient as gradient,
+and the upper's method differentiates that level's solution, second derivatives included.  The
+nested solutions at the new lower solution are kept under ``"bilevel_nested"`` (the next step's
+start) and reported as ``mid.inner.c``.
+
+Several upper objectives with an aggregator other than mean or sum: the method's ``rows`` give the
+Jacobian of the objectives' losses through the lower solution, one row an objective, and the
+direction is the aggregator's combination of them (its state under ``"aggregator"``).
+
 A block's ``subject to`` is ``Problem.constraints``: every constraint's ``g(x, y)`` in one vector
 (``<= 0``, or ``== 0`` where the static mask says so), for the methods that handle lower
 constraints.  Two conditions are tracked in the method's state during the run and reported as a

@@ -17,7 +17,16 @@ An entry is a function of its arguments returning a method (a frozen dataclass) 
   (``g(x, y) <= 0``, possibly coupling the upper ``x``); the pass refuses the others there;
 * ``steps_jointly(constrained) -> bool`` (optional): whether it moves (x, y) by one projected step
   of its ``alpha`` and hands x the gradient mapping, so that the pass matches ``alpha`` and the
-  upper ``sgd``'s lr.
+  upper ``sgd``'s lr;
+* ``rows(problem, x, state) -> ((loss, aux), J, state)`` (optional): for several upper objectives
+  (``problem.terms``: each one's loss), ``J`` with row i the hypergradient of objective i (a pytree
+  like ``x`` with a leading axis), which the direction hands the program's aggregator (Jacobian
+  descent through the lower solution; implicit, unroll);
+* ``solution(objective, solve, steps, p, v0) -> v`` (optional): a nested lower level's solution
+  ``argmin_v objective(p, v)`` by ``solve`` (its own optimizer, ``steps`` steps) from ``v0``, as a
+  function of the levels above ``p`` that JAX differentiates (to second order) the way the method
+  does: a block nested in another, or with blocks nested in it, takes a method with it (implicit,
+  unroll).
 
 ``problem`` is a ``Problem`` (below), supplied by the backend (``backend/solvers/hypergradient.py``);
 the method never sees the program.  Every derivative is in the solver's unconstrained coordinates.
@@ -48,7 +57,11 @@ class Problem(Protocol):
         """``(F(x, y), aux)``: the upper loss and what the solver reports with it."""
 
     def lower(self, x, y) -> Any:
-        """``G(x, y)``: the lower loss (a sum over the lower blocks)."""
+        """``G(x, y)``: the lower loss (a sum over the top lower blocks, each at its nested blocks'
+        solutions)."""
+
+    def terms(self, x, y) -> tuple[Any, Any]:
+        """``(l(x, y), (loss, aux))``: each upper objective's loss (several objectives)."""
 
     def opt_init(self, y) -> Any:
         """A fresh state of the lower level's optimizer at ``y``."""
