@@ -23,7 +23,9 @@
 
 Prints the figures and the ratios gradlang / TorchJD and gradlang / hand-written.  Targets: the
 aggregation no slower than TorchJD at any size, the whole step at least 2x faster than TorchJD
-and within 1.05x of hand-written JAX.  The full run is one command (minutes on a quiet machine):
+and within 1.05x of hand-written JAX.  On a machine other processes load, PyTorch's OpenMP threads
+spin-wait and TorchJD's times grow 10-100x (a 2 ms step took 100 ms): measure on a quiet machine,
+or pass ``--torch-threads 1``.  The full run is one command (minutes on a quiet machine):
 
     python benchmarks/jd.py
     python benchmarks/jd.py --m 2 8 --n 10000 --steps 50 --hidden 32   # a quick check
@@ -51,6 +53,8 @@ TORCHJD_CLASSES = {"upgrad": "UPGrad", "mean": "Mean", "dualproj": "DualProj", "
 TORCH_SCRIPT = r"""
 import json, sys, time, torch
 from torchjd import aggregation as A
+if len(sys.argv) > 2:
+    torch.set_num_threads(int(sys.argv[2]))
 torch.manual_seed(0)
 out = {}
 for name, cls, m, n, reps in json.loads(sys.argv[1]):
@@ -178,6 +182,8 @@ import json, sys, time, numpy as np, torch
 from torchjd.aggregation import UPGrad
 from torchjd.autojac import backward, jac_to_grad
 rows, inputs, tasks, hidden, steps = json.loads(sys.argv[1])
+if len(sys.argv) > 2:
+    torch.set_num_threads(int(sys.argv[2]))
 rng = np.random.default_rng(0)
 X = rng.normal(size=(rows, inputs)).astype(np.float32)
 Y = np.tanh(X @ rng.normal(size=(inputs, tasks)) / np.sqrt(inputs)).astype(np.float32)
@@ -206,10 +212,15 @@ print(json.dumps((time.perf_counter() - t) / steps))
 """
 
 
-def torch_step(python: str, rows: int, inputs: int, tasks: int, hidden: int, steps: int) -> float | None:
-    if not os.path.exists(python):
+def torch_threads(args) -> list[str]:
+    return [] if args.torch_threads is None else [str(args.torch_threads)]
+
+
+def torch_step(args, tasks: int) -> float | None:
+    if not os.path.exists(args.torchjd_python):
         return None
-    proc = subprocess.run([python, "-c", TORCH_STEP, json.dumps([rows, inputs, tasks, hidden, steps])],
+    job = [args.rows, args.inputs, tasks, args.hidden, args.steps]
+    proc = subprocess.run([args.torchjd_python, "-c", TORCH_STEP, json.dumps(job), *torch_threads(args)],
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -224,7 +235,7 @@ def step_table(args) -> None:
         n = args.inputs * args.hidden + args.hidden * args.hidden + args.hidden * tasks + 2 * args.hidden + tasks
         t_g = gradlang_step(data, tasks, args.steps)
         t_h = hand_step(data, tasks, args.steps)
-        t_t = torch_step(args.torchjd_python, args.rows, args.inputs, tasks, args.hidden, args.steps)
+        t_t = torch_step(args, tasks)
         vs_t = f"{t_g / t_t:9.2f}" if t_t else f"{'-':>9s}"
         t_t_s = f"{t_t * 1e3:8.3f}ms" if t_t else f"{'-':>10s}"
         print(f"{tasks:5d} {n:8d} {t_g * 1e3:8.3f}ms {t_h * 1e3:8.3f}ms {t_t_s} {vs_t} {t_g / t_h:7.2f}")
@@ -242,6 +253,8 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=128, help="training step: units of each hidden layer")
     ap.add_argument("--steps", type=int, default=1000, help="training step: steps timed (a multiple of 100)")
     ap.add_argument("--skip", choices=["aggregation", "step"], help="leave one table out")
+    ap.add_argument("--torch-threads", type=int, help="torch.set_num_threads for TorchJD (default: torch's); "
+                    "on a loaded machine torch's OpenMP threads spin and its times grow 10-100x: use 1")
     args = ap.parse_args()
     if args.skip != "step":
         step_table(args)
@@ -252,7 +265,7 @@ def main() -> None:
     jobs = [(a, TORCHJD_CLASSES[a], m, n, reps[n]) for a in args.aggregators for m in args.m for n in args.n]
     torch_times = {}
     if os.path.exists(args.torchjd_python):
-        proc = subprocess.run([args.torchjd_python, "-c", TORCH_SCRIPT, json.dumps(jobs)],
+        proc = subprocess.run([args.torchjd_python, "-c", TORCH_SCRIPT, json.dumps(jobs), *torch_threads(args)],
                               capture_output=True, text=True, check=True)
         torch_times = json.loads(proc.stdout.strip().splitlines()[-1])
     else:
