@@ -24,6 +24,19 @@ def test_broadcasting_mismatch_names_both_types():
     assert (info.value.span.line, info.value.span.col) == (4, 14)
 
 
+def test_sizes_derived_from_a_dim_are_named_not_placeholders():
+    # a slice of an N-vector is N - 1 long, a concatenation of two is 2 * N: the printed IR and the
+    # messages say so, not the checker's placeholder numbers (100002, 200006)
+    prog = gradlang.compile("data y: real[N]\nparam w: real\nlet d = y[1:] - y[:-1]\n"
+                            "let c = concatenate([y, y])\nminimize sumsq(w * d) + sumsq(w * c)")
+    text = printer.program(prog.ir, infer)
+    assert "subtract(data:y[1:] : real[N - 1]" in text and ") : real[2 * N]" in text
+    assert not any(ch.isdigit() and len(tok) > 5 for tok in text.split() for ch in tok[:1])
+    with pytest.raises(TypeError_) as info:
+        gradlang.compile("data y: real[N]\nparam w: real\nminimize sum(w * (y[1:] + y))")
+    assert info.value.message == "cannot add real[N - 1] and real[N]"
+
+
 def test_all_errors_of_the_checker_are_reported_together():
     with pytest.raises(GradlangError) as info:
         gradlang.compile("param w: real\nlet a = foo\nlet b = bar\nminimize w^2")

@@ -59,10 +59,33 @@ def _sentinels(program: ir.Program) -> dict[str, int]:
     return {name: _FIRST_SENTINEL + 1009 * i for i, name in enumerate(symbolic_dims(program))}
 
 
-def dim_names(program: ir.Program, sizes: dict[str, int]) -> dict[int, str]:
+_NEAR = 500  # a size this close to a sentinel is that dim plus a constant (sentinels are 1009 apart)
+
+
+class DimNames(dict):
+    """Placeholder sizes -> names, which also names the sizes the program derives from a
+    symbolic dim at run time (a slice ``r[1:]`` of an ``N``-vector is ``N - 1``, a concatenation
+    ``2 * N``): ``get`` writes such a size as the dim's name plus or times a constant, so no
+    placeholder number reaches a message or the printed IR."""
+
+    def get(self, size, default=None):
+        if size in self:
+            return self[size]
+        if isinstance(size, int) and size >= _FIRST_SENTINEL - _NEAR:
+            for value, name in self.items():
+                if name.isidentifier():  # a symbolic dim's own sentinel
+                    if abs(size - value) <= _NEAR:
+                        k = size - value
+                        return f"{name} + {k}" if k > 0 else f"{name} - {-k}"
+                    if size % value == 0:
+                        return f"{size // value} * {name}"
+        return default
+
+
+def dim_names(program: ir.Program, sizes: dict[str, int]) -> DimNames:
     """Placeholder sizes -> what they stand for in messages: a symbolic dim's name, or a declared
     size expression as written (``K - 1``)."""
-    names = {v: k for k, v in sizes.items()}
+    names = DimNames({v: k for k, v in sizes.items()})
     shapes = [d.type.shape for d in list(program.data.values()) + list(program.params.values())]
     if program.model is not None:
         shapes += [st.shape for st in program.model.stmts if isinstance(st, ir.Sample) and st.shape]
