@@ -13,7 +13,7 @@
   hypergradients ``Aᵀ(y* − t_i)/2 + ρ(x − c_i)`` conflict at x = 0.  One step's direction equals
   ``gradlang.aggregate("upgrad", J)`` on those rows (NumPy, by hand), with implicit and with unroll;
   a run ends Pareto-stationary: the min-norm point of the rows' convex hull (two rows: closed
-  form) has norm below 1e-3 at the final x.
+  form) has norm below 1e-3 at the final x, and its conflict report is the cosine of those rows.
 * LV-HBA with an equality-constrained lower level coupled to x (``EQUALITY``): y*(x), the
   projection of (2, 0) onto ``{y : y1 + y2 = x}``, is (1 + x/2, x/2 − 1), so ``φ(x) = ½(x − 1)² +
   ½‖y*‖²`` has φ' = (x − 1) + x/2 and the optimum x* = 2/3, y* = (4/3, −2/3); the run reaches it
@@ -128,6 +128,11 @@ def test_a_run_with_several_objectives_ends_pareto_stationary():
     assert np.linalg.norm(w * g1 + (1 - w) * g2) < 1e-3
     assert 0.05 < w < 0.95  # a trade-off, not one objective's minimiser
     assert np.allclose(result.params["low.y"], A @ result.params["x"] / 2, atol=1e-4)
+    # the conflict report: the cosine of the hypergradients (-1 at a two-objective Pareto point with
+    # 0 < w < 1), not of the partial gradients in (x, y); at the end and at the history's last log point
+    cos = g1 @ g2 / np.linalg.norm(g1) / np.linalg.norm(g2)
+    assert abs(result.conflicts["f1|f2"] - cos) < 1e-3 and cos < -0.999, (result.conflicts, cos)
+    assert abs(np.asarray(result.history["conflict"])[-1][0, 1] - cos) < 1e-3
 
 
 EQUALITY = """

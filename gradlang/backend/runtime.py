@@ -377,6 +377,8 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
         result.constraints = solver.constraint_report(state, data)
     if len(names) > 1 and failed_at is None:
         from .solvers.conflict import report
+        if model.program.lowers:  # the objectives' hypergradients, through the lower solution
+            from .solvers.hypergradient import conflict_report as report
 
         result.conflicts_fn = partial(report, model, u_final, data, seed + 3)
     if model.ppl is not None and model.program.guide is not None:

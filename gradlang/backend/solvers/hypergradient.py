@@ -346,3 +346,37 @@ class HypergradientDirection(eqx.Module):
 
 def stop_tree(tree):
     return jax.tree.map(jax.lax.stop_gradient, tree)
+
+
+def cosines(model: Model, u: dict, data: dict, key=None):
+    """The m x m cosine similarities of the upper objectives' hypergradients (the rows of the
+    Jacobian through the lower solution, not the partial gradients; 0 for a zero row) at ``u``, the
+    upper parameters with the reported lower solutions (the start of one more lower solve).  The
+    rows are the method's, or implicit's where the method has none (an aggregator of mean or sum);
+    a constrained lower level (no rows) gives the identity."""
+    from ...lib.bilevel.implicit import implicit
+
+    m = len(model.program.objectives)
+    if any(low.constraints for low in model.program.lowers.values()):
+        return jnp.eye(m)
+    direction = HypergradientDirection.of(model)
+    method = direction.method if hasattr(direction.method, "rows") else implicit()
+    direction = HypergradientDirection(model, method, direction.inner, direction.nested, direction.aggregator)
+    x = {k: v for k, v in u.items() if k in model.program.params}
+    y = {k: v for k, v in u.items() if parent(k) in direction.top}
+    z = {k: v for k, v in u.items() if k not in x and k not in y}
+    draw = (key if key is not None else jax.random.PRNGKey(0)) if model.stochastic else None
+    problem = Problem(direction, data, draw, model.initial_state(x, data), x, z)
+    _, J, _ = method.rows(problem, x, method.init(problem, y))
+    J = jax.vmap(lambda r: ravel_pytree(r)[0])(J)
+    norms = jnp.linalg.norm(J, axis=1)
+    outer = jnp.outer(norms, norms)
+    return jnp.where(outer > 0, J @ J.T / jnp.maximum(outer, 1e-30), 0.0)
+
+
+def conflict_report(model: Model, u: dict, data: dict, seed: int) -> dict[str, float]:
+    """``{"a|b": cosine}`` for every pair of upper objectives at the run's end (``cosines``): the
+    Result's conflict report for a bilevel program."""
+    C = np.asarray(jax.jit(lambda u, d: cosines(model, u, d, jax.random.PRNGKey(seed)))(u, data))
+    names = [o.name for o in model.program.objectives]
+    return {f"{a}|{b}": float(C[i, j]) for i, a in enumerate(names) for j, b in enumerate(names) if i < j}
