@@ -108,6 +108,8 @@ class GradientSolver(eqx.Module):
             out["violation"] = largest(self.model, self.params(state), data)
         if len(self.model.program.objectives) > 1:
             from .conflict import cosines
+            if self.model.program.lowers:  # the objectives' hypergradients, through the lower solution
+                from .hypergradient import cosines
 
             out["conflict"] = cosines(self.model, self.params(state), data)
         return out
