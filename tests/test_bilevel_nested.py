@@ -14,6 +14,8 @@
   ``gradlang.aggregate("upgrad", J)`` on those rows (NumPy, by hand), with implicit and with unroll;
   a run ends Pareto-stationary: the min-norm point of the rows' convex hull (two rows: closed
   form) has norm below 1e-3 at the final x, and its conflict report is the cosine of those rows.
+* The same through the KKT system of a constrained lower level (``KKT``, implicit): at an active
+  constraint y* = x1 + x2/2, the rows by hand, aggregated by upgrad.
 * LV-HBA with an equality-constrained lower level coupled to x (``EQUALITY``): y*(x), the
   projection of (2, 0) onto ``{y : y1 + y2 = x}``, is (1 + x/2, x/2 − 1), so ``φ(x) = ½(x − 1)² +
   ½‖y*‖²`` has φ' = (x − 1) + x/2 and the optimum x* = 2/3, y* = (4/3, −2/3); the run reaches it
@@ -133,6 +135,31 @@ def test_a_run_with_several_objectives_ends_pareto_stationary():
     cos = g1 @ g2 / np.linalg.norm(g1) / np.linalg.norm(g2)
     assert abs(result.conflicts["f1|f2"] - cos) < 1e-3 and cos < -0.999, (result.conflicts, cos)
     assert abs(np.asarray(result.history["conflict"])[-1][0, 1] - cos) < 1e-3
+
+
+KKT = """
+param x: real[2] = [1, 0]
+lower low {
+  param y: real = 0
+  minimize 0.5 * (y - 2)^2
+  subject to { y <= x[0] + 0.5 * x[1] }
+  solve { optimizer = sgd(lr = 0.5); steps = 50 }
+}
+minimize {
+  f1: 0.5 * sumsq(x - [1, 0]) + 0.5 * low.y^2
+  f2: 0.5 * (low.y - 1.5)^2 + 0.1 * sumsq(x - [0, 2])
+}
+solve { optimizer = sgd(lr = 0.1); steps = 1; bilevel = implicit }
+"""
+
+
+def test_several_objectives_through_the_kkt_system_of_a_constrained_lower_level():
+    """At x = (1, 0) the constraint is active: y* = x1 + x2/2 = 1, dy*/dx = (1, 1/2), so the rows are
+    (x − (1, 0)) + y* (1, 1/2) = (1, 1/2) and (y* − 3/2)(1, 1/2) + (x − (0, 2))/5 = (−0.3, −0.65)."""
+    J = np.array([[1.0, 0.5], [-0.3, -0.65]])
+    g, low = direction_at_start(KKT, {})
+    assert abs(float(low["low.y"]) - 1.0) < 1e-5
+    assert np.allclose(np.asarray(g["x"]), np.asarray(gradlang.aggregate("upgrad", J)), atol=1e-5), g
 
 
 EQUALITY = """

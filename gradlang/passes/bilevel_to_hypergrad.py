@@ -33,7 +33,8 @@ error naming implicit.
 
 Several upper objectives (``minimize { a: ..., b: ... }``) with an aggregator other than ``mean`` or
 ``sum`` need each objective's hypergradient (the method's ``rows``: implicit with one adjoint solve
-an objective, unroll): another method, or a constrained lower level, is a located error.
+an objective, through the KKT system where the lower level is constrained; unroll, unconstrained):
+another method is a located error.
 
 For now a bilevel program has the gradient method, no minibatches and deterministic lower levels,
 and all its top lower blocks share one method; each of these is a located error otherwise.
@@ -187,7 +188,8 @@ def _nestable(program: ir.Program, name: str, low: ir.LowerIR, method, cfg: ir.C
 
 def _several_objectives(program: ir.Program, method, cfg: ir.ConfigValue) -> None:
     """Several upper objectives with an aggregator other than mean or sum: Jacobian descent needs each
-    objective's own hypergradient, the method's ``rows`` (implicit without lower constraints, unroll)."""
+    objective's own hypergradient, the method's ``rows`` (implicit, also through the KKT system of a
+    constrained lower level; unroll, which has no lower constraints)."""
     plan = program.aggregate
     if plan is None or plan.aggregator.value in LINEAR:
         return
@@ -196,9 +198,10 @@ def _several_objectives(program: ir.Program, method, cfg: ir.ConfigValue) -> Non
         raise UnsupportedError(f"several upper objectives with bilevel method {cfg.value} are not supported",
                                where, f"use bilevel = implicit (or unroll), which give each objective's "
                                f"hypergradient for the aggregator {plan.aggregator.value}, or aggregator = mean")
-    if any(low.constraints for low in program.lowers.values()):
-        raise UnsupportedError("several upper objectives with a constrained lower level are not supported yet",
-                               where, "use aggregator = mean (or sum), or one objective")
+    if any(low.constraints for low in program.lowers.values()) and not getattr(method, "constrained", False):
+        raise UnsupportedError(f"several upper objectives with bilevel method {cfg.value} and a constrained lower "
+                               "level are not supported", where,
+                               "use bilevel = implicit (through the KKT system), or aggregator = mean")
 
 
 def _steps_jointly(method, program: ir.Program) -> bool:

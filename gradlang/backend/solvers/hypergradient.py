@@ -352,13 +352,9 @@ def cosines(model: Model, u: dict, data: dict, key=None):
     """The m x m cosine similarities of the upper objectives' hypergradients (the rows of the
     Jacobian through the lower solution, not the partial gradients; 0 for a zero row) at ``u``, the
     upper parameters with the reported lower solutions (the start of one more lower solve).  The
-    rows are the method's, or implicit's where the method has none (an aggregator of mean or sum);
-    a constrained lower level (no rows) gives the identity."""
+    rows are the method's, or implicit's where the method has none (an aggregator of mean or sum)."""
     from ...lib.bilevel.implicit import implicit
 
-    m = len(model.program.objectives)
-    if any(low.constraints for low in model.program.lowers.values()):
-        return jnp.eye(m)
     direction = HypergradientDirection.of(model)
     method = direction.method if hasattr(direction.method, "rows") else implicit()
     direction = HypergradientDirection(model, method, direction.inner, direction.nested, direction.aggregator)

@@ -87,8 +87,10 @@ class Implicit:
         g = tree_axpy(-1.0, cross(problem, x, y, v), gx)
         return loss, aux, g, {"y": y, **residuals(residual, state)}
 
-    def kkt_step(self, problem, x, state):
-        """The hypergradient through the KKT system of a constrained lower level (module doc)."""
+    def kkt_step(self, problem, x, state, several: bool = False):
+        """The hypergradient through the KKT system of a constrained lower level (module doc); with
+        ``several``, ``(aux, J, state)`` with one row per upper objective (one adjoint solve each,
+        batched, of the same KKT matrix)."""
         xs = stop(x)
 
         def onto_lower_set(v):
@@ -100,7 +102,11 @@ class Implicit:
         g, equality = problem.constraints(xs, y)
         eq = jnp.asarray(equality)
         active = eq | (g >= -self.tol_active)
-        (loss, aux), (gx, gy) = jax.value_and_grad(problem.upper, argnums=(0, 1), has_aux=True)(x, y)
+        if several:
+            (Gx, Gy), (loss, aux) = jax.jacrev(problem.terms, argnums=(0, 1), has_aux=True)(x, y)
+        else:  # one row
+            (loss, aux), (gx, gy) = jax.value_and_grad(problem.upper, argnums=(0, 1), has_aux=True)(x, y)
+            Gx, Gy = jax.tree.map(lambda a: a[None], gx), jax.tree.map(lambda a: a[None], gy)
         flat, unravel = ravel_pytree(y)
         n, m = flat.shape[0], g.shape[0]
 
@@ -110,21 +116,29 @@ class Implicit:
         H = jax.jacfwd(lambda w_: grad_L(xs, w_))(flat)
         J = jax.jacrev(lambda w_: problem.constraints(xs, unravel(w_))[0])(flat) * active[:, None]
         K = jnp.block([[H, J.T], [J, jnp.diag(jnp.where(active, 0.0, 1.0))]])
-        rhs = jnp.concatenate([ravel_pytree(gy)[0], jnp.zeros((m,), flat.dtype)])
-        sol = direct_solve(K, rhs)
-        v, w = sol[:n], sol[n:] * active
-        residual = jnp.linalg.norm(K @ sol - rhs) / jnp.maximum(jnp.linalg.norm(rhs), 1e-30)
-        # ∇_x [<∇_y L(x, y), v> + wᵀ g(x, y)] = ∇²_xy L v + (∂g/∂x)ᵀ w
-        through = jax.grad(lambda x_: jnp.vdot(grad_L(x_, flat), v) + jnp.vdot(w, problem.constraints(x_, y)[0]))(xs)
-        hyper = tree_axpy(-1.0, through, gx)
+        rhs = jax.vmap(lambda b: jnp.concatenate([ravel_pytree(b)[0], jnp.zeros((m,), flat.dtype)]))(Gy)
+        sol = jax.vmap(lambda r: direct_solve(K, r))(rhs)
+        v, w = sol[:, :n], sol[:, n:] * active
+        residual = jnp.max(jnp.linalg.norm(sol @ K.T - rhs, axis=1) / jnp.maximum(jnp.linalg.norm(rhs, axis=1), 1e-30))
+
+        def through(v, w):  # ∇_x [<∇_y L(x, y), v> + wᵀ g(x, y)] = ∇²_xy L v + (∂g/∂x)ᵀ w
+            return jax.grad(lambda x_: jnp.vdot(grad_L(x_, flat), v) + jnp.vdot(w, problem.constraints(x_, y)[0]))(xs)
+
+        hyper = jax.tree.map(lambda a, b: a - b, Gx, jax.vmap(through)(v, w))
         rows = active & ~eq & (mu <= self.tol_active)  # no stable active set
         degenerate = state["degenerate"] | jnp.stack([jnp.any(rows[a:b]) for a, b in problem.ranges])
-        return loss, aux, hyper, {"y": y, **residuals(residual, state), "degenerate": degenerate}
+        new = {"y": y, **residuals(residual, state), "degenerate": degenerate}
+        if several:
+            return (loss, aux), hyper, new
+        return loss, aux, jax.tree.map(lambda a: a[0], hyper), new
 
     def rows(self, problem, x, state):
         """Several upper objectives ``l_i``: ``(aux, J, state)`` with ``J``'s row i the hypergradient of
         ``l_i``, ``∇_x l_i - ∇²_xy G v_i`` with ``∇²_yy G v_i = ∇_y l_i``: one lower solve, then one
-        adjoint linear solve per objective (batched, ``vmap``)."""
+        adjoint linear solve per objective (batched, ``vmap``); through the KKT system where the
+        lower level is constrained."""
+        if problem.constrained:
+            return self.kkt_step(problem, x, state, several=True)
         y, _ = problem.solve(lambda v: problem.lower(x, v), stop(state["y"]))
         y = stop(y)
         (Jx, Jy), (loss, aux) = jax.jacrev(problem.terms, argnums=(0, 1), has_aux=True)(x, y)
