@@ -45,9 +45,11 @@ def _free_solve(P, q, free, simplex: bool):
     return jnp.where(free, x + lam * y, 0.0), lam
 
 
-def nonneg_qp(P, q, simplex: bool = False, max_iter: int | None = None):
+def nonneg_qp(P, q, simplex: bool = False, max_iter: int | None = None, start=None):
     """argmin ½xᵀPx + qᵀx subject to x >= 0 (and Σx = 1 when ``simplex``), P positive definite
-    (semi-definite works when the free columns stay independent, as the method keeps them)."""
+    (semi-definite works when the free columns stay independent, as the method keeps them).
+    ``start`` (not with ``simplex``): a point x >= 0 to start from, its positive entries the first
+    free set; any such point gives the same minimiser, a good one in fewer iterations."""
     m = P.shape[0]
     max_iter = 4 * m + 20 if max_iter is None else max_iter
     eps = jnp.finfo(P.dtype).eps
@@ -55,6 +57,9 @@ def nonneg_qp(P, q, simplex: bool = False, max_iter: int | None = None):
     if simplex:  # start at the best vertex, which is feasible
         t0 = jnp.argmin(0.5 * jnp.diag(P) + q)
         x0, free0 = jax.nn.one_hot(t0, m, dtype=P.dtype), jnp.arange(m) == t0
+    elif start is not None:
+        x0 = jnp.where(start > 0, start, 0.0).astype(P.dtype)
+        free0 = x0 > 0
     else:
         x0, free0 = jnp.zeros((m,), P.dtype), jnp.zeros((m,), bool)
 
@@ -87,13 +92,32 @@ def nonneg_qp(P, q, simplex: bool = False, max_iter: int | None = None):
     return x
 
 
+def _guess(P, Q, iters: int = 40):
+    """Rough minimisers of ½xᵀPx + qᵀx over x >= 0 for the rows q of Q, all at once: projected
+    gradient steps (step 1/|P|, Nesterov's momentum) whose support the exact method starts from,
+    so that it needs a few exchanges instead of one per free coordinate (m = 32: 3-5, not 20)."""
+    step = 1.0 / jnp.maximum(jnp.max(jnp.sum(jnp.abs(P), axis=1)), jnp.finfo(P.dtype).tiny)
+
+    def body(k, carry):
+        x, y = carry
+        x_new = jnp.maximum(y - step * (y @ P + Q), 0.0)
+        return x_new, x_new + (k / (k + 3.0)) * (x_new - x)
+
+    x, _ = jax.lax.fori_loop(0, iters, body, (jnp.zeros_like(Q), jnp.zeros_like(Q)))
+    return x
+
+
 def project_weights(U, G, norm_eps: float = 1e-4, reg_eps: float = 1e-4):
     """For each row u of U (shape [..., m]): argmin_{v >= u} vᵀGv, with G normalised by its
-    trace and regularised (TorchJD's defaults norm_eps = reg_eps = 1e-4)."""
+    trace and regularised (TorchJD's defaults norm_eps = reg_eps = 1e-4).
+
+    Exact (``nonneg_qp``), started from the support of a few projected-gradient steps; where that
+    start makes a free set whose columns are dependent (a singular Gramian with reg_eps = 0), the
+    solve fails and the rows are solved again from x = 0, which keeps them independent."""
     Gr = regularize(normalize(G, norm_eps), reg_eps)
-
-    def one(u):
-        return u + nonneg_qp(Gr, Gr @ u)
-
     flat = U.reshape(-1, U.shape[-1])
-    return jax.vmap(one)(flat).reshape(U.shape)
+    Q = flat @ Gr
+    warm = jax.vmap(lambda q, x0: nonneg_qp(Gr, q, start=x0))(Q, _guess(Gr, Q))
+    x = jax.lax.cond(jnp.all(jnp.isfinite(warm)), lambda: warm,
+                     lambda: jax.vmap(lambda q: nonneg_qp(Gr, q))(Q))
+    return (flat + x).reshape(U.shape)
