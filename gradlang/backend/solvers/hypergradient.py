@@ -231,6 +231,11 @@ class HypergradientDirection(eqx.Module):
         return cls(model, build_method(top[0].method), inner, nested, aggregator)
 
     @property
+    def stochastic(self) -> bool:
+        """Whether a step draws (a stochastic aggregator: random, graddrop, modo, sdmgrad)."""
+        return self.aggregator is not None and bool(self.aggregator.stochastic)
+
+    @property
     def top(self) -> tuple:
         return tuple(block for block, _, _ in self.inner)
 
