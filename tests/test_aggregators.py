@@ -448,3 +448,11 @@ def test_fairgrad_float32_on_badly_scaled_gradients():
     assert w32.dtype == np.float32
     for a, b in zip(w32, w64):
         assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max() and (J @ (a @ J)).min() > 0
+
+
+def test_blocked_gramian_equals_j_jt():
+    """The Gramian of a wide J, summed over column blocks (with a remainder), equals J Jᵀ."""
+    from gradlang.lib.aggregators import GRAM_BLOCK, gramian
+
+    J = np.random.default_rng(2).normal(size=(3, 2 * GRAM_BLOCK + 17))
+    assert np.allclose(np.asarray(jax.jit(gramian)(jnp.asarray(J))), J @ J.T, rtol=1e-12, atol=1e-9)
