@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from ...lib.aggregators import gramian
+
 
 def cosines(model, u: dict, data: dict, key=None) -> jnp.ndarray:
     """The m x m cosine similarities of the objectives' gradients at ``u`` (0 for a zero gradient)."""
@@ -19,8 +21,8 @@ def cosines(model, u: dict, data: dict, key=None) -> jnp.ndarray:
     signs = jnp.asarray([1.0 if o.sense == "minimize" else -1.0 for o in model.program.objectives], jnp.float32)
     draw = (key if key is not None else jax.random.PRNGKey(0)) if model.stochastic else None
     J = jax.jacrev(lambda x: signs * model.objective_values(unravel(x), data, draw))(flat)
-    norms = jnp.linalg.norm(J, axis=1)
-    G = J @ J.T
+    G = gramian(J)
+    norms = jnp.sqrt(jnp.clip(jnp.diag(G), 0.0))
     return jnp.where(jnp.outer(norms, norms) > 0, G / jnp.maximum(jnp.outer(norms, norms), 1e-30), 0.0)
 
 
