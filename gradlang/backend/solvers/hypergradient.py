@@ -45,12 +45,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
 from jax.flatten_util import ravel_pytree
 
-from ...errors import TypeError_
 from ...check.lower import parent
 from ...check.types import constraint
+from ...errors import TypeError_
 from ...ir.visit import refs
 from ..build import Model
 from ..optimizer import build_optimizer
@@ -80,7 +79,7 @@ def _warn(text: str, span) -> None:
 class Problem:
     """The bilevel problem on one batch of data (``gradlang.lib.bilevel.Problem``)."""
 
-    def __init__(self, direction: "HypergradientDirection", data: dict, key, est: dict, x0=None, z0=None):
+    def __init__(self, direction: HypergradientDirection, data: dict, key, est: dict, x0=None, z0=None):
         self.direction, self.data, self.key, self.est = direction, data, key, est
         self.x0 = x0  # the upper parameters at the start (for a method's init)
         self.z0 = z0 or {}  # the nested blocks' solutions of the last upper step (their warm start)
@@ -181,7 +180,7 @@ def solve_blocks(inner: tuple, fn, y0, steps: int | None = None, state=None, aft
         new_y, new_states = dict(y), {}
         for block, opt, block_steps in inner:
             part, g = _part(y, block), _part(grads, block)
-            value_fn = lambda p, y=y: fn({**y, **p})  # noqa: E731
+            value_fn = lambda p, y=y: fn({**y, **p})
             updates, s = opt.update(g, states[block], part, value=value, grad=g, value_fn=value_fn)
             moved = optax.apply_updates(part, updates)
             live = t < block_steps if steps is None else True  # a block with fewer steps stops
@@ -215,7 +214,7 @@ class HypergradientDirection(eqx.Module):
     aggregator: Any = eqx.field(static=True, default=None)  # several objectives: the plan's aggregator
 
     @classmethod
-    def of(cls, model: Model) -> "HypergradientDirection":
+    def of(cls, model: Model) -> HypergradientDirection:
         from ...passes.bilevel_to_hypergrad import build_method
         from ...passes.objectives_to_aggregate import LINEAR, build_aggregator
 
@@ -286,7 +285,7 @@ class HypergradientDirection(eqx.Module):
             loss, (values, new), g, state = self.method.step(problem, u, est[STATE])
         else:  # Jacobian descent: the aggregator's combination of each objective's hypergradient
             (loss, (values, new)), J, state = self.method.rows(problem, u, est[STATE])
-            flat, unravel = ravel_pytree(u)
+            _, unravel = ravel_pytree(u)
             rows = jax.vmap(lambda r: ravel_pytree(r)[0])(J)
             agg_key = jax.random.fold_in(key, 1) if key is not None and self.aggregator.stochastic else None
             d, out[AGGREGATOR] = self.aggregator(rows, est[AGGREGATOR], agg_key)

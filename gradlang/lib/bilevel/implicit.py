@@ -48,7 +48,18 @@ import jax.numpy as jnp
 import lineax as lx
 from jax.flatten_util import ravel_pytree
 
-from . import BILEVEL, cross, hvp, lagrangian, multipliers, project_feasible, require, stop, tree_axpy, tree_dot
+from . import (
+    BILEVEL,
+    cross,
+    hvp,
+    lagrangian,
+    multipliers,
+    project_feasible,
+    require,
+    stop,
+    tree_axpy,
+    tree_dot,
+)
 
 SOLVERS = ("auto", "cg", "neumann")
 
@@ -145,7 +156,7 @@ class Implicit:
         H = hvp(problem, x, y)
         V = jax.vmap(lambda b: self.linear_solve(H, b))(Jy)
         R = jax.vmap(lambda v, b: tree_axpy(-1.0, b, H(v)))(V, Jy)
-        sq = lambda t: sum(jnp.sum(jnp.reshape(a, (a.shape[0], -1)) ** 2, axis=1) for a in jax.tree.leaves(t))  # noqa: E731
+        sq = lambda t: sum(jnp.sum(jnp.reshape(a, (a.shape[0], -1)) ** 2, axis=1) for a in jax.tree.leaves(t))
         residual = jnp.max(jnp.sqrt(sq(R) / jnp.maximum(sq(Jy), 1e-30)))
         J = jax.tree.map(lambda a, b: a - b, Jx, jax.vmap(lambda v: cross(problem, x, y, v))(V))
         return (loss, aux), J, {"y": y, **residuals(residual, state)}
