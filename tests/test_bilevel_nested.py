@@ -7,7 +7,8 @@
   its minimiser come from ``jax.grad`` of that closed-form composition.  The direction's
   hypergradient at a = 0.3 equals it to 1e-5 with implicit at both levels, unroll at both, and
   implicit over unroll; a run with implicit ends at the minimiser a* = 0.6968 and reports
-  ``mid.b`` = b*(a*) and ``mid.inner.c`` = c*(a*, b*).
+  ``mid.b`` = b*(a*) and ``mid.inner.c`` = c*(a*, b*).  Three levels (``DEEP``, ``mid.inner.deep.e``
+  read by an upper objective) likewise, with two upper objectives.
 * Several upper objectives with a lower level (``SEVERAL``): ``y*(x) = A x / 2`` (the argmin of
   ``½‖y − A x‖² + ½‖y‖²``), objectives ``f_i = ½‖y* − t_i‖² + ½ρ‖x − c_i‖²`` whose
   hypergradients ``Aᵀ(y* − t_i)/2 + ρ(x − c_i)`` conflict at x = 0.  One step's direction equals
@@ -87,6 +88,47 @@ def test_a_nested_run_reaches_the_closed_form_optimum():
     assert abs(float(result.params["a"]) - a_star) < 1e-4, (result.params, a_star)
     assert abs(float(result.params["mid.b"]) - b) < 1e-4
     assert abs(float(result.params["mid.inner.c"]) - (a_star + b) / 3) < 1e-4
+
+
+DEEP = """
+param a: real = 0.3
+lower mid {
+  param b: real = 0
+  lower inner {
+    param c: real = 0
+    lower deep {
+      param e: real = 0
+      minimize 0.5 * (e - c)^2 + 0.5 * e^2
+      solve { optimizer = sgd(lr = 0.5); steps = 3 }
+    }
+    minimize 0.5 * (c - b)^2 + (deep.e - a)^2
+    solve { optimizer = sgd(lr = 0.6); steps = 10 }
+  }
+  minimize 0.5 * (b - 1)^2 + (inner.c)^2
+  solve { optimizer = sgd(lr = 0.5); steps = 10 }
+}
+minimize {
+  f1: (mid.b - 2)^2 + 0.1 * a^2
+  f2: (mid.inner.deep.e + 1)^2
+}
+solve { optimizer = sgd(lr = 0.5); steps = 1; bilevel = {method} }
+"""
+
+
+@pytest.mark.parametrize("method", ["unroll"])  # implicit too (checked by hand), at 5 s of compiling
+def test_three_levels_and_two_objectives_equal_the_closed_form(method):
+    """e*(c) = c/2, c*(a, b) = (a + b)/1.5, b*(a) = (1 − 2a/2.25)/(1 + 2/2.25): each objective's
+    hypergradient by jax.grad of the composition, aggregated by upgrad (the rows agree in sign here)."""
+    def levels(a):
+        b = (1 - 2 * a / 2.25) / (1 + 2 / 2.25)
+        c = (a + b) / 1.5
+        return b, c, c / 2
+
+    J = np.array([[float(jax.grad(lambda a: (levels(a)[0] - 2) ** 2 + 0.1 * a ** 2)(0.3))],
+                  [float(jax.grad(lambda a: (levels(a)[2] + 1) ** 2)(0.3))]])
+    g, low = direction_at_start(DEEP.replace("{method}", method), {})
+    assert abs(float(g["a"]) - float(np.asarray(gradlang.aggregate("upgrad", J))[0])) < 1e-5, (g, J)
+    assert np.allclose([low["mid.b"], low["mid.inner.c"], low["mid.inner.deep.e"]], levels(0.3), atol=1e-5)
 
 
 SEVERAL = """
