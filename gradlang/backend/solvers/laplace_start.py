@@ -60,12 +60,16 @@ class LaplaceFrame(eqx.Module):
     inner: Any
     model: Any = eqx.field(static=True)
     family: str = eqx.field(static=True)
-    compiled: Any = eqx.field(static=True, default=None)  # jit of ``laplace``, kept with the solver
+    compiled: Any = eqx.field(static=True, default=None)  # jits of ``_start`` and ``to_params``
 
     @staticmethod
     def of(inner, model, family: str) -> "LaplaceFrame":
+        """The frame with its set-up and its map to the guide's parameters compiled once each:
+        run op by op outside a trace (at the start and for the report), each of their small ops
+        would be compiled on its own."""
         frame = LaplaceFrame(inner, model, family)
-        return LaplaceFrame(inner, model, family, jax.jit(lambda u, data: frame.laplace(u, data)))
+        return LaplaceFrame(inner, model, family, (jax.jit(lambda u, data: frame._start(u, data)),
+                                                   jax.jit(lambda w, frame_arrays: frame._to_params(w, frame_arrays))))
 
     # ---- the guide's latents as one flat vector ----------------------------------------------
     def _latent_shapes(self) -> dict:
@@ -153,7 +157,11 @@ class LaplaceFrame(eqx.Module):
 
     def start(self, u: dict, data: dict, est: dict):
         """The frame's initial parameters (``a = 0, B = I``) and ``est`` with the frame."""
-        m0, factor = self.compiled(u, data) if self.compiled is not None else self.laplace(u, data)
+        w, frame = self.compiled[0](u, data) if self.compiled is not None else self._start(u, data)
+        return w, {**est, FRAME: frame}
+
+    def _start(self, u: dict, data: dict):
+        m0, factor = self.laplace(u, data)
         w = dict(u)
         if self.family == "full_rank":
             n = m0.shape[0]
@@ -163,11 +171,16 @@ class LaplaceFrame(eqx.Module):
             for name, shape in self._latent_shapes().items():
                 w[f"{name}_auto_loc"] = jnp.zeros(shape, m0.dtype)
                 w[f"{name}_auto_scale"] = self.model.transform(f"{name}_auto_scale").inv(jnp.ones(shape, m0.dtype))
-        return w, {**est, FRAME: (m0, factor)}
+        return w, (m0, factor)
 
     def to_params(self, w: dict, est: dict) -> dict:
         """The guide's unconstrained parameters of the frame's parameters ``w``."""
-        m0, factor = est[FRAME]
+        if self.compiled is not None:
+            return self.compiled[1](w, est[FRAME])
+        return self._to_params(w, est[FRAME])
+
+    def _to_params(self, w: dict, frame) -> dict:
+        m0, factor = frame
         u = dict(w)
         if self.family == "full_rank":
             t = self.model.transform("auto_scale_tril")
