@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -43,7 +45,7 @@ def test_the_choice_is_in_the_ir_and_absent_when_a_setting_is_written(tmp_path):
     assert "solve: optimizer=adam(lr=0.02) steps=10000" in ir_text
     before = emit(path, "ir:bilevel_to_hypergrad")  # the pass before it: nothing chosen yet
     assert "vi defaults" not in before and "steps=1000 " in before
-    text = open(path).read()
+    text = Path(path).read_text()
     for written in ["solve { steps = 300 }", "solve { optimizer = sgd(lr = 0.001) }"]:
         other = tmp_path / "written.grad"
         other.write_text(text + written + "\n")

@@ -63,7 +63,7 @@ class LaplaceFrame(eqx.Module):
     compiled: Any = eqx.field(static=True, default=None)  # jits of ``_start`` and ``to_params``
 
     @staticmethod
-    def of(inner, model, family: str) -> "LaplaceFrame":
+    def of(inner, model, family: str) -> LaplaceFrame:
         """The frame with its set-up and its map to the guide's parameters compiled once each:
         run op by op outside a trace (at the start and for the report), each of their small ops
         would be compiled on its own."""
@@ -140,7 +140,7 @@ class LaplaceFrame(eqx.Module):
             return jnp.where(better, new, x)
 
         mode = jax.lax.fori_loop(0, NEWTON_STEPS, newton, mode)
-        h, d, lam, v = precision(mode)
+        _, d, lam, v = precision(mode)
         g = jax.grad(potential)(mode)
         cov = (v / jnp.maximum(lam, 1e-6)) @ v.T  # the scaled covariance
         # a mode: a positive definite Hessian, and the gradient's Newton decrement (the distance
