@@ -1,8 +1,8 @@
 """The optimisation loop: any solver, stepped on device in chunks; the host looks by the clock.
 
 A solver (``backend/solvers``) is stepped in *segments* of ``log_every`` steps: a ``lax.scan`` of
-the bare step with a known trip count (step t's key is ``fold_in(key, t)``, drawn in the body),
-the step's objectives as the scan's output.  After each segment the
+the bare step with a known trip count, its keys (step t's is ``fold_in(key, t)``) drawn for the
+whole segment before it, the step's objectives as the scan's output.  After each segment the
 objectives (and reports, when the program has some) are written into a preallocated record
 buffer when the segment ends on a log point, and the segment's finiteness is checked.  A *chunk*
 is a ``while_loop`` over as many segments as the host asks for (a traced count), so ONE compiled
@@ -39,7 +39,7 @@ TARGET_SECONDS = 0.3   # how long a chunk should run: the host looks about three
 GROWTH = 16            # a chunk is at most this many times longer than the one timed before it
 RECORD_BYTES = 2**22   # the record buffer's size (objectives and reports of a chunk's log points)
 MAX_RECORDS = 512
-KEY_BLOCK = 4096       # at most this many steps a segment (its objectives are a [steps, m] array)
+KEY_BLOCK = 4096       # at most this many step keys drawn at once (a segment's length)
 
 
 class NonFiniteError(RuntimeError_):
@@ -48,12 +48,13 @@ class NonFiniteError(RuntimeError_):
     result: Result | None = None
 
 
-def step_key(key, t):
-    """Step t's key, ``fold_in(key, t)``: a step draws the same whatever the chunks around it.
-    Drawn in the loop body, as a hand-written loop splits its key there: drawing a segment's
-    keys in one vectorised call before the loop put a second threefry into the compiled chunk,
-    an eighth of its compile time, for no measurable gain per step."""
-    return jax.random.fold_in(key, t)
+def step_keys(key, t0, n: int):
+    """The keys of steps ``t0 .. t0+n-1``: step t's is ``fold_in(key, t)``, so a step draws the
+    same whatever the chunks around it.  Drawn for a whole segment in one vectorised call before
+    its loop: a threefry in the loop body is a round of small kernels every step (XLA:CPU runs
+    its rolled loop op by op), 8% of a cheap VI step; the vectorised one costs the compile about
+    a tenth of a second instead, once."""
+    return jax.vmap(lambda t: jax.random.fold_in(key, t))(t0 + jnp.arange(n, dtype=jnp.int32))
 
 
 def _finite(tree) -> jnp.ndarray:
@@ -69,7 +70,7 @@ def _where(ok, new, old):
 
 def segment_length(log_every: int) -> int:
     """Steps of a segment: ``log_every``, or its largest divisor up to ``KEY_BLOCK`` (so that
-    segment ends still fall on every log point while a segment's objectives stay a small array)."""
+    segment ends still fall on every log point while a segment's keys stay a small array)."""
     if log_every <= KEY_BLOCK:
         return log_every
     return max(d for d in range(1, KEY_BLOCK + 1) if log_every % d == 0)
@@ -137,23 +138,21 @@ class Loop:
         blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.shapes)
         records = jax.tree.map(lambda x: jnp.zeros((cap,) + x.shape, x.dtype), blank)
 
-        def keyed(i):  # step i and its key, drawn in the body (see ``step_key``)
-            return i, (step_key(key, i) if solver.keyed else None)
-
-        def fast(s, i):  # the bare step: anything more in the carry cost a cheap step 15% (XLA:CPU)
-            s, stats = solver.step(s, data, *keyed(i))
+        def fast(s, x):  # the bare step: anything more in the carry cost a cheap step 15% (XLA:CPU)
+            s, stats = solver.step(s, data, *x)
             return s, stats["values"]
 
-        def skipping(c, i):  # a solver that may terminate: no step once it has
+        def skipping(c, x):  # a solver that may terminate: no step once it has
             s, last, ran = c
             done = solver.terminate(s)
             s, values = jax.lax.cond(done, lambda: (s, last),
-                                     lambda: (lambda r: (r[0], r[1]["values"]))(solver.step(s, data, *keyed(i))))
+                                     lambda: (lambda r: (r[0], r[1]["values"]))(solver.step(s, data, *x)))
             return (s, values, ran + (~done).astype(jnp.int32)), values
 
-        def careful(c, i):
+        def careful(c, x):
             (s, last, ran), bad = c
-            new, stats = solver.step(s, data, *keyed(i))
+            i, k = x
+            new, stats = solver.step(s, data, i, k)
             live = (bad < 0) & ~solver.terminate(s)
             fine = _finite((stats["values"], new))
             take = live & fine
@@ -163,7 +162,7 @@ class Loop:
 
         def segment(c):
             state, t, bad, n, records, _ = c
-            xs = t + jnp.arange(block, dtype=jnp.int32)
+            xs = (t + jnp.arange(block, dtype=jnp.int32), step_keys(key, t, block) if solver.keyed else None)
             start = (state, blank["values"], jnp.int32(0))
             if guarded:
                 ((state, _, ran), bad), ys = jax.lax.scan(careful, (start, bad), xs)
