@@ -173,27 +173,20 @@ def _constraints(checker, block: str, params: dict, lets: list[ast.Let], s: ast.
     """The block's ``subject to``: each ``lhs <= rhs`` (``>=``, ``==``) as ``g(x, y) <= 0`` (``== 0``)
     with ``g = lhs - rhs``, as the program's constraints (``check.constraints``); ``g`` may couple
     the upper parameters ``x`` and the block's own ``y`` (LV-HBA's lower constraint)."""
-    from .constraints import _KINDS, _text
+    from .constraints import check_comparison, new_label, standard_form
 
     out, labels = [], set()
     for c in s.constraints:
         value = _local_expr(checker, block, params, lets, c.value, outer)
         bindings = value.bindings if isinstance(value, ir.Block) else ()
         value = value.value if isinstance(value, ir.Block) else value
-        if not (isinstance(value, ir.Prim) and value.op in _KINDS and len(value.args) == 2):
-            raise TypeError_("a constraint compares two expressions: lhs <= rhs, lhs >= rhs or lhs == rhs",
-                             c.value.span, "e.g. y <= x")
+        check_comparison(value, c.value.span, "e.g. y <= x")
         if not any(r.kind == "lower" for r in refs(value)):
             raise TypeError_(f"this constraint of lower {block} does not involve its parameters", c.value.span,
                              "a lower level's constraint restricts its own parameters (it may also read the "
                              "upper ones); a constraint on the upper parameters alone belongs outside the block")
-        label = c.label or _text(checker.source, c.value.span)
-        if label in labels:
-            raise NameError_(f"constraint '{label}' is named twice", c.span, None)
-        labels.add(label)
-        kind, flip = _KINDS[value.op]
-        lhs, rhs = value.args
-        g = ir.Prim("subtract", (rhs, lhs) if flip else (lhs, rhs), span=value.span)
+        label = new_label(checker, c, labels)
+        kind, g = standard_form(value)
         if bindings:  # the block's lets around the constraint
             g, value = ir.Block(bindings, g, span=value.span), ir.Block(bindings, value, span=value.span)
         out.append(ir.ConstraintIR(label, kind, g, value, span=c.value.span))
