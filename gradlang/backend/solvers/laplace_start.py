@@ -120,33 +120,48 @@ class LaplaceFrame(eqx.Module):
 
         mode, _, _ = jax.lax.while_loop(more, step, (x0, solver.init(x0), jnp.int32(0)))
 
-        def precision(x):
-            """The Hessian, its unit-diagonal scaling d and the eigenpairs of the scaled matrix
-            (float32: the raw Hessian of a regression on unstandardised data is too
-            ill-conditioned to factor directly)."""
-            h = jax.hessian(potential)(x)
+        def curvature(x):
+            """The potential, its gradient and the Hessian's unit-diagonal scaling ``d`` with the
+            eigenpairs of the scaled matrix (float32: the raw Hessian of a regression on
+            unstandardised data is too ill-conditioned to factor directly), all from one
+            forward-over-reverse pass (the value and gradient ride along as its primal)."""
+            def grad_with_aux(x):
+                value, grad = jax.value_and_grad(potential)(x)
+                return grad, (value, grad)
+
+            h, (value, grad) = jax.jacfwd(grad_with_aux, has_aux=True)(x)
             d = jax.lax.rsqrt(jnp.maximum(jnp.diag(h), 1e-12))
             lam, v = jnp.linalg.eigh(d[:, None] * h * d[None, :])
-            return h, d, lam, v
+            return value, grad, d, lam, v
 
-        def newton(_, x):
+        def newton_direction(state):
+            _, g, d, lam, v = state
+            return -d * ((v / jnp.maximum(lam, 1e-6)) @ (v.T @ (d * g)))
+
+        def newton(_, carry):
             # L-BFGS stalls on long, narrow valleys (diamonds' polynomial predictors); Newton steps
-            # finish the job near a mode, taken only where the Hessian is positive definite and
-            # the potential falls
-            _, d, lam, v = precision(x)
-            g = jax.grad(potential)(x)
-            new = x - d * ((v / jnp.maximum(lam, 1e-6)) @ (v.T @ (d * g)))
-            better = jnp.all(lam > 0) & (potential(new) < potential(x)) & jnp.all(jnp.isfinite(new))
-            return jnp.where(better, new, x)
+            # finish the job near a mode, a step kept only where the Hessian it came from is
+            # positive definite and the potential falls.  One curvature evaluation per step (the
+            # candidate's: kept, it is the next step's), so the compiled start holds one copy of
+            # the Hessian's program instead of one per use.
+            x, state, candidate = carry
+            new = curvature(candidate)
+            better = jnp.isfinite(new[0]) & (new[0] < state[0]) & jnp.all(jnp.isfinite(candidate))
+            x, state = jax.tree.map(lambda a, b: jnp.where(better, a, b), (candidate, new), (x, state))
+            proposal = x + newton_direction(state)
+            proposal = jnp.where(jnp.all(state[3] > 0), proposal, x)
+            return x, state, proposal
 
-        mode = jax.lax.fori_loop(0, NEWTON_STEPS, newton, mode)
-        _, d, lam, v = precision(mode)
-        g = jax.grad(potential)(mode)
+        # the first pass evaluates the L-BFGS end point itself (its "previous" value is +inf)
+        inf = jnp.asarray(jnp.inf, mode.dtype)
+        nothing = (inf, jnp.zeros_like(mode), jnp.ones_like(mode), jnp.zeros_like(mode),
+                   jnp.eye(mode.shape[0], dtype=mode.dtype))
+        mode, (value, g, d, lam, v), _ = jax.lax.fori_loop(0, NEWTON_STEPS + 1, newton, (mode, nothing, mode))
         cov = (v / jnp.maximum(lam, 1e-6)) @ v.T  # the scaled covariance
         # a mode: a positive definite Hessian, and the gradient's Newton decrement (the distance
         # to the mode of the local quadratic, in posterior sds) below one
         decrement = jnp.sum((d * g) * (cov @ (d * g)))
-        ok = jnp.all(jnp.isfinite(mode)) & jnp.all(lam > 1e-6) & (decrement < 1.0) & jnp.isfinite(potential(mode))
+        ok = jnp.all(jnp.isfinite(mode)) & jnp.all(lam > 1e-6) & (decrement < 1.0) & jnp.isfinite(value)
         if self.family == "mean_field":
             factor, fallback = d, jnp.ones_like(x0)
         else:
