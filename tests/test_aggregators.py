@@ -204,6 +204,28 @@ def test_dual_cone_qp_matches_scipy(kind):
         assert np.all(np.abs(mult * (v - u)) <= 1e-12)
 
 
+def test_two_objective_qp_in_closed_form_matches_scipy():
+    """m = 2: the closed form (``nonneg_qp_2``, which ``project_weights`` takes) against scipy's
+    NNLS, on conflicting, aligned, parallel and zero-row Jacobians and rows u of both signs, so
+    that each of its four cases (interior, either edge, zero) is the answer somewhere."""
+    rng = np.random.default_rng(3)
+    Js = [rng.normal(size=(2, 5)) for _ in range(6)]
+    Js += [np.stack([Js[0][0], -0.5 * Js[0][0] + 0.1 * Js[0][1]]),  # conflicting
+           np.stack([Js[1][0], 3.0 * Js[1][0]]), np.stack([Js[2][0], np.zeros(5)])]  # parallel, zero row
+    cases = set()
+    for J in Js:
+        G = J @ J.T
+        U = rng.normal(size=(12, 2))
+        V = np.asarray(project_weights(jnp.asarray(U), jnp.asarray(G)))
+        Gr = np.asarray(regularize(normalize(jnp.asarray(G), 1e-4), 1e-4))
+        L = np.linalg.cholesky(Gr)
+        for u, v in zip(U, V):
+            x, _ = nnls(L.T, -L.T @ u)
+            assert np.allclose(v, u + x, atol=1e-9, rtol=1e-9), (G, u, v, u + x)
+            cases.add(tuple(x > 1e-12))
+    assert cases == {(False, False), (True, False), (False, True), (True, True)}
+
+
 def test_simplex_qp_matches_scipy():
     """The simplex form (Σ x = 1) against SLSQP on a few random positive-definite problems."""
     rng = np.random.default_rng(3)

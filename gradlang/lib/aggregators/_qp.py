@@ -107,16 +107,41 @@ def _guess(P, Q, iters: int = 40):
     return x
 
 
+def nonneg_qp_2(P, Q):
+    """argmin_{x >= 0} ½xᵀPx + qᵀx for each row q of Q (shape [k, 2]), P 2 x 2 positive definite,
+    in closed form: the minimiser is the first of these that meets the KKT conditions (exactly one
+    does when P is positive definite): the unconstrained one -P⁻¹q when both its entries are
+    positive; x = (-q₁/P₁₁, 0) when positive with the multiplier P₂₁x₁ + q₂ >= 0; the same with the
+    coordinates swapped; else 0 (then q >= 0).  No loop: for two objectives the active-set method
+    costs more than the arithmetic."""
+    a, b, c = P[0, 0], P[0, 1], P[1, 1]
+    q1, q2 = Q[:, 0], Q[:, 1]
+    det = a * c - b * b
+    inner = jnp.stack([(b * q2 - c * q1) / det, (b * q1 - a * q2) / det], axis=-1)
+    x1 = jnp.maximum(-q1 / a, 0.0)
+    x2 = jnp.maximum(-q2 / c, 0.0)
+    zero = jnp.zeros_like(q1)
+    edge1 = jnp.stack([x1, zero], axis=-1)
+    edge2 = jnp.stack([zero, x2], axis=-1)
+    use_inner = ((inner > 0).all(axis=-1) & (det > 0))[:, None]
+    use_1 = ((x1 > 0) & (b * x1 + q2 >= 0))[:, None]
+    use_2 = ((x2 > 0) & (b * x2 + q1 >= 0))[:, None]
+    return jnp.where(use_inner, inner, jnp.where(use_1, edge1, jnp.where(use_2, edge2, 0.0)))
+
+
 def project_weights(U, G, norm_eps: float = 1e-4, reg_eps: float = 1e-4):
     """For each row u of U (shape [..., m]): argmin_{v >= u} vᵀGv, with G normalised by its
     trace and regularised (TorchJD's defaults norm_eps = reg_eps = 1e-4).
 
-    Exact (``nonneg_qp``), started from the support of a few projected-gradient steps; where that
+    Two objectives with reg_eps > 0: in closed form (``nonneg_qp_2``).  Otherwise exact
+    (``nonneg_qp``), started from the support of a few projected-gradient steps; where that
     start makes a free set whose columns are dependent (a singular Gramian with reg_eps = 0), the
     solve fails and the rows are solved again from x = 0, which keeps them independent."""
     Gr = regularize(normalize(G, norm_eps), reg_eps)
     flat = U.reshape(-1, U.shape[-1])
     Q = flat @ Gr
+    if G.shape[0] == 2 and isinstance(reg_eps, (int, float)) and reg_eps > 0:  # Gr is positive definite
+        return (flat + nonneg_qp_2(Gr, Q)).reshape(U.shape)
     warm = jax.vmap(lambda q, x0: nonneg_qp(Gr, q, start=x0))(Q, _guess(Gr, Q))
     x = jax.lax.cond(jnp.all(jnp.isfinite(warm)), lambda: warm,
                      lambda: jax.vmap(lambda q: nonneg_qp(Gr, q))(Q))
