@@ -136,6 +136,10 @@ class LaplaceFrame(eqx.Module):
                 return grad, (value, grad)
 
             h, (value, grad) = jax.jacfwd(grad_with_aux, has_aux=True)(x)
+            # symmetrised: in float32 the forward-over-reverse Hessian is asymmetric by roundoff, and
+            # eigh reads one triangle only (gp_pois_regr: a -1e-5 eigenvalue of a positive definite
+            # matrix, and the start fell back to the identity frame)
+            h = 0.5 * (h + h.T)
             d = jax.lax.rsqrt(jnp.maximum(jnp.diag(h), 1e-12))
             lam, v = jnp.linalg.eigh(d[:, None] * h * d[None, :])
             return value, grad, d, lam, v
