@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import weakref
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -85,3 +86,22 @@ def compiled_init(solver, u: dict, data: dict):
         _INITS[id(solver)] = hit
         weakref.finalize(solver, _INITS.pop, id(solver), None)
     return hit[1](u, data)
+
+
+class StopsOnTol(eqx.Module):
+    """What the prox-family solvers (proximal, fista, admm, pdhg) share: one objective, stopping
+    only with ``tol`` (their state's ``converged``, set by each method's own optimality measure),
+    and the iterate ``u`` as the parameters."""
+
+    def objective(self, stats: dict):
+        return stats["values"][..., 0]
+
+    @property
+    def may_terminate(self) -> bool:
+        return self.tol is not None
+
+    def terminate(self, state):
+        return state.converged if self.tol is not None else jnp.asarray(False)
+
+    def params(self, state) -> dict:
+        return state.u

@@ -44,7 +44,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..build import Model
 from . import SOLVERS
-from ._prox_step import compiled_init
+from ._prox_step import StopsOnTol, compiled_init
 from ._splitting import DualTerms, hessian_curvature, tree_norm
 
 INNER = 20
@@ -63,7 +63,7 @@ class ADMMState(NamedTuple):
     converged: jnp.ndarray
 
 
-class ADMMSolver(eqx.Module):
+class ADMMSolver(StopsOnTol):
     model: Model = eqx.field(static=True)
     tol: float | None = eqx.field(static=True)
     rho: float = eqx.field(static=True)
@@ -154,19 +154,6 @@ class ADMMSolver(eqx.Module):
         if self.cholesky:
             factor = jax.lax.cond(scale != 1.0, lambda: self.factorise(new_rho, terms, data, x), lambda: factor)
         return new_rho, w, factor
-
-    def objective(self, stats: dict):
-        return stats["values"][..., 0]
-
-    @property
-    def may_terminate(self) -> bool:
-        return self.tol is not None
-
-    def terminate(self, state: ADMMState):
-        return state.converged if self.tol is not None else jnp.asarray(False)
-
-    def params(self, state: ADMMState) -> dict:
-        return state.u
 
 
 @SOLVERS.register("admm", cite="Boyd, Parikh, Chu, Peleato & Eckstein, Distributed Optimization and Statistical "

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 
 from ..build import Model
 from . import SOLVERS
-from ._prox_step import compiled_init
+from ._prox_step import StopsOnTol, compiled_init
 from ._splitting import DualTerms, hessian_curvature, tree_norm
 
 SAFETY = 0.95
@@ -58,7 +58,7 @@ class PDHGState(NamedTuple):
     converged: jnp.ndarray
 
 
-class PDHGSolver(eqx.Module):
+class PDHGSolver(StopsOnTol):
     model: Model = eqx.field(static=True)
     tol: float | None = eqx.field(static=True)
     keyed = False
@@ -100,19 +100,6 @@ class PDHGSolver(eqx.Module):
             converged = converged | (jnp.maximum(p_norm, d_norm) <= self.tol * first)
         value = self.model.objective_values(x, data)
         return PDHGState(x, y, grad, tau, sigma, first, converged), {"values": value}
-
-    def objective(self, stats: dict):
-        return stats["values"][..., 0]
-
-    @property
-    def may_terminate(self) -> bool:
-        return self.tol is not None
-
-    def terminate(self, state: PDHGState):
-        return state.converged if self.tol is not None else jnp.asarray(False)
-
-    def params(self, state: PDHGState) -> dict:
-        return state.u
 
 
 @SOLVERS.register("pdhg", cite="Chambolle & Pock, A first-order primal-dual algorithm for convex problems with "

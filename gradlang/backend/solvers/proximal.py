@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from ..build import Model
 from ..prox import ProxApplication
 from . import SOLVERS
-from ._prox_step import backtrack, compiled_init, first_step, mapping_norm
+from ._prox_step import StopsOnTol, backtrack, compiled_init, first_step, mapping_norm
 
 
 class ProxState(NamedTuple):
@@ -32,7 +32,7 @@ class ProxState(NamedTuple):
     converged: jnp.ndarray
 
 
-class ProximalSolver(eqx.Module):
+class ProximalSolver(StopsOnTol):
     """ISTA (``accelerated = False``) or FISTA with adaptive restart (``accelerated = True``)."""
 
     model: Model = eqx.field(static=True)
@@ -85,9 +85,6 @@ class ProximalSolver(eqx.Module):
         y = jax.tree.map(lambda xi, pi: xi + beta * (xi - pi), x, state.u)
         return y, theta
 
-    def objective(self, stats: dict):
-        return stats["values"][..., 0]
-
     @property
     def constrained(self) -> bool:
         return bool(self.model.program.constraints)
@@ -104,16 +101,6 @@ class ProximalSolver(eqx.Module):
         from .constrained import report
 
         return report(self.model, state.u, data, None)
-
-    @property
-    def may_terminate(self) -> bool:
-        return self.tol is not None
-
-    def terminate(self, state: ProxState):
-        return state.converged if self.tol is not None else jnp.asarray(False)
-
-    def params(self, state: ProxState) -> dict:
-        return state.u
 
 
 @SOLVERS.register("proximal", cite="Beck & Teboulle, SIAM J. Imaging Sci. 2009; Parikh & Boyd, Proximal "
