@@ -33,13 +33,18 @@ class Unroll:
     def reported(self, state):
         return state["y"]
 
-    def step(self, problem, x, state):
+    def _start(self, problem, x, state):
+        """``(k, y0)``: the iterations differentiated and their start, the tracked y after the
+        first ``steps - k`` iterations, run without a gradient."""
         total = problem.steps
         k = total if self.steps is None else self.steps
         y0 = stop(state["y"])
-        if k < total:  # the first iterations without a gradient
+        if k < total:
             y0, _ = problem.solve(lambda v: problem.lower(stop(x), v), y0, steps=total - k)
-            y0 = stop(y0)
+        return k, stop(y0)
+
+    def step(self, problem, x, state):
+        k, y0 = self._start(problem, x, state)
 
         def through(x_):
             y, _ = problem.solve(lambda v: problem.lower(x_, v), y0, steps=k)
@@ -49,16 +54,10 @@ class Unroll:
         (loss, (aux, y)), g = jax.value_and_grad(through, has_aux=True)(x)
         return loss, aux, g, {"y": stop(y)}
 
-
     def rows(self, problem, x, state):
         """Several upper objectives: ``(aux, J, state)``, ``J``'s row i ``d/dx l_i(x, y_T(x))``, the
         Jacobian through the unrolled solve (reverse mode, one pass per objective)."""
-        total = problem.steps
-        k = total if self.steps is None else self.steps
-        y0 = stop(state["y"])
-        if k < total:
-            y0, _ = problem.solve(lambda v: problem.lower(stop(x), v), y0, steps=total - k)
-            y0 = stop(y0)
+        k, y0 = self._start(problem, x, state)
 
         def through(x_):
             y, _ = problem.solve(lambda v: problem.lower(x_, v), y0, steps=k)
