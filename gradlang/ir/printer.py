@@ -158,7 +158,8 @@ def program(p: ir.Program, infer=None) -> str:
     if getattr(p, "vi_defaults", None) is not None:
         v = p.vi_defaults
         out.append(f"vi defaults: start={v.start} average={v.average} stop=elbo_settled(every={v.every}, "
-                   f"z={v.z:g})  # chosen")
+                   f"z={v.z:g})" + (" reject=nonfinite" if getattr(v, "reject_nonfinite", False) else "")
+                   + "  # chosen")
     return "\n".join(out)
 
 
