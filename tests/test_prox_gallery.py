@@ -1,7 +1,8 @@
 """The proximal gallery (issue 11, item 5): each example in examples/ that uses a prox term reaches
 the optimum CVXPY finds for the same problem (float64, Clarabel at gaps of 1e-10), under each
 applicable method (`proximal`, ISTA with backtracking, and `fista`; the splitting methods `admm` and
-`pdhg` on lasso, NNLS and 2-D TV, within the test budget — tests/test_prox_splitting.py has the rest).
+`pdhg` on lasso, NNLS, 1-D and 2-D TV, within the test budget — tests/test_prox_splitting.py has the
+nuclear-norm completion, group lasso and fused lasso under them).
 ADMM reports x, which meets its z = x copy (sparse, feasible) only to the residual's accuracy: its
 zeros and bounds are checked to 1e-5, the others' exactly.
 
@@ -49,7 +50,7 @@ def standardised(a):
 
 # -- 1. lasso on the diabetes data -------------------------------------------------------------
 
-@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400), ("pdhg", 400)])
+@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400), ("admm", 300), ("pdhg", 400)])
 def test_lasso_diabetes_matches_cvxpy(tmp_path, method, steps):
     d = np.load(DATA / "diabetes.npz")
     X, y = standardised(d["X"]), d["y_std"]
@@ -67,7 +68,7 @@ def test_lasso_diabetes_matches_cvxpy(tmp_path, method, steps):
 
 # -- 2. non-negative least squares on the diabetes data ------------------------------------------
 
-@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400), ("admm", 200)])
+@pytest.mark.parametrize("method, steps", [("proximal", 3000), ("fista", 400), ("admm", 200), ("pdhg", 400)])
 def test_nnls_diabetes_matches_cvxpy(tmp_path, method, steps):
     d = np.load(DATA / "diabetes.npz")
     X, y = standardised(d["X"]), d["y_std"]
@@ -83,7 +84,7 @@ def test_nnls_diabetes_matches_cvxpy(tmp_path, method, steps):
 
 # -- 3. total-variation denoising of the Kilpisjarvi temperatures ---------------------------------
 
-@pytest.mark.parametrize("method, steps", [("proximal", 50), ("fista", 50)])
+@pytest.mark.parametrize("method, steps", [("proximal", 50), ("fista", 50), ("admm", 100), ("pdhg", 50)])
 def test_tv_kilpisjarvi_matches_cvxpy(tmp_path, method, steps):
     y = np.load(DATA / "kilpisjarvi_mod.npz")["y"]
     lam = 3.0

@@ -138,10 +138,11 @@ def test_pdhg_tol_stops_on_its_primal_and_dual_residuals():
     np.testing.assert_allclose(state.u["x"], x_best, atol=1e-3)
 
 
-@pytest.mark.parametrize("method, steps", [("admm", 150)])
+@pytest.mark.parametrize("method, steps", [("admm", 150), ("pdhg", 300)])
 def test_group_lasso_least_squares_matches_cvxpy(method, steps):
-    """admm: group_norm(w) a dual term with K = I (z-update by group soft-thresholding).  (Under pdhg
-    a prox on the parameter itself is a primal prox, a proximal gradient step: lasso in the gallery.)"""
+    """admm: group_norm(w) a dual term with K = I (z-update by group soft-thresholding, x-update by
+    conjugate gradients); pdhg: a prox on the parameter itself is a primal prox, a proximal gradient
+    step.  (proximal and fista: the logistic group lasso in test_prox_gallery.py.)"""
     rng = np.random.default_rng(5)
     X = rng.normal(size=(50, 12))
     y = X @ np.repeat([1.5, 0.0, -1.0, 0.0], 3) + 0.5 * rng.normal(size=50)
@@ -180,6 +181,27 @@ def test_pdhg_splits_two_terms_whose_prox_of_the_sum_is_unknown():
     assert [c.rule for c in split.composed] == ["fused"]
 
 
+@pytest.mark.parametrize("method, steps", [("admm", 150), ("pdhg", 300)])
+def test_fused_lasso_matches_cvxpy(method, steps):
+    """norm1 + tv1d on one parameter (the fused lasso; fista's composed prox in test_proximal.py): under
+    admm two dual terms with K = I, under pdhg the composed prox as a primal step."""
+    rng = np.random.default_rng(4)
+    y = np.repeat(rng.normal(size=5), 6) + 0.3 * rng.normal(size=30)
+    text = ("data y: real[N]\nparam x: real[N] = 0\nminimize 0.5 * sumsq(x - y) + 0.1 * norm1(x) + 0.5 * tv1d(x)\n"
+            f"solve {{ method = {method}; steps = {steps} }}")
+    program, params, objective = _solve(text, {"y": y.astype(np.float32)}, steps)
+    split = program.ir.split
+    if method == "admm":
+        assert [t.fn for t in split.dual] == ["norm1", "tv1d"]
+    else:
+        assert [c.rule for c in split.composed] == ["fused"] and split.dual == ()
+    x = cp.Variable(30)
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(x - y) + 0.1 * cp.norm1(x) + 0.5 * cp.norm1(cp.diff(x))))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10)
+    assert objective == pytest.approx(problem.value, rel=1e-5)
+    np.testing.assert_allclose(params["x"], x.value, atol=1e-4)
+
+
 @pytest.mark.parametrize("method, steps", [("admm", 800), ("pdhg", 3000)])
 def test_fused_sparse_logistic_regression_a_smooth_part_that_is_not_quadratic(method, steps):
     """A logistic loss: ADMM's x-update takes inner gradient steps (the IR says x_update=gradient),
@@ -204,11 +226,13 @@ def test_fused_sparse_logistic_regression_a_smooth_part_that_is_not_quadratic(me
     assert (np.abs(D @ w.value) > 1e-6).sum() == 2  # fused: three pieces (the truth has two)
 
 
-def test_nuclear_norm_completion_under_pdhg_matches_cvxpy():
-    """examples/completion_digits.grad under pdhg: nuclear(Z) on the parameter itself is a primal
-    prox (singular value thresholding) with pdhg's fixed step 1.9 / L.  (admm takes it too, with a
-    dense 2560 x 2560 Cholesky factor: too slow for this suite.)  The reference is SCS at eps 1e-9,
-    as in test_prox_gallery.py."""
+@pytest.mark.parametrize("method, steps", [("admm", 120), ("pdhg", 80)])
+def test_nuclear_norm_completion_matches_cvxpy(method, steps):
+    """examples/completion_digits.grad (40 x 64) under each splitting method.  pdhg: nuclear(Z) on the
+    parameter itself is a primal prox (singular value thresholding) with pdhg's fixed step 1.9 / L.
+    admm: a dual term with K = I, so the x-update (H + rho I) Z = ... (H the 0/1 mask) is solved by
+    conjugate gradients, not a dense 2560 x 2560 factor.  The reference is SCS at eps 1e-9, as in
+    test_prox_gallery.py (proximal and fista there)."""
     import re
 
     from .conftest import ROOT
@@ -218,9 +242,13 @@ def test_nuclear_norm_completion_under_pdhg_matches_cvxpy():
     problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(cp.multiply(d["mask"], Z - d["M_obs"])) + cp.normNuc(Z)))
     problem.solve(solver=cp.SCS, eps=1e-9, max_iters=20000)
     text = (ROOT / "examples" / "completion_digits.grad").read_text().replace('"data/', f'"{ROOT}/examples/data/')
-    text = re.sub(r"^solve \{.*\}$", "solve { method = pdhg; steps = 80 }", text, flags=re.MULTILINE)
-    program, params, objective = _solve(text, None, 80)
-    assert [t.fn for t in program.ir.split.terms] == ["nuclear"] and program.ir.split.dual == ()
+    text = re.sub(r"^solve \{.*\}$", f"solve {{ method = {method}; steps = {steps} }}", text, flags=re.MULTILINE)
+    program, params, objective = _solve(text, None, steps)
+    split = program.ir.split
+    if method == "pdhg":
+        assert [t.fn for t in split.terms] == ["nuclear"] and split.dual == ()
+    else:
+        assert [t.fn for t in split.dual] == ["nuclear"] and dict(split.options)["x_update"] == "cg"
     assert objective == pytest.approx(problem.value, rel=1e-5)
     np.testing.assert_allclose(params["Z"], Z.value, atol=1e-4)
 
@@ -258,14 +286,19 @@ def test_a_smooth_prox_function_of_a_map_stays_in_the_smooth_part():
 
 
 @pytest.mark.parametrize("objective, x_update", [
-    ("0.5 * mean((X @ w - y)^2)", "cholesky"),            # least squares
-    ("sumsq(w - y[0:3]) / 2 + dot(w, X[0])", "cholesky"),  # a quadratic plus a linear term
-    ("mean(logistic(X @ w, y))", "gradient"),              # not a polynomial
-    ("sum(w^4)", "gradient"),                              # degree 4
-    ("sumsq(w) * sumsq(w)", "gradient"),
-    ("sumsq(exp(w))", "gradient"),
+    ("0.5 * mean((X @ w - y)^2) + 0.1 * norm1(w)", "cg"),               # least squares, a term on w itself
+    ("sumsq(w - y[0:3]) / 2 + dot(w, X[0]) + 0.1 * norm1(w)", "cg"),     # a quadratic plus a linear term
+    ("0.5 * mean((X @ w - y)^2) + 0.1 * norm1(w - y[0:3])", "cg"),       # an offset is no map
+    ("0.5 * mean((X @ w - y)^2) + 0.1 * norm1(X @ w)", "cholesky"),      # a term through a map K
+    ("0.5 * mean((X @ w - y)^2) + 0.1 * norm1(w) + norm1(X @ w)", "cholesky"),
+    ("mean(logistic(X @ w, y)) + 0.1 * norm1(w)", "gradient"),           # not a polynomial
+    ("sum(w^4) + 0.1 * norm1(w)", "gradient"),                           # degree 4
+    ("sumsq(w) * sumsq(w) + 0.1 * norm1(w)", "gradient"),
+    ("sumsq(exp(w)) + 0.1 * norm1(w)", "gradient"),
 ])
-def test_admm_x_update_is_a_cholesky_solve_exactly_for_a_quadratic_smooth_part(objective, x_update):
+def test_admm_x_update_is_a_linear_solve_exactly_for_a_quadratic_smooth_part(objective, x_update):
+    """A quadratic smooth part: the x-update is one linear system, by conjugate gradients when every
+    term is on a parameter itself (H + rho I), by a cached Cholesky factor through a map K."""
     text = (f"use losses\ndata X: real[N, 3]\ndata y: real[N]\nparam w: real[3] = 0\n"
-            f"minimize {objective} + 0.1 * norm1(w)\nsolve {{ method = admm }}")
+            f"minimize {objective}\nsolve {{ method = admm }}")
     assert dict(gradlang.compile(text).ir.split.options)["x_update"] == x_update

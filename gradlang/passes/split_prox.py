@@ -25,7 +25,10 @@ located error naming the methods that take it.  The decisions of the method go t
 ``ProxSplit.options``: admm's ``rho`` (``method = admm(rho = 2)``, default 1; its start, then balanced
 against the residuals) and its x-update,
 ``cholesky`` when the smooth part is a quadratic of real parameters (a polynomial of degree <= 2,
-read off the IR: its Hessian is constant, so the x-update is one linear system, factored once),
+read off the IR: its Hessian is constant, so the x-update is one linear system, factored once) and a
+term reads a parameter through a map K, ``cg`` for such a quadratic when every term is on a
+parameter itself (K = I: the system's matrix H + rho I is well conditioned, conjugate gradients
+solve it with no factorisation),
 ``gradient`` otherwise (inner gradient steps, see ``backend/solvers/admm.py``).
 """
 
@@ -228,11 +231,11 @@ def split_prox(program: ir.Program) -> ir.Program:
         composed = compose_terms(plain, program)
     else:
         plain, dual, composed = tuple(terms), (), compose_terms(terms, program)
-    options = _options(program, method, smooth_expr)
+    options = _options(program, method, smooth_expr, dual)
     return program.replace(split=ir.ProxSplit(smooth_expr, plain, composed, dual, options, span=objective.span))
 
 
-def _options(program: ir.Program, method: str, smooth: ir.Expr) -> tuple:
+def _options(program: ir.Program, method: str, smooth: ir.Expr, dual: tuple) -> tuple:
     """The splitting method's settings, as decided: admm's rho (written or 1) and its x-update."""
     config = getattr(program.solve, "method_config", None)
     known = {"admm": ("rho",)}.get(method, ())
@@ -256,5 +259,6 @@ def _options(program: ir.Program, method: str, smooth: ir.Expr) -> tuple:
     real = all(d.domain.name == "real" for d in program.params.values())
     degree = polynomial_degree(smooth, program)
     quadratic = real and degree is not None and degree <= 2
+    identity = all(t.linear is None for t in dual)  # every term on a parameter itself (plus an offset)
     return (("rho", given.get("rho", 1.0)), ("rho_update", "balance"),
-            ("x_update", "cholesky" if quadratic else "gradient"))
+            ("x_update", ("cg" if identity else "cholesky") if quadratic else "gradient"))

@@ -18,6 +18,13 @@ The x-update is the one choice (split_prox decides it, ``--emit ir:split_prox`` 
   triangular solves (Boyd et al. 2011, sec. 4.2.4, "caching factorizations").  A dense factor: n
   parameters cost n^2 floats (n of a few thousand).  Lineax's Cholesky solver would factor again at
   every call, which is why the factor is JAX's own (``jax.scipy.linalg.cho_factor``), held here.
+* ``cg``: a quadratic smooth part whose terms are all on parameters themselves (K_i = I, the
+  nuclear norm of a completed matrix, say): the same system, (H + rho I) x = ..., solved without a
+  factorisation by conjugate gradients (Hestenes & Stiefel 1952; Boyd et al. 2011, sec. 4.3.4, which
+  recommends it with a warm start) on the Newton step of the x-update's objective from the last x,
+  matrix-free (H by Hessian-vector products, ``jax.linearize`` of f's gradient).  H + rho I has its
+  eigenvalues in [rho, L + rho], so a handful of iterations reach ``CG_RTOL`` (two where H is a
+  0/1 mask); a dense factor would cost n^2 floats and an n^3 factorisation at every change of rho.
 * ``gradient``: any other smooth part (a logistic loss, say): ``INNER`` gradient steps on the
   x-update's objective, warm-started at the last x, step 1/L from the power method on its Hessian
   at the initial point (f's curvature plus rho ||K||^2).  An inexact ADMM (Eckstein & Bertsekas,
@@ -48,6 +55,7 @@ from ._prox_step import StopsOnTol, compiled_init
 from ._splitting import DualTerms, hessian_curvature, tree_norm
 
 INNER = 20
+CG_RTOL, CG_MAXITER = 1e-6, 100  # the x-update's conjugate gradients: residual / right-hand side, and a cap
 EPS_ABS = 0.1  # times tol
 MU, TAU = 10.0, 2.0  # residual balancing: the imbalance that changes rho, and the factor it changes by
 BALANCE_EVERY, BALANCE_UNTIL = 10, 500
@@ -58,7 +66,7 @@ class ADMMState(NamedTuple):
     z: tuple             # the copies z_i of K_i x
     w: tuple             # the scaled duals w_i (y_i / rho)
     rho: jnp.ndarray     # the penalty, balanced (see ``balance``)
-    factor: jnp.ndarray  # cholesky: the factor of the x-update's matrix at rho; gradient: [L_f, ||K||^2]
+    factor: jnp.ndarray  # cholesky: the factor of the x-update's matrix at rho; gradient: [L_f, ||K||^2]; cg: unused
     residuals: jnp.ndarray  # [||r||, ||s||] of the last step
     converged: jnp.ndarray
 
@@ -67,7 +75,7 @@ class ADMMSolver(StopsOnTol):
     model: Model = eqx.field(static=True)
     tol: float | None = eqx.field(static=True)
     rho: float = eqx.field(static=True)
-    cholesky: bool = eqx.field(static=True)
+    x_solve: str = eqx.field(static=True)  # split_prox's x_update: cholesky | cg | gradient
     balanced: bool = eqx.field(static=True, default=True)
     keyed = False
 
@@ -80,8 +88,10 @@ class ADMMSolver(StopsOnTol):
     def _init(self, u: dict, data: dict) -> ADMMState:
         terms = DualTerms(self.model, data)
         rho = jnp.asarray(self.rho, jnp.float32)
-        if self.cholesky:
+        if self.x_solve == "cholesky":
             factor = self.factorise(rho, terms, data, u)
+        elif self.x_solve == "cg":
+            factor = jnp.zeros((2,), jnp.float32)
         else:
             factor = jnp.stack([hessian_curvature(self._smooth(data), u), terms.norm_sq(u)])
         inf = jnp.full((2,), jnp.inf, jnp.float32)
@@ -101,7 +111,9 @@ class ADMMSolver(StopsOnTol):
 
     def x_update(self, state: ADMMState, terms: DualTerms, data: dict) -> dict:
         targets = tuple(zi - wi for zi, wi in zip(state.z, state.w))
-        if self.cholesky:
+        if self.x_solve == "cg":
+            return self.conjugate_gradients(state, terms, data, targets)
+        if self.x_solve == "cholesky":
             flat, unravel = ravel_pytree(state.u)
             g0 = ravel_pytree(jax.grad(self._smooth(data))(unravel(jnp.zeros_like(flat))))[0]
             rhs = state.rho * ravel_pytree(terms.adjoint(terms.without_offsets(targets), state.u))[0] - g0
@@ -118,6 +130,17 @@ class ADMMSolver(StopsOnTol):
             return jax.tree.map(lambda a, b: a - size * b, u, g)
 
         return jax.lax.fori_loop(0, INNER, step, state.u)
+
+    def conjugate_gradients(self, state: ADMMState, terms: DualTerms, data: dict, targets: tuple) -> dict:
+        """x + d with (H + rho K'K) d = -grad F(x), F the x-update's objective f(x) + (rho/2) sum_i
+        ||K_i x + c_i - t_i||^2 (a quadratic: one Newton step is its minimiser), by CG from d = 0."""
+        def objective(u):
+            gap = sum(jnp.sum(jnp.square(k - t)) for k, t in zip(terms.apply(u), targets))
+            return self._smooth(data)(u) + state.rho / 2 * gap
+
+        g, hessian = jax.linearize(jax.grad(objective), state.u)
+        d, _ = jax.scipy.sparse.linalg.cg(hessian, jax.tree.map(jnp.negative, g), tol=CG_RTOL, maxiter=CG_MAXITER)
+        return jax.tree.map(jnp.add, state.u, d)
 
     def step(self, state: ADMMState, data: dict, t_index, key=None):
         terms = DualTerms(self.model, data)
@@ -151,7 +174,7 @@ class ADMMSolver(StopsOnTol):
         scale = jnp.where(due & (r > MU * s), TAU, jnp.where(due & (s > MU * r), 1.0 / TAU, 1.0))
         new_rho = rho * scale
         w = tuple(wi / scale for wi in w)
-        if self.cholesky:
+        if self.x_solve == "cholesky":
             factor = jax.lax.cond(scale != 1.0, lambda: self.factorise(new_rho, terms, data, x), lambda: factor)
         return new_rho, w, factor
 
@@ -162,5 +185,5 @@ class ADMMSolver(StopsOnTol):
 def admm(model: Model, opt=None, batch: int | None = None, tol: float | None = None) -> ADMMSolver:
     """Scaled-form ADMM with z_i = K_i x for each prox term (rho and the x-update from split_prox)."""
     options = dict(model.program.split.options)
-    return ADMMSolver(model, tol, float(options.get("rho", 1.0)), options.get("x_update") == "cholesky",
+    return ADMMSolver(model, tol, float(options.get("rho", 1.0)), options.get("x_update", "gradient"),
                       options.get("rho_update") == "balance")
