@@ -181,10 +181,11 @@ def test_pdhg_splits_two_terms_whose_prox_of_the_sum_is_unknown():
     assert [c.rule for c in split.composed] == ["fused"]
 
 
-@pytest.mark.parametrize("method, steps", [("admm", 150), ("pdhg", 300)])
+@pytest.mark.parametrize("method, steps", [("proximal", 20), ("admm", 150), ("pdhg", 300)])
 def test_fused_lasso_matches_cvxpy(method, steps):
-    """norm1 + tv1d on one parameter (the fused lasso; fista's composed prox in test_proximal.py): under
-    admm two dual terms with K = I, under pdhg the composed prox as a primal step."""
+    """norm1 + tv1d on one parameter (the fused lasso; fista in test_proximal.py): under proximal the
+    composed prox (at step 1 = 1/L one step lands on the optimum), under admm two dual terms with
+    K = I, under pdhg the composed prox as a primal step."""
     rng = np.random.default_rng(4)
     y = np.repeat(rng.normal(size=5), 6) + 0.3 * rng.normal(size=30)
     text = ("data y: real[N]\nparam x: real[N] = 0\nminimize 0.5 * sumsq(x - y) + 0.1 * norm1(x) + 0.5 * tv1d(x)\n"
