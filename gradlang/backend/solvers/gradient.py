@@ -23,6 +23,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from ...lib.optimizers import final_params
 from ...passes.objectives_to_aggregate import LINEAR
@@ -94,6 +95,12 @@ class GradientSolver(eqx.Module):
         return ConstraintEval(self.model, data).project(u)
 
     @property
+    def flat(self) -> bool:
+        """Whether the optimizer runs on the parameters raveled into one vector (its state too):
+        a direction that is a flat vector says so (``JacobianDirection.flat``)."""
+        return bool(getattr(self.direction, "flat", False))
+
+    @property
     def constrained(self) -> bool:
         return bool(self.model.program.constraints)
 
@@ -129,7 +136,8 @@ class GradientSolver(eqx.Module):
             u, est = self.direction.start(u, data, est)
         recent = self.stop.init() if self.stop is not None else \
             jnp.zeros((WINDOW if self.tol is not None else 0,), jnp.float32)
-        return GradientState(u, self.update.init(u), est, recent, jnp.asarray(False))
+        return GradientState(u, self.update.init(ravel_pytree(u)[0] if self.flat else u), est, recent,
+                             jnp.asarray(False))
 
     def _draw(self, data: dict, key):
         """This step's data (a minibatch when ``batch`` is set) and Monte-Carlo key, both from the
@@ -147,10 +155,17 @@ class GradientSolver(eqx.Module):
     def step(self, state: GradientState, data: dict, t, key=None):
         d, draw = self._draw(data, key)
         loss, values, grads, est = self.direction(state.u, d, draw, state.est)
-        grads = self.tangent(state.u, grads, d)
-        updates, opt_state = self.update.update(grads, state.opt_state, state.u, value=loss, grad=grads,
-                                                value_fn=self.direction.value_fn(d, draw, state.est))
-        u = self.after(optax.apply_updates(state.u, updates), d)
+        if self.flat:  # an elementwise optimizer on the raveled parameters (JacobianDirection.flat)
+            x, unravel = ravel_pytree(state.u)
+            g, value_fn = ravel_pytree(grads)[0], self.direction.value_fn(d, draw, state.est)
+            updates, opt_state = self.update.update(g, state.opt_state, x, value=loss, grad=g,
+                                                    value_fn=lambda x: value_fn(unravel(x)))
+            u = unravel(optax.apply_updates(x, updates))
+        else:
+            grads = self.tangent(state.u, grads, d)
+            updates, opt_state = self.update.update(grads, state.opt_state, state.u, value=loss, grad=grads,
+                                                    value_fn=self.direction.value_fn(d, draw, state.est))
+            u = self.after(optax.apply_updates(state.u, updates), d)
         recent, converged = self._settled(state, loss, t)
         return GradientState(u, opt_state, est, recent, converged), {"values": values}
 
