@@ -314,3 +314,52 @@ def test_a_stateful_aggregator_keeps_its_state_in_the_solver():
     np.testing.assert_allclose(r.params["w"], w2, rtol=2e-4, atol=2e-6)
     fresh = w1 - lr * np.asarray(gradlang.aggregate("nash_mtl", _jacobian(w1, data), max_norm=0.0))
     assert not np.allclose(w2, fresh, atol=1e-5)
+
+
+TWO_ARRAYS = """
+data X: real[N, 3]
+data Y: real[N, 2]
+param W: real[3, 2] = normal(0, 0.5)
+param c: real[2] = normal(0, 0.5)
+let R = X @ W + c[None, :] - Y
+minimize {{
+  a: mean(R[:, 0]^2)
+  b: mean(R[:, 1]^2)
+  small: 0.1 * sumsq(W)
+}}
+solve {{ optimizer = {opt}; steps = 3; aggregator = upgrad }}
+"""
+
+
+@pytest.mark.parametrize("opt", ["adam(lr = 0.05)", "lamb(lr = 0.05)"])
+def test_the_optimizer_on_several_arrays_steps_as_written_by_hand(opt):
+    """Three steps on two parameter arrays against optax leaf by leaf on jax.jacrev's Jacobian:
+    adam, elementwise, runs on the raveled parameters (one update, not one an array) with the same
+    numbers; lamb, whose trust ratio is per array, keeps the arrays apart."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax.flatten_util import ravel_pytree
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 3)).astype(np.float32)
+    data = {"X": X, "Y": (X @ rng.normal(size=(3, 2))).astype(np.float32)}
+    prog = gradlang.compile(TWO_ARRAYS.format(opt=opt))
+    p = {k: jnp.asarray(v) for k, v in prog.fit(data=data, steps=0).params.items()}
+
+    def losses(p):
+        R = data["X"] @ p["W"] + p["c"][None, :] - data["Y"]
+        return jnp.stack([jnp.mean(R[:, 0] ** 2), jnp.mean(R[:, 1] ** 2), 0.1 * jnp.sum(p["W"] ** 2)])
+
+    tx = (optax.adam if opt.startswith("adam") else optax.lamb)(0.05)
+    state, unravel = tx.init(p), ravel_pytree(p)[1]
+    for _ in range(3):
+        J = jax.jacrev(losses)(p)
+        J = jnp.stack([ravel_pytree(jax.tree.map(lambda x, i=i: x[i], J))[0] for i in range(3)])
+        updates, state = tx.update(unravel(gradlang.aggregate("upgrad", J)), state, p)
+        p = optax.apply_updates(p, updates)
+    r = prog.fit(data=data)
+    for k in ("W", "c"):
+        np.testing.assert_allclose(r.params[k], p[k], rtol=1e-5, atol=1e-6)
+    solver = next(iter(prog._loops.values())).solver
+    assert solver.flat == opt.startswith("adam")
