@@ -20,7 +20,8 @@ def tv1d_denoise(y, lam):
     becomes infeasible, backtracking to just after the last place the bound was attained.  It is
     exact (no tolerance); O(n) in practice, O(n²) in the worst case.  One ``while_loop`` iteration is
     one step of the paper's loop; a closed segment is recorded by its first index and value, and the
-    output is filled in at the end (each index takes the value of the last segment start before it).
+    output is filled in at the end by a second loop (each index takes the value of the last segment
+    start at or before it).
 
     Differentiable (forward and reverse) through ``_tv1d_jvp``.
     """
@@ -84,9 +85,16 @@ def tv1d_denoise(y, lam):
     init = (zero, zero, zero, zero, lam, -lam, y[0] - lam, y[0] + lam,
             jnp.zeros(n + 1, bool), jnp.zeros(n + 1, y.dtype), jnp.zeros((), bool))
     out = jax.lax.while_loop(lambda s: ~s[-1], step, init)
-    starts, vals = out[8][:n], out[9]
-    first = jax.lax.cummax(jnp.where(starts, jnp.arange(n, dtype=i32), 0))
-    return vals[first]
+    starts, vals = out[8], out[9]
+
+    def fill(i, c):  # each index takes the value of the last segment start at or before it
+        x, last = c
+        last = jnp.where(starts[i], vals[i], last)
+        return x.at[i].set(last), last
+
+    # a loop, not lax.cummax over the start indices: the same O(n) work, and at n = 10000 XLA:CPU
+    # compiles it in a tenth of the time (a cumulative max lowers to a log-depth scan of windows)
+    return jax.lax.fori_loop(0, n, fill, (jnp.zeros_like(y), vals[0]))[0]
 
 
 def _segments(x):
