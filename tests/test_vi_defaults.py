@@ -41,7 +41,7 @@ def _without_solve(name: str, tmp_path) -> str:
 def test_the_choice_is_in_the_ir_and_absent_when_a_setting_is_written(tmp_path):
     path = _without_solve("kidiq", tmp_path)
     ir_text = emit(path, "ir:choose_vi_defaults")
-    assert "vi defaults: start=laplace average=100 stop=elbo_settled(every=100, z=2)  # chosen" in ir_text
+    assert "vi defaults: start=laplace average=100 stop=elbo_settled(every=100, z=2) reject=nonfinite  # chosen" in ir_text
     assert "solve: optimizer=adam(lr=0.02) steps=10000" in ir_text
     before = emit(path, "ir:bilevel_to_hypergrad")  # the pass before it: nothing chosen yet
     assert "vi defaults" not in before and "steps=1000 " in before
@@ -165,3 +165,63 @@ def test_psis_corrected_moments_are_closer_to_the_exact_posterior_than_the_guide
     assert abs(float(corrected["mean"]) - EXACT_MEAN) < 0.03, (corrected, EXACT_MEAN)
     assert abs(float(corrected["sd"]) / EXACT_SD - 1) < 0.08, (corrected, EXACT_SD)
     assert abs(float(guide["mean"]) - EXACT_MEAN) > 0.15  # what the correction fixed
+
+
+# ---- rejected particles (reject=nonfinite, backend/finite_particles.py) --------------------------------
+# mu ~ N(1, 1), y ~ N(mu, 1), and a term that is 0 where mu >= 0 and NaN where mu < 0: with the guide
+# N(0.3, 1), about 38% of the draws have a NaN log joint.  The plain estimator of each particle alone
+# (particles = 1, settings written: no rejection) at the keys the 16-particle estimate gives its
+# particles (split(key, 16)) is the reference: the rejecting estimate's value, gradient and count
+# must be the mean over the finite ones, the mean of their gradients, and the number of NaNs.
+REJECTING = """data y: real[N]
+model {{
+  mu ~ normal(1, 1)
+  y ~ normal(mu, 1)
+  target += sqrt(mu) - sqrt(mu)
+}}
+param m: real = 0.3
+param s: positive = 1
+guide {{
+  mu ~ normal(m, s)
+}}
+maximize elbo(particles = {particles})
+{solve}"""
+Y_REJ = np.array([0.9, 1.4, 0.6, 1.1], np.float32)
+
+
+def test_particles_with_a_nan_log_joint_are_rejected_from_the_estimate_its_gradient_and_counted():
+    import jax
+    import jax.numpy as jnp
+
+    from gradlang.backend.vi import DRAWS, LAST, REJECTED
+
+    rejecting, _ = gradlang.compile(REJECTING.format(particles=16, solve="")).bind({"y": Y_REJ})
+    plain, _ = gradlang.compile(REJECTING.format(particles=1, solve="solve { steps = 1 }")).bind({"y": Y_REJ})
+    assert rejecting.program.vi_defaults.reject_nonfinite and plain.program.vi_defaults is None
+    data = {"y": jnp.asarray(Y_REJ)}
+    u = rejecting.init(jax.random.PRNGKey(0), data)
+    estimate = jax.jit(jax.value_and_grad(rejecting.loss_and_values, has_aux=True))
+    each = jax.jit(jax.vmap(jax.value_and_grad(plain.loss), in_axes=(None, None, 0)))
+    for seed in (3, 4):
+        key = jax.random.PRNGKey(seed)
+        state = {REJECTED: jnp.int32(5), DRAWS: jnp.int32(32), f"{LAST}0": jnp.float32(0)}
+        (loss, (_, state)), grads = estimate(u, data, key, state)
+        f, by_hand = each(u, data, jax.random.split(key, 16))
+        f = np.asarray(f)
+        ok = np.isfinite(f)
+        assert 2 <= (~ok).sum() <= 14  # some of each
+        assert int(state[REJECTED]) == 5 + (~ok).sum() and int(state[DRAWS]) == 32 + 16
+        assert float(loss) == pytest.approx(f[ok].mean(), rel=1e-5)
+        for name in u:
+            assert float(grads[name]) == pytest.approx(float(np.asarray(by_hand[name])[ok].mean()), rel=1e-4,
+                                                       abs=1e-6), name
+        assert float(state[f"{LAST}0"]) == pytest.approx(-f[ok].mean(), rel=1e-5)  # the estimate (as written)
+    # no draw accepted (the guide N(-30, 1): every mu negative): an estimate over no draws is undefined,
+    # its gradient NaN (the defaults' update skips it: optax.apply_if_finite) and its value the last
+    # estimate, so the run goes on
+    far = {"m": jnp.float32(-30.0), "s": jnp.float32(0.0)}
+    state = {REJECTED: jnp.int32(0), DRAWS: jnp.int32(0), f"{LAST}0": jnp.float32(-7.5)}
+    (loss, (_, state)), grads = estimate(far, data, jax.random.PRNGKey(0), state)
+    assert float(loss) == 7.5 and int(state[REJECTED]) == 16 and int(state[DRAWS]) == 16
+    assert all(np.isnan(float(g)) for g in grads.values())
+

@@ -78,6 +78,19 @@ def verdict(khat: float) -> str:
             "(guide = full_rank or flow), more steps, or via stl")
 
 
+REJECTED_NOTED = 0.01  # a fit that rejected more than this fraction of its draws says so in its verdict
+
+
+def rejected_note(rejected: int | None, draws: int | None) -> str | None:
+    """What the verdict adds when a fit rejected more than ``REJECTED_NOTED`` of its Monte-Carlo
+    draws (a non-finite log joint or gradient: ``backend/finite_particles.py``), else None."""
+    if not rejected or not draws or rejected <= REJECTED_NOTED * draws:
+        return None
+    return (f"{100 * rejected / draws:.1f}% of the fit's draws were rejected (non-finite log joint or gradient), "
+            "so it fitted the posterior where the model evaluates in float32; look for what fails there "
+            "(a Cholesky or log of a value near 0: more jitter, a bounded parameter)")
+
+
 def log_weights(model, unconstrained: dict, data: dict, n: int, seed: int) -> np.ndarray:
     """log p(y, z_s) - log q(z_s) for ``n`` draws z_s of the fitted guide (the full data)."""
     from .guide_draw import GuideDraws

@@ -30,6 +30,9 @@ from .site_dists import shaped
 from .sites import model_log_density
 
 
+REJECTED, DRAWS, LAST = "rejected_draws", "draws", "last_estimate_"  # keys of the loop's estimator state
+
+
 class VI:
     """Evaluates the Monte-Carlo nodes of one trace of the objective."""
 
@@ -38,8 +41,12 @@ class VI:
         self.guide = GuideDraws(ppl, data, params)
         self.key = key
         self._used = False
+        self._expects = 0  # the Monte-Carlo blocks estimated so far in this trace (their state's slot)
         self.estimators: dict = {}  # site -> Estimator, filled while tracing (static)
         self._stop_path = False  # set while DReG evaluates the particles at draws held constant
+        plan = getattr(ppl.program, "vi_defaults", None) if ppl is not None else None
+        # choose_vi_defaults' choice: particles with a non-finite value or gradient are rejected
+        self.reject = bool(getattr(plan, "reject_nonfinite", False))
 
     def next_key(self):
         """The key of the next Monte-Carlo node: the trace's own key for the first (most objectives
@@ -58,7 +65,10 @@ class VI:
 
     # ---- expect ------------------------------------------------------------------------------
     def particle_values(self, ev, node: ir.Expect, local: dict):
-        """Per-particle values f [K] and score terms {site: [K]} (with their estimators)."""
+        """Per-particle values f [K], score terms {site: [K]} (with their estimators) and which
+        particles are accepted, ok [K]: all of them, or with ``self.reject`` those whose value, score
+        terms and gradients are finite (``finite_particles``; a rejected one adds nothing to the
+        gradient)."""
         def one(key):
             scores: dict = {}
             f = self._run(ev.child(), node, 0, dict(local), key, scores, False)
@@ -66,11 +76,17 @@ class VI:
                 self.estimators[name] = est
             return f, {n: s for n, (s, _) in scores.items()}
 
+        if self.reject:
+            from .finite_particles import finite_particles
+
+            keys = jax.random.split(self.next_key(), node.particles) if node.particles > 1 else self.next_key()[None]
+            (f, scores), ok = finite_particles(one, keys)
+            return f, scores, ok
         if node.particles == 1:  # no split and no vmap for a single particle
             f, scores = one(self.next_key())
-            return f[None], {n: s[None] for n, s in scores.items()}
+            return f[None], {n: s[None] for n, s in scores.items()}, None
         keys = jax.random.split(self.next_key(), node.particles)
-        return jax.vmap(one)(keys)
+        return (*jax.vmap(one)(keys), None)
 
     def _run(self, ev, node: ir.Expect, i: int, scope: dict, key, scores: dict, repeated: bool):
         """The statements from ``i`` on, then the value.  Each sample statement hands the rest of
@@ -149,7 +165,9 @@ class VI:
         as the reward of all particles (no baseline)."""
         if node.reduce == "renyi" and node.alpha == 0 and self._dreg(node):
             return self._dreg_bound(ev, node, local)
-        f, scores = self.particle_values(ev, node, local)
+        f, scores, ok = self.particle_values(ev, node, local)
+        if ok is not None:
+            return self._over_accepted(node, f, scores, ok)
         if node.reduce == "renyi":
             a = node.alpha
             bound = (jax.nn.logsumexp((1.0 - a) * f) - math.log(node.particles)) / (1.0 - a)
@@ -161,6 +179,46 @@ class VI:
             b = self.estimators[name].baseline(jax.lax.stop_gradient(f), name)
             surrogate = surrogate + jax.lax.stop_gradient(f - b) * (s - jax.lax.stop_gradient(s))
         return jnp.mean(surrogate)
+
+    def _over_accepted(self, node: ir.Expect, f, scores: dict, ok):
+        """The block's estimate over the n accepted particles only (``finite_particles``): the mean
+        sum_{ok} surrogate_k / n, or the bound (logsumexp_{ok} (1-a) f_k - log n) / (1-a); a rejected
+        particle's value stands in as the accepted ones' mean for the baselines.  The loop's
+        estimator state (when it keeps one: ``solvers/vi_defaults``) counts the draws and the
+        rejected ones, and keeps the last estimate, which stands in for a step with none accepted
+        (whose gradient is NaN, and whose update the defaults' optimizer skips)."""
+        from ..lib.estimators.score import EMA_STATE
+
+        n = jnp.sum(ok)
+        some = n > 0
+        f = jnp.where(ok, f, 0.0)
+        if node.reduce == "renyi":
+            a = node.alpha
+            value = (jax.nn.logsumexp(jnp.where(ok, (1.0 - a) * f, -jnp.inf))
+                     - jnp.log(jnp.maximum(n, 1).astype(f.dtype))) / (1.0 - a)
+            for s in scores.values():
+                s = jnp.where(ok, s, 0.0)
+                value = value + jax.lax.stop_gradient(value) * jnp.sum(s - jax.lax.stop_gradient(s))
+        else:
+            mean = jnp.sum(f) / jnp.maximum(n, 1)
+            stand_in = jnp.where(ok, f, jax.lax.stop_gradient(mean))
+            surrogate = f
+            for name, s in scores.items():
+                s = jnp.where(ok, s, 0.0)
+                b = self.estimators[name].baseline(jax.lax.stop_gradient(stand_in), name)
+                surrogate = surrogate + jax.lax.stop_gradient(stand_in - b) * (s - jax.lax.stop_gradient(s))
+            value = jnp.sum(jnp.where(ok, surrogate, 0.0)) / jnp.maximum(n, 1)
+        state = EMA_STATE.get()
+        if state is None or REJECTED not in state["in"]:
+            return jnp.where(some, value, jnp.nan)
+        out, slot = state["out"], f"{LAST}{self._expects}"
+        self._expects += 1
+        for key, add in ((REJECTED, node.particles - n), (DRAWS, node.particles)):
+            out[key] = out.get(key, state["in"][key]) + jnp.asarray(add, jnp.int32)
+        last = state["in"].get(slot, jnp.zeros((), jnp.float32))
+        value = jnp.where(some, value, jax.lax.stop_gradient(last))
+        out[slot] = jax.lax.stop_gradient(value).astype(jnp.float32)
+        return value
 
     # ---- DReG ----------------------------------------------------------------------------------
     def _dreg(self, node: ir.Expect) -> bool:
