@@ -31,6 +31,8 @@ def write_out(result, path: str) -> None:
                    "history/objective": np.asarray(result.history["objective"]),
                    "steps": np.asarray(result.steps), "seed": np.asarray(result.seed),
                    "converged_at": np.asarray(-1 if result.converged_at is None else result.converged_at)}
+        if result.rejected_draws is not None:  # VI defaults: the draws rejected as non-finite, and all draws
+            arrays |= {"rejected_draws": np.asarray(result.rejected_draws), "draws": np.asarray(result.draws)}
         np.savez(out, **arrays)
     else:
         out.write_text(json.dumps(result.to_json(), indent=1))

@@ -62,6 +62,10 @@ def summary(result, tol: float | None = None) -> None:
         table.add_row(f"posterior {k}", f"mean {short(s['mean'])}  sd {short(s['sd'])}")
     if result.diagnostics:
         table.add_row("Pareto k̂", f"{result.diagnostics['khat']:.2f}: {result.diagnostics['verdict']}")
+    if result.rejected_draws:
+        table.add_row("rejected draws", f"{result.rejected_draws} of {result.draws} "
+                      f"({100 * result.rejected_draws / result.draws:.2g}%): non-finite log joint or gradient; "
+                      "the estimates averaged over the rest")
     table.add_row("steps", f"{result.steps} in {result.seconds:.2f} s (seed {result.seed})")
     if result.converged:
         table.add_row("converged", f"converged at step {result.converged_at} (tol {tol:g})" if tol else

@@ -88,7 +88,26 @@ class Result:
         computed on first use; empty without a guide."""
         if self._diagnostics is None:
             self._diagnostics = self.diagnostics_fn() if self.diagnostics_fn else {}
+            from .psis import rejected_note
+
+            note = rejected_note(self.rejected_draws, self.draws)
+            if self._diagnostics and note:
+                self._diagnostics["verdict"] += f"; but {note}"
         return self._diagnostics
+
+    @property
+    def rejected_draws(self) -> int | None:
+        """A VI fit under the chosen defaults (``reject=nonfinite``): how many of its Monte-Carlo
+        draws were rejected for a non-finite log joint or gradient (backend/finite_particles.py),
+        of ``draws``; None where they were not counted."""
+        counts = self.history.get("rejected_draws")
+        return int(counts[-1]) if counts else None
+
+    @property
+    def draws(self) -> int | None:
+        """The Monte-Carlo draws of the fit (steps x particles), where ``rejected_draws`` counts."""
+        counts = self.history.get("draws")
+        return int(counts[-1]) if counts else None
 
     @property
     def psis_posterior(self) -> dict[str, dict]:
@@ -124,7 +143,8 @@ class Result:
             "seconds": float(self.seconds),
         } | ({"posterior": {name: {k: plain(v) for k, v in s.items()} for name, s in self.posterior.items()}}
              if self.posterior else {}) | ({"khat": float(self.diagnostics["khat"]),
-                                           "verdict": self.diagnostics["verdict"]} if self.diagnostics else {})
+                                           "verdict": self.diagnostics["verdict"]} if self.diagnostics else {}) | (
+            {"rejected_draws": self.rejected_draws, "draws": self.draws} if self.rejected_draws is not None else {})
 
 
 def _tree(value, leaf):
