@@ -107,10 +107,8 @@ class Loop:
         if self.capacity is not None:
             return
 
-        def record(state):  # what a log point keeps: the step, the objectives and aggregate, the reports
-            # a step's values are a float32 vector, one per objective: no need to trace the step
-            stats = {"values": jnp.zeros(len(self.model.program.objectives), jnp.float32)}
-            rec = {"step": jnp.int32(0), "values": stats["values"], "objective": self.solver.objective(stats)}
+        def record(state):  # what a log point keeps: step, aggregate and objectives in one row; extras; reports
+            rec = {"row": jnp.zeros(2 + len(self.model.program.objectives), jnp.float32)}
             if hasattr(self.solver, "log_extras"):
                 rec["extras"] = self.solver.log_extras(state, data)
             if self.model.program.reports:
@@ -128,14 +126,17 @@ class Loop:
         Returns ``(state, t, bad, ok, n, records, summary)``: the state after step ``t-1``;
         ``bad``, the first non-finite step (fast: the start of its segment; guarded: the step
         itself, refused), -1 for none; whether all was finite; the number of records filled; and
-        the last step's objectives (for the progress bar) followed by their means over the last
-        segment (a Monte-Carlo objective's final estimate).  The fast segment is a
+        the last step's objectives (for the progress bar), for a Monte-Carlo objective followed
+        by their means over the last segment (its final estimate).  A record's step, aggregate
+        and objectives are one float32 row (the step's int32 bits): one buffer to update, not
+        three (each buffer in the loop's carry costs the compile, which is most of a short run).  The fast segment is a
         ``lax.scan`` of the solver's step alone with the objectives as the scan's output;
         finiteness is checked once a segment (a NaN spreads to the state).  A solver that may
         terminate has each step skipped (``lax.cond``) once it has."""
         solver, le, cap = self.solver, self.log_every, self.capacity
-        stops = solver.may_terminate
+        stops, stochastic = solver.may_terminate, self.model.stochastic
         blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.shapes)
+        m = len(self.model.program.objectives)
         records = jax.tree.map(lambda x: jnp.zeros((cap,) + x.shape, x.dtype), blank)
 
         def fast(s, x):  # the bare step: anything more in the carry cost a cheap step 15% (XLA:CPU)
@@ -163,7 +164,7 @@ class Loop:
         def segment(c):
             state, t, bad, n, records, _ = c
             xs = (t + jnp.arange(block, dtype=jnp.int32), step_keys(key, t, block) if solver.keyed else None)
-            start = (state, blank["values"], jnp.int32(0))
+            start = (state, jnp.zeros(m, jnp.float32), jnp.int32(0))
             if guarded:
                 ((state, _, ran), bad), ys = jax.lax.scan(careful, (start, bad), xs)
             else:
@@ -177,13 +178,18 @@ class Loop:
                 # compile a tenth of a second)
                 bad = jnp.where(jnp.isfinite(jnp.sum(ys)) & _finite(solver.params(state)), bad, t)
             i = t + ran
-            if stops or guarded:  # the steps run are the first ``ran``
+            last = ys[-1]
+            if not stochastic:  # a deterministic objective's final value is computed at the end
+                summary = last
+            elif stops or guarded:  # the steps run are the first ``ran``
                 active = (jnp.arange(block) < ran)[:, None]
-                tail = jnp.sum(jnp.where(active, ys, 0), 0) / jnp.maximum(ran, 1).astype(ys.dtype)
-            else:
-                tail = jnp.mean(ys, 0)
+                summary = jnp.concatenate([last, jnp.sum(jnp.where(active, ys, 0), 0) / jnp.maximum(ran, 1)])
+            else:  # one output for both (two separate ones slowed a cheap step by 15% on XLA:CPU)
+                summary = jnp.concatenate([last, jnp.mean(ys, 0)])
             logged = (i > t) & ((i % le == 0) | (i == total) | solver.terminate(state))
-            rec = {"step": i, "values": ys[-1], "objective": solver.objective({"values": ys[-1]})}
+            step_bits = jax.lax.bitcast_convert_type(i, jnp.float32)
+            objective = jnp.asarray(solver.objective({"values": last}), jnp.float32)
+            rec = {"row": jnp.concatenate([step_bits[None], objective[None], last.astype(jnp.float32)])}
             if "extras" in records:  # the solver's own quantities (violations, conflicts), at log points only
                 rec["extras"] = jax.lax.cond(logged, lambda: solver.log_extras(state, data),
                                              lambda: blank["extras"])
@@ -193,14 +199,13 @@ class Loop:
             slot = jnp.minimum(n, cap - 1)  # the next free one: overwritten until a log point fills it
             records = jax.tree.map(lambda b, r: jax.lax.dynamic_update_index_in_dim(b, r.astype(b.dtype), slot, 0),
                                    records, rec)
-            # one output for both (two separate ones slowed a cheap step by 15% on XLA:CPU)
-            return state, i, bad, n + logged.astype(jnp.int32), records, jnp.concatenate([ys[-1], tail])
+            return state, i, bad, n + logged.astype(jnp.int32), records, summary
 
         def more(c):
             state, t, bad = c[:3]
             return (t < t1) & ~solver.terminate(state) & (bad < 0)
 
-        start = (state, t0, jnp.int32(-1), jnp.int32(0), records, jnp.zeros(2 * blank["values"].size, blank["values"].dtype))
+        start = (state, t0, jnp.int32(-1), jnp.int32(0), records, jnp.zeros(m * (2 if stochastic else 1), jnp.float32))
         state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
         return state, t, bad, bad < 0, n, records, summary
 
@@ -236,11 +241,11 @@ def _append(history: dict, records: dict, n: int, names: list[str]) -> None:
     """The first ``n`` records of a chunk onto the history (read from the device once each)."""
     if n <= 0:
         return
-    steps, objective, values = (np.asarray(records[k])[:n] for k in ("step", "objective", "values"))
-    history["step"] += [int(s) for s in steps]
-    history["objective"] += [float(v) for v in objective]
+    rows = np.asarray(records["row"])[:n]
+    history["step"] += rows[:, 0].view(np.int32).tolist()
+    history["objective"] += rows[:, 1].astype(float).tolist()
     for j, name in enumerate(names):
-        history["objectives"][name] += [float(v) for v in values[:, j]]
+        history["objectives"][name] += rows[:, 2 + j].astype(float).tolist()
     for name, v in records.get("extras", {}).items():
         history.setdefault(name, [])
         history[name] += [x.tolist() for x in np.asarray(v)[:n]]
@@ -305,9 +310,10 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
             _append(history, records, int(n), names)
             summary = np.asarray(summary)
             state, done = new, t
-            tail = summary[len(summary) // 2:] if t > t0 else tail
+            m = len(names)
+            tail = summary[m:] if t > t0 and model.stochastic else tail
             if progress and t > t0:
-                last = summary[:len(summary) // 2]
+                last = summary[:m]
                 named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
                 progress(done, steps, float(solver.objective({"values": last})), *named)
             if failed_at is not None:
