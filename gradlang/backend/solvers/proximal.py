@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from ..build import Model
 from ..prox import ProxApplication
 from . import SOLVERS
-from ._prox_step import StopsOnTol, backtrack, compiled_init, first_step, mapping_norm
+from ._prox_step import ONCE, StopsOnTol, backtrack, compiled_init, first_step, mapping_norm
 
 
 class ProxState(NamedTuple):
@@ -41,7 +41,7 @@ class ProximalSolver(StopsOnTol):
     keyed = False  # a full-data, deterministic method: nothing in a step is random
 
     def init(self, u: dict, data: dict, key=None) -> ProxState:
-        return compiled_init(self, u, data)
+        return compiled_init(self, u, data, ONCE)
 
     def _init(self, u: dict, data: dict) -> ProxState:
         g = jax.grad(self.model.smooth_loss)(u, data)
