@@ -8,6 +8,11 @@ import numpyro
 
 from .build import Model
 
+# XLA options for a function compiled and run once a fit (posterior draws, k̂'s and PSIS's weights):
+# its compilation, not its run, is what costs.  Without the backend optimisations, kidiq's 1000
+# guide draws compile in 0.29 s instead of 0.6 s and run in 0.5 ms instead of 0.1-0.9 ms.
+ONCE = {"xla_backend_optimization_level": 0}
+
 
 def sample_guide(model: Model, unconstrained: dict, data: dict, n: int, seed: int) -> dict[str, np.ndarray]:
     """``n`` joint draws of the model's latents from the guide at the fitted parameters."""
@@ -19,7 +24,7 @@ def sample_guide(model: Model, unconstrained: dict, data: dict, n: int, seed: in
         with numpyro.validation_enabled(False):
             return GuideDraws(model.ppl, data, params).sample(key)
 
-    draws = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(seed), n))
+    draws = jax.jit(jax.vmap(one), compiler_options=ONCE)(jax.random.split(jax.random.PRNGKey(seed), n))
     return {k: np.asarray(v) for k, v in draws.items() if k in model.ppl.latents}
 
 

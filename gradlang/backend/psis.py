@@ -22,6 +22,8 @@ import jax
 import numpy as np
 import numpyro
 
+from .posterior import ONCE
+
 USABLE = 0.7  # Yao et al. 2018; Vehtari et al. 2024, section 3.2.4
 
 
@@ -104,7 +106,7 @@ def log_weights(model, unconstrained: dict, data: dict, n: int, seed: int) -> np
             draw = GuideDraws(ppl, data, params).draw(key)
             return model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
 
-    lw = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(seed), n))
+    lw = jax.jit(jax.vmap(one), compiler_options=ONCE)(jax.random.split(jax.random.PRNGKey(seed), n))
     return np.asarray(lw, np.float64)
 
 

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import numpyro
 
+from .posterior import ONCE
 from .psis import gpd_fit
 
 
@@ -55,7 +56,7 @@ def draws_and_log_weights(model, unconstrained: dict, data: dict, n: int, seed: 
             lw = model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
             return {k: v for k, v in draw.values.items() if k in ppl.latents}, lw
 
-    values, lw = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(seed), n))
+    values, lw = jax.jit(jax.vmap(one), compiler_options=ONCE)(jax.random.split(jax.random.PRNGKey(seed), n))
     return {k: np.asarray(v, np.float64) for k, v in values.items()}, np.asarray(lw, np.float64)
 
 
