@@ -13,7 +13,10 @@ unless given ``state=``, and then return ``(direction, state)``.
 
 A call costs little besides the jitted computation: an aggregator called without parameters is
 found in one dict lookup, and a stateless, deterministic one is a jitted function of J alone (no
-key or state is made per call), so small Jacobians are not dominated by Python.
+key or state is made per call, J's shape and dtype checked when it traces), so small Jacobians
+are not dominated by Python.  What remains at small sizes is XLA:CPU's: a computation of 1000
+flops or more is handed to another thread (``jax_cpu_enable_async_dispatch``), about 5 µs a
+call (mean of 8 x 1e4: 13 µs; 6 µs with that flag off).
 """
 
 from __future__ import annotations
@@ -80,15 +83,16 @@ def _compiled(name: str, params: dict):
 
 def _plain(name: str):
     """The aggregator ``name`` with its defaults and, when it keeps no state and draws nothing, a
-    jitted function of J alone: the fast path of ``aggregate``."""
+    jitted function of J alone: the fast path of ``aggregate``.  J's checks run when it traces
+    (J's shape and dtype are static, so once per shape), not at every call."""
     if name not in _PLAIN:
-        agg, run = _compiled(name, {})
+        agg = _compiled(name, {})[0]
         if agg.stochastic or agg.init(1, 1) != ():
             _PLAIN[name] = (agg, None)
         else:
             def direction(J):
                 aggregate.traces += 1
-                return agg(J, (), None)[0]
+                return agg(_jacobian(name, J), (), None)[0]
 
             _PLAIN[name] = (agg, jax.jit(direction))
     return _PLAIN[name]
@@ -110,11 +114,11 @@ def aggregate(name: str, J, *, key=None, state=None, **params):
     """The update direction of aggregator ``name`` for the Jacobian ``J`` (m x n)."""
     plain = _PLAIN.get(name) if type(name) is str and not (params or key is not None or state is not None) else None
     if plain is not None and plain[1] is not None:  # the common call: one lookup, one jitted call
-        return plain[1](_jacobian(name, J))
+        return plain[1](J if isinstance(J, (jax.Array, np.ndarray)) else jnp.asarray(J))
     if not isinstance(name, str) or name not in AGGREGATORS:
         raise ConfigError(f"unknown aggregator '{name}'", None, choice_help(str(name), AGGREGATORS.names()))
     if not params and key is None and state is None and _plain(name)[1] is not None:
-        return _PLAIN[name][1](_jacobian(name, J))
+        return aggregate(name, J)
     agg, run = _compiled(name, params)
     J = _jacobian(name, J)
     if key is None:
