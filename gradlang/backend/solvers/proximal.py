@@ -20,7 +20,14 @@ import jax.numpy as jnp
 from ..build import Model
 from ..prox import ProxApplication
 from . import SOLVERS
-from ._prox_step import ONCE, StopsOnTol, backtrack, compiled_init, first_step, mapping_norm
+from ._prox_step import (
+    ONCE,
+    StopsOnTol,
+    backtrack,
+    compiled_init,
+    first_step,
+    mapping_norm,
+)
 
 
 class ProxState(NamedTuple):
