@@ -105,3 +105,45 @@ def test_the_nuts_reference_of_each_port_converged_and_has_its_latents(name: str
             assert p[k].shape == tuple(shape), (site, k)
         assert np.all(p["rhat"] < 1.01) and np.all(p["ess"] > 1000), site
         assert np.all(p["sd"] > 0) and bool(np.all(support(jnp.asarray(p["mean"])))), site
+
+
+def test_gp_pois_regr_under_the_defaults_rejects_its_nonfinite_draws_counts_them_and_says_so(tmp_path):
+    """gp_pois_regr with its solve block removed (the VI defaults, reject=nonfinite).  Its kernel's
+    jitter (1e-6) is below float32 precision beside alpha^2 (~16), so the Cholesky fails on a few
+    percent of guide draws: before rejection the fit stopped non-finite at step 3.  Seeds 0, 1, 2:
+    the fit runs to the ELBO rule's stop; the count of rejected draws (Result, --out) is within a
+    factor of two of the failure rate measured by hand on the fitted guide (4000 draws, the
+    hand-written NumPyro model's log joint in float32: an independent evaluation); the verdict says
+    how many were rejected.  The mean-field fit misses the NUTS reference by more than the issue's
+    bar (a Gaussian guide cannot reach it here: NumPyro's float64 full-rank optimum, 20000 steps,
+    has alpha's and rho's sds 55-63% too small) and k̂ says so (> 0.7)."""
+    from gradlang.backend.posterior import sample_guide
+    from gradlang.outfile import write_out
+
+    from .posteriordb_models import posterior_gaps
+
+    text = "\n".join(ln for ln in (EXAMPLES / "gp_pois_regr.grad").read_text().splitlines()
+                     if not ln.startswith("solve"))
+    (tmp_path / "data").symlink_to(EXAMPLES / "data")
+    (tmp_path / "gp.grad").write_text(text + "\n")
+    prog = gradlang.compile(str(tmp_path / "gp.grad"))
+    model, arrays = prog.bind()
+    arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    hand, data = PORTS["gp_pois_regr"][2], load_data(PORTS["gp_pois_regr"][1])
+    log_joint = jax.jit(jax.vmap(lambda pt: -potential_energy(hand, (data,), {}, pt)))
+    for seed in (0, 1, 2):
+        result = prog.fit(seed=seed)
+        rate = result.rejected_draws / result.draws
+        draws = sample_guide(model, {k: jnp.asarray(v) for k, v in result.unconstrained.items()}, arrays, 4000, 7)
+        unconstrained = {site: biject_to(support).inv(jnp.asarray(draws[site]))
+                         for site, (support, _) in model.ppl.latents.items()}
+        by_hand = float(np.mean(~np.isfinite(np.asarray(log_joint(unconstrained)))))
+        assert result.draws == 4 * result.steps and 0.02 < rate < 0.2, (seed, rate)
+        assert by_hand / 2 < rate < 2 * by_hand, (seed, rate, by_hand)
+        assert f"{100 * rate:.1f}% of the fit's draws were rejected" in result.diagnostics["verdict"]
+        post = {k: (v["mean"], v["sd"]) for k, v in result.posterior.items()}
+        assert max(posterior_gaps(post, reference_posteriors()["gp_pois_regr"])) > 0.3
+        assert result.diagnostics["khat"] > 0.7, (seed, result.diagnostics)
+    write_out(result, str(tmp_path / "r.json"))
+    out = json.loads((tmp_path / "r.json").read_text())
+    assert out["rejected_draws"] == result.rejected_draws and out["draws"] == result.draws

@@ -14,17 +14,36 @@ from .build import Model
 ONCE = {"xla_backend_optimization_level": 0}
 
 
+def kept(model: Model, name: str, make):
+    """The function ``make()`` (a jitted function of the parameters, data and keys), made once per
+    checked program and dims and kept with the program's IR (each fit builds its model afresh,
+    the IR stays): the fits after the first (other seeds, other data of the same shapes) reuse its
+    compilation, and it goes when the program goes."""
+    store = model.program.__dict__.setdefault("_compiled_after_fit", {})
+    ppl = model.ppl
+    key = (name, tuple(sorted(model.dims.items())), ppl.batch_dim, ppl.batched, ppl.n_rows)
+    if key not in store:
+        store[key] = make()
+    return store[key]
+
+
 def sample_guide(model: Model, unconstrained: dict, data: dict, n: int, seed: int) -> dict[str, np.ndarray]:
     """``n`` joint draws of the model's latents from the guide at the fitted parameters."""
     from .guide_draw import GuideDraws
 
-    params = model.constrain(unconstrained)
+    def make():
+        def draws(unconstrained, data, keys):
+            params = model.constrain(unconstrained)
 
-    def one(key):
-        with numpyro.validation_enabled(False):
-            return GuideDraws(model.ppl, data, params).sample(key)
+            def one(key):
+                with numpyro.validation_enabled(False):
+                    return GuideDraws(model.ppl, data, params).sample(key)
 
-    draws = jax.jit(jax.vmap(one), compiler_options=ONCE)(jax.random.split(jax.random.PRNGKey(seed), n))
+            return jax.vmap(one)(keys)
+
+        return jax.jit(draws, compiler_options=ONCE)
+
+    draws = kept(model, "sample_guide", make)(unconstrained, data, jax.random.split(jax.random.PRNGKey(seed), n))
     return {k: np.asarray(v) for k, v in draws.items() if k in model.ppl.latents}
 
 

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 import numpyro
 
-from .posterior import ONCE
+from .posterior import ONCE, kept
 
 USABLE = 0.7  # Yao et al. 2018; Vehtari et al. 2024, section 3.2.4
 
@@ -98,15 +98,22 @@ def log_weights(model, unconstrained: dict, data: dict, n: int, seed: int) -> np
     from .guide_draw import GuideDraws
     from .sites import model_log_density
 
-    params = model.constrain(unconstrained)
     ppl = model.ppl
 
-    def one(key):
-        with numpyro.validation_enabled(False):
-            draw = GuideDraws(ppl, data, params).draw(key)
-            return model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
+    def make():
+        def weights(unconstrained, data, keys):
+            params = model.constrain(unconstrained)
 
-    lw = jax.jit(jax.vmap(one), compiler_options=ONCE)(jax.random.split(jax.random.PRNGKey(seed), n))
+            def one(key):
+                with numpyro.validation_enabled(False):
+                    draw = GuideDraws(ppl, data, params).draw(key)
+                    return model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
+
+            return jax.vmap(one)(keys)
+
+        return jax.jit(weights, compiler_options=ONCE)
+
+    lw = kept(model, "log_weights", make)(unconstrained, data, jax.random.split(jax.random.PRNGKey(seed), n))
     return np.asarray(lw, np.float64)
 
 

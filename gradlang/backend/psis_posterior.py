@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import numpyro
 
-from .posterior import ONCE
+from .posterior import ONCE, kept
 from .psis import gpd_fit
 
 
@@ -47,16 +47,24 @@ def draws_and_log_weights(model, unconstrained: dict, data: dict, n: int, seed: 
     from .guide_draw import GuideDraws
     from .sites import model_log_density
 
-    params = model.constrain(unconstrained)
     ppl = model.ppl
 
-    def one(key):
-        with numpyro.validation_enabled(False):
-            draw = GuideDraws(ppl, data, params).draw(key)
-            lw = model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
-            return {k: v for k, v in draw.values.items() if k in ppl.latents}, lw
+    def make():
+        def draws(unconstrained, data, keys):
+            params = model.constrain(unconstrained)
 
-    values, lw = jax.jit(jax.vmap(one), compiler_options=ONCE)(jax.random.split(jax.random.PRNGKey(seed), n))
+            def one(key):
+                with numpyro.validation_enabled(False):
+                    draw = GuideDraws(ppl, data, params).draw(key)
+                    lw = model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
+                    return {k: v for k, v in draw.values.items() if k in ppl.latents}, lw
+
+            return jax.vmap(one)(keys)
+
+        return jax.jit(draws, compiler_options=ONCE)
+
+    values, lw = kept(model, "draws_and_log_weights", make)(unconstrained, data,
+                                                           jax.random.split(jax.random.PRNGKey(seed), n))
     return {k: np.asarray(v, np.float64) for k, v in values.items()}, np.asarray(lw, np.float64)
 
 
