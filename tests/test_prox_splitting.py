@@ -286,6 +286,34 @@ def test_a_smooth_prox_function_of_a_map_stays_in_the_smooth_part():
         assert [t.fn for t in split.terms + split.dual] == ["norm1"], method
 
 
+def test_admm_cg_x_update_solves_the_linear_system():
+    """x_update = cg: one x-update from random z, w equals the exact minimiser of
+    0.5 mean((A x - b)^2) + (rho/2) ||x - z + w||^2, i.e. (A'A/m + rho I) x = A'b/m + rho (z - w),
+    solved here by numpy in float64 (rho = 3, so the test is not blind to a rho mix-up)."""
+    from gradlang.backend.solvers._splitting import DualTerms
+
+    rng = np.random.default_rng(11)
+    m, n, rho = 30, 8, 3.0
+    A, b = rng.normal(size=(m, n)), rng.normal(size=m)
+    program = gradlang.compile("data A: real[M, N]\ndata b: real[M]\nparam x: real[N] = 0\n"
+                               "minimize 0.5 * mean((A @ x - b)^2) + 0.1 * norm1(x)\n"
+                               f"solve {{ method = admm(rho = {rho}); steps = 10 }}")
+    assert dict(program.ir.split.options)["x_update"] == "cg"
+    model, arrays = program.bind({"A": A.astype(np.float32), "b": b.astype(np.float32)})
+    solver = make_solver(model, None, program.ir.solve)
+    z, w, x0 = (jnp.asarray(rng.normal(size=n), jnp.float32) for _ in range(3))
+
+    @jax.jit  # the init and the update in one compilation
+    def x_update():
+        state = solver._init({"x": x0}, arrays)._replace(z=(z,), w=(w,))
+        return solver.x_update(state, DualTerms(model, arrays), arrays)["x"]
+
+    x = x_update()
+    z, w = np.asarray(z, np.float64), np.asarray(w, np.float64)
+    exact = np.linalg.solve(A.T @ A / m + rho * np.eye(n), A.T @ b / m + rho * (z - w))
+    np.testing.assert_allclose(np.asarray(x), exact, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("objective, x_update", [
     ("0.5 * mean((X @ w - y)^2) + 0.1 * norm1(w)", "cg"),               # least squares, a term on w itself
     ("sumsq(w - y[0:3]) / 2 + dot(w, X[0]) + 0.1 * norm1(w)", "cg"),     # a quadratic plus a linear term
