@@ -32,8 +32,10 @@ Figures, per contender: ``steps``; ``wall s``: end to end, compile included, fro
 untimed, at a few steps before); ``mean err``: the largest over the model's scalars of
 |mean - ref mean| / ref sd; ``sd err``: the largest of |sd / ref sd - 1|.  The issue's bar: mean err
 <= 0.3 and sd err <= 0.3 on every seed.  gradlang's rows also show the Pareto k̂ of its fit
-(``Result.diagnostics``, computed after the timing).  At the end, per contender, the worst seed's
-figures per model and how many model-seed pairs pass the bar.
+(``Result.diagnostics``, computed after the timing) and, where the defaults rejected draws (a
+non-finite log joint or gradient), their share (``Result.rejected_draws / Result.draws``).  At
+the end, per contender, the worst seed's figures per model and how many model-seed pairs pass
+the bar.
 
 The full run (the lead's, on a quiet machine)::
 
@@ -107,7 +109,8 @@ class Gradlang:
         result = gradlang.compile(self.path).fit(seed=seed, steps=steps)
         post = {k: (v["mean"], v["sd"]) for k, v in result.posterior.items()}
         wall = time.perf_counter() - t0
-        return {"steps": result.steps, "wall": wall, "post": post, "khat": result.diagnostics.get("khat")}
+        return {"steps": result.steps, "wall": wall, "post": post, "khat": result.diagnostics.get("khat"),
+                "rejected": result.rejected_draws / result.draws if result.rejected_draws is not None else None}
 
 
 class NumPyroSVI:
@@ -150,6 +153,8 @@ class NumPyroSVI:
 
 def fmt(row: dict) -> str:
     khat = f"  k̂ {row['khat']:.2f}" if row.get("khat") is not None else ""
+    if row.get("rejected"):  # the VI defaults' draws rejected for a non-finite log joint or gradient
+        khat += f"  rejected {100 * row['rejected']:.1f}%"
     flag = "ok" if row["mean_err"] <= BAR and row["sd_err"] <= BAR else "--"
     return (f"{row['steps']:>7}  {row['wall']:7.1f}  {row['mean_err']:8.3f}  {row['sd_err']:7.3f}  {flag}{khat}")
 
