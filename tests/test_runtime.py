@@ -304,3 +304,57 @@ def test_nan_late_in_a_run_of_many_chunks_keeps_the_last_finite_state(monkeypatc
     assert f"non-finite at step {steps + 1}" in info.value.message
     np.testing.assert_allclose(result.params["w"], w, rtol=1e-6)
     assert result.history["step"][-1] <= steps
+
+
+DETERMINISTIC = """
+data X: real[N, D]
+data y: real[N]
+param w: real[D] = 0
+minimize mean((X @ w - y)^2) + 0.01 * sumsq(w)
+report norm = norm2(w)
+solve { optimizer = adam(lr = 0.05); steps = 230; log_every = 50 }
+"""
+
+
+def test_compiling_ahead_changes_nothing_and_compiles_each_executable_once(monkeypatch, caplog):
+    """The loop's executables (the chunk, the short last segment's, the final objectives, the
+    reports) compile on a worker thread while the host initialises: the run is bit-identical to
+    one that compiles as it goes, and no executable is compiled twice (the run's calls find the
+    worker's)."""
+    import logging
+
+    from gradlang.backend import runtime
+
+    results = {}
+    for ahead in (False, True):
+        monkeypatch.setattr(runtime, "COMPILE_AHEAD", ahead)
+        caplog.clear()
+        jax.config.update("jax_log_compiles", True)  # the config, not its thread-local context: the worker logs too
+        try:
+            with caplog.at_level(logging.WARNING):
+                results[ahead] = gradlang.compile(DETERMINISTIC).fit(data=_data())
+        finally:
+            jax.config.update("jax_log_compiles", False)
+        compiled = [r.getMessage() for r in caplog.records if "Finished XLA compilation of jit(" in r.getMessage()]
+        for name in ("_chunk", "_objectives", "<lambda>"):
+            count = sum(f"jit({name})" in m for m in compiled)
+            assert count == {"_chunk": 2, "_objectives": 1, "<lambda>": count}[name], (ahead, name, compiled)
+    _equal(results[True].params, results[False].params)
+    assert results[True].history == results[False].history
+    assert results[True].objective == results[False].objective
+    assert results[True].reports["norm"] == results[False].reports["norm"]
+
+
+def test_an_error_while_compiling_ahead_is_reported_as_without_it(monkeypatch):
+    """A program whose initial state cannot be made reports the same error with or without the
+    head start (the worker's compiles are waited for, then the error propagates)."""
+    from gradlang.backend import runtime
+
+    source = DETERMINISTIC.replace("param w: real[D] = 0", "param w: real[D] = log(-1 + 0 * X[1, 1])")
+    messages = []
+    for ahead in (True, False):
+        monkeypatch.setattr(runtime, "COMPILE_AHEAD", ahead)
+        with pytest.raises(GradlangError) as err:
+            gradlang.compile(source).fit(data=_data())
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]

@@ -10,7 +10,8 @@ executable serves every chunk length (a run whose step count is not a multiple o
 ends with one shorter segment: a second executable).  The host sizes chunks by the clock
 (``Clock``: about three looks a second) and dispatches chunk i+1 before it reads chunk i (JAX
 dispatches asynchronously), so the device never waits for the progress bar, the history or a
-checkpoint.
+checkpoint.  XLA compiles the loop's executables on a worker thread while the host initialises
+the solver (``Loop.compile_ahead``), so a solver's own start-up compiles and the loop's overlap.
 
 When a chunk was not finite, the chunk dispatched after it is dropped and it is replayed from its
 start (same keys, same minibatches) with a guarded step that refuses the first non-finite step,
@@ -23,6 +24,7 @@ the estimators' state, not how several objectives are aggregated, not the sign o
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from typing import Callable
@@ -40,6 +42,7 @@ GROWTH = 16            # a chunk is at most this many times longer than the one 
 RECORD_BYTES = 2**22   # the record buffer's size (objectives and reports of a chunk's log points)
 MAX_RECORDS = 512
 KEY_BLOCK = 4096       # at most this many step keys drawn at once (a segment's length)
+COMPILE_AHEAD = True    # XLA compiles the loop on a worker thread while the host initialises (Loop.compile_ahead)
 
 
 class NonFiniteError(RuntimeError_):
@@ -118,6 +121,34 @@ class Loop:
         self.shapes = jax.eval_shape(record, state)  # traced, not computed
         size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.shapes))
         self.capacity = int(np.clip(RECORD_BYTES // max(size, 1), 4, MAX_RECORDS))
+
+    def compile_ahead(self, init: Callable, data: dict, key, steps: int) -> "Ahead | None":
+        """Start XLA compiling the executables a run of ``steps`` steps will call (its chunk, the
+        short last segment's, the final objectives and reports) on a worker thread, before the
+        solver is initialised: the host then initialises (whose own compiles, e.g. a Laplace
+        start's L-BFGS or a prox method's step-size estimate, run on the other core) while XLA
+        compiles, and the final objectives compile while the loop runs.  ``init`` is a thunk
+        giving the initial state, traced by ``jax.eval_shape``.  Tracing and lowering run here,
+        on the calling thread (NumPyro's handler stack is a global, not thread-safe); only XLA's
+        compile, which releases the GIL, runs on the worker.  JAX keeps each executable with its
+        jitted function, so the run's calls find them compiled.  Returns None when the initial
+        state cannot be traced without running it (the run then compiles as it goes)."""
+        try:
+            state = jax.eval_shape(init)
+            self.prepare(state, data)
+            clock = Clock(self.segment, self.capacity, steps)
+            blocks = {clock.plan(0)[0]} | ({steps % self.segment} if steps > self.segment and steps % self.segment else set())
+            lowered = [self.chunk.lower(state, np.int32(0), np.int32(0), np.int32(steps), key, data, block=b)
+                       for b in sorted(blocks, reverse=True)]
+            n_loop = len(lowered)
+            params = self.solver.params(state)
+            if not self.model.stochastic:
+                lowered.append(self.objectives.lower(params, data, None))
+            if self.model.program.reports:
+                lowered.append(self.reports.lower(params, data))
+        except Exception:  # noqa: BLE001 -- only a head start: the run traces and compiles as it goes
+            return None
+        return Ahead(lowered, n_loop)
 
     def _chunk(self, state, t0, t1, total, key, data, *, block: int, guarded: bool):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
@@ -210,6 +241,32 @@ class Loop:
         return state, t, bad, bad < 0, n, records, summary
 
 
+class Ahead:
+    """XLA compiles of lowered executables, in order, on a worker thread.  A failed compile is
+    dropped: the run's own call compiles again and reports the error where it belongs."""
+
+    def __init__(self, lowered: list, loop_executables: int):
+        self.loop_executables = loop_executables  # the first ones: what the loop calls
+        self._done = [threading.Event() for _ in lowered]
+        self._thread = threading.Thread(target=self._compile, args=(lowered,), daemon=True)
+        self._thread.start()
+
+    def _compile(self, lowered: list) -> None:
+        for low, done in zip(lowered, self._done):
+            try:
+                low.compile()
+            except Exception:  # noqa: BLE001,S112 -- see the class docstring
+                pass
+            finally:
+                done.set()
+
+    def wait(self, n: int | None = None) -> None:
+        """Wait for the first ``n`` compiles (all by default) before calling one of them: JAX
+        would otherwise compile it a second time beside the first."""
+        for done in self._done[:n]:
+            done.wait()
+
+
 class Clock:
     """Chunk lengths from the clock: about ``TARGET_SECONDS`` of device time a chunk, in whole
     segments, never more records than the buffer holds; the last segment of a run may be short."""
@@ -275,62 +332,73 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
     start = time.perf_counter()
     data = {k: jnp.asarray(v) for k, v in data.items()}
     key, init_key = jax.random.split(jax.random.PRNGKey(seed))
-    state = solver.init(model.init(init_key, data), data, key)
     loop = loop or Loop(model, solver, log_every)
-    loop.prepare(state, data)
-    names = [o.name for o in model.program.objectives]
-    history: dict = {"step": [], "objective": [], "objectives": {n: [] for n in names},
-                     "reports": {n: [] for n in model.program.reports}}
-    done, converged_at = 0, None
-    if resume is not None:
-        state, done, history, converged_at = resume.load(state)
-    clock, total = Clock(loop.segment, loop.capacity, steps), np.int32(steps)
-    by_name = progress is not None and takes_objectives(progress)
-    tail, failed_at, interrupted = None, None, False
+    init = lambda: solver.init(model.init(init_key, data), data, key)  # noqa: E731
+    fresh = loop.capacity is None  # a loop kept from an earlier fit has its executables already
+    ahead = loop.compile_ahead(init, data, key, steps) if COMPILE_AHEAD and fresh and resume is None and steps > 0 else None
+    try:  # an error on the way still waits for the worker (a process must not exit in its compile)
+        state = init()
+        loop.prepare(state, data)
+        names = [o.name for o in model.program.objectives]
+        history: dict = {"step": [], "objective": [], "objectives": {n: [] for n in names},
+                         "reports": {n: [] for n in model.program.reports}}
+        done, converged_at = 0, None
+        if resume is not None:
+            state, done, history, converged_at = resume.load(state)
+        clock, total = Clock(loop.segment, loop.capacity, steps), np.int32(steps)
+        by_name = progress is not None and takes_objectives(progress)
+        tail, failed_at, interrupted = None, None, False
 
-    def dispatch(state, t0: int):
-        block, t1 = clock.plan(t0)
-        out = loop.chunk(state, np.int32(t0), np.int32(t1), total, key, data, block=block)
-        return state, t0, t1, block, out, time.perf_counter()
+        def dispatch(state, t0: int):
+            block, t1 = clock.plan(t0)
+            out = loop.chunk(state, np.int32(t0), np.int32(t1), total, key, data, block=block)
+            return state, t0, t1, block, out, time.perf_counter()
 
-    try:
-        pending = dispatch(state, done) if done < steps and converged_at is None else None
-        looked = time.perf_counter()
-        while pending is not None:
-            before, t0, t1, block, out, sent = pending
-            following = dispatch(out[0], t1) if t1 < steps else None  # before reading this one
-            if not bool(out[3]):  # not finite: replay from the chunk's start, refusing the bad step
-                following = None
-                out = loop.replay(before, np.int32(t0), np.int32(t1), total, key, data, block=block)
-                failed_at = int(out[2]) if int(out[2]) >= 0 else None
-            new, t, _, _, n, records, summary = out
-            t, now = int(t), time.perf_counter()
-            clock.observe(t - t0, now - max(sent, looked))
-            looked = now
-            _append(history, records, int(n), names)
-            summary = np.asarray(summary)
-            state, done = new, t
-            m = len(names)
-            tail = summary[m:] if t > t0 and model.stochastic else tail
-            if progress and t > t0:
-                last = summary[:m]
-                named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
-                progress(done, steps, float(solver.objective({"values": last})), *named)
-            if failed_at is not None:
-                break
-            if t < t1:  # the solver's own test held
-                converged_at = done
-            if checkpoint is not None:
-                checkpoint.save(state, done, history, converged_at, final=False)
-            if converged_at is not None:
-                break
-            pending = following if following is not None or t >= steps else dispatch(state, done)
-    except KeyboardInterrupt:
-        interrupted = True
-    if checkpoint is not None and failed_at is None:
-        checkpoint.save(state, done, history, converged_at, final=True)
-    return _result(model, solver, loop, state, data, seed, history, done, tail, failed_at, converged_at,
-                   interrupted, start)
+        if ahead is not None:
+            ahead.wait(ahead.loop_executables)
+        try:
+            pending = dispatch(state, done) if done < steps and converged_at is None else None
+            looked = time.perf_counter()
+            while pending is not None:
+                before, t0, t1, block, out, sent = pending
+                following = dispatch(out[0], t1) if t1 < steps else None  # before reading this one
+                if not bool(out[3]):  # not finite: replay from the chunk's start, refusing the bad step
+                    following = None
+                    out = loop.replay(before, np.int32(t0), np.int32(t1), total, key, data, block=block)
+                    failed_at = int(out[2]) if int(out[2]) >= 0 else None
+                new, t, _, _, n, records, summary = out
+                t, now = int(t), time.perf_counter()
+                clock.observe(t - t0, now - max(sent, looked))
+                looked = now
+                _append(history, records, int(n), names)
+                summary = np.asarray(summary)
+                state, done = new, t
+                m = len(names)
+                tail = summary[m:] if t > t0 and model.stochastic else tail
+                if progress and t > t0:
+                    last = summary[:m]
+                    named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
+                    progress(done, steps, float(solver.objective({"values": last})), *named)
+                if failed_at is not None:
+                    break
+                if t < t1:  # the solver's own test held
+                    converged_at = done
+                if checkpoint is not None:
+                    checkpoint.save(state, done, history, converged_at, final=False)
+                if converged_at is not None:
+                    break
+                pending = following if following is not None or t >= steps else dispatch(state, done)
+        except KeyboardInterrupt:
+            interrupted = True
+        if checkpoint is not None and failed_at is None:
+            checkpoint.save(state, done, history, converged_at, final=True)
+        if ahead is not None:
+            ahead.wait()
+        return _result(model, solver, loop, state, data, seed, history, done, tail, failed_at, converged_at,
+                       interrupted, start)
+    finally:
+        if ahead is not None:
+            ahead.wait()
 
 
 ESTIMATE_DRAWS = 64  # independent evaluations of a Monte-Carlo objective at the final parameters
