@@ -377,6 +377,18 @@ def test_aggregate_errors_are_clear():
         gradlang.aggregate("upgrad", J, pref_vector=[1.0, 1.0])
 
 
+def test_aggregate_fast_path_checks_and_casts_when_it_traces():
+    """The call without parameters (a jitted function of J alone, checked when it traces): after a
+    good call has cached it, a wrong shape still raises the ConfigError, an integer J is cast to
+    floats (mean of [[1, 2], [4, 6]] is [2.5, 4]), and a list is taken as an array."""
+    gradlang.aggregate("mean", np.ones((2, 3), np.float32))
+    with pytest.raises(ConfigError, match=r"shape \[m, n\]"):
+        gradlang.aggregate("mean", np.ones(3))
+    d = gradlang.aggregate("mean", np.array([[1, 2], [4, 6]]))
+    assert jnp.issubdtype(d.dtype, jnp.floating) and np.allclose(d, [2.5, 4.0])
+    assert np.allclose(gradlang.aggregate("sum", [[1.0, 2.0], [4.0, 6.0]]), [5.0, 8.0])
+
+
 def test_stateful_aggregate_returns_its_state():
     """With state=, gradlang.aggregate returns (direction, state); modo's λ moves on the simplex."""
     J = np.array([[1.0, 0.0], [0.0, 2.0]])
