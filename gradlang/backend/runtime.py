@@ -122,7 +122,7 @@ class Loop:
         size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.shapes))
         self.capacity = int(np.clip(RECORD_BYTES // max(size, 1), 4, MAX_RECORDS))
 
-    def compile_ahead(self, init: Callable, data: dict, key, steps: int) -> "Ahead | None":
+    def compile_ahead(self, init: Callable, data: dict, key, steps: int) -> Ahead | None:
         """Start XLA compiling the executables a run of ``steps`` steps will call (its chunk, the
         short last segment's, the final objectives and reports) on a worker thread, before the
         solver is initialised: the host then initialises (whose own compiles, e.g. a Laplace
@@ -137,7 +137,9 @@ class Loop:
             state = jax.eval_shape(init)
             self.prepare(state, data)
             clock = Clock(self.segment, self.capacity, steps)
-            blocks = {clock.plan(0)[0]} | ({steps % self.segment} if steps > self.segment and steps % self.segment else set())
+            blocks = {clock.plan(0)[0]}  # the first chunk's segment length, and the short last segment's
+            if steps > self.segment and steps % self.segment:
+                blocks.add(steps % self.segment)
             lowered = [self.chunk.lower(state, np.int32(0), np.int32(0), np.int32(steps), key, data, block=b)
                        for b in sorted(blocks, reverse=True)]
             n_loop = len(lowered)
@@ -160,8 +162,8 @@ class Loop:
         the last step's objectives (for the progress bar), for a Monte-Carlo objective followed
         by their means over the last segment (its final estimate).  A record's step, aggregate
         and objectives are one float32 row (the step's int32 bits): one buffer to update, not
-        three (each buffer in the loop's carry costs the compile, which is most of a short run).  The fast segment is a
-        ``lax.scan`` of the solver's step alone with the objectives as the scan's output;
+        three (each buffer in the loop's carry costs compile time, most of a short run's cost).
+        The fast segment is a ``lax.scan`` of the solver's step alone with the objectives as the scan's output;
         finiteness is checked once a segment (a NaN spreads to the state).  A solver that may
         terminate has each step skipped (``lax.cond``) once it has."""
         solver, le, cap = self.solver, self.log_every, self.capacity
@@ -255,7 +257,7 @@ class Ahead:
         for low, done in zip(lowered, self._done):
             try:
                 low.compile()
-            except Exception:  # noqa: BLE001,S112 -- see the class docstring
+            except Exception:  # noqa: BLE001,S110 -- see the class docstring
                 pass
             finally:
                 done.set()
@@ -333,7 +335,7 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
     data = {k: jnp.asarray(v) for k, v in data.items()}
     key, init_key = jax.random.split(jax.random.PRNGKey(seed))
     loop = loop or Loop(model, solver, log_every)
-    init = lambda: solver.init(model.init(init_key, data), data, key)  # noqa: E731
+    init = lambda: solver.init(model.init(init_key, data), data, key)
     fresh = loop.capacity is None  # a loop kept from an earlier fit has its executables already
     ahead = loop.compile_ahead(init, data, key, steps) if COMPILE_AHEAD and fresh and resume is None and steps > 0 else None
     try:  # an error on the way still waits for the worker (a process must not exit in its compile)
