@@ -139,13 +139,24 @@ def report_error(text: str) -> None:
     sys.stderr.flush()
 
 
+NO_CACHE_HELP = ("do not read or write the compilation cache (XLA executables and parser tables kept in "
+                 "$GRADLANG_CACHE_DIR, else $XDG_CACHE_HOME/gradlang/xla, else ~/.cache/gradlang/xla; "
+                 "GRADLANG_CACHE=0 does the same)")
+COMPILING = ("check", "run", "compile")  # the commands that compile, and so use the cache
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gradlang", description="Compile and run gradlang (.grad) programs.")
+    p.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
+    # the subcommands take it too (``gradlang run FILE --no-cache``); SUPPRESS keeps a subcommand
+    # from resetting the flag given before it
+    no_cache = argparse.ArgumentParser(add_help=False)
+    no_cache.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS, help=NO_CACHE_HELP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    c = sub.add_parser("check", help="parse and check a program")
+    c = sub.add_parser("check", help="parse and check a program", parents=[no_cache])
     c.add_argument("file")
     c.set_defaults(fn=cmd_check)
-    r = sub.add_parser("run", help="compile and solve a program")
+    r = sub.add_parser("run", help="compile and solve a program", parents=[no_cache])
     r.add_argument("file")
     r.add_argument("--data", help="an .npz or .csv file with the program's data")
     r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a const")
@@ -158,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--diagnose", action="store_true",
                    help="compare the gradient variance of the estimators at the initial parameters")
     r.set_defaults(fn=cmd_run)
-    m = sub.add_parser("compile", help="print a stage of compilation")
+    m = sub.add_parser("compile", help="print a stage of compilation", parents=[no_cache])
     m.add_argument("file")
     m.add_argument("--emit", default="ir", help="ast | ir | ir:PASS | jaxpr")
     m.set_defaults(fn=cmd_compile)
@@ -177,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "fn", None):
         parser().print_help()
         return EXIT_USER
+    if args.command in COMPILING:
+        from .cache import for_command_line
+
+        for_command_line(args.no_cache)  # before the first compile; this process runs only gradlang
     try:
         return args.fn(args)
     except InternalError as err:

@@ -1,0 +1,102 @@
+"""The persistent compilation cache (gradlang/cache.py): the command line's second run loads what the
+first compiled, the loop's chunk compiled on the worker thread included, and gives the same result
+bit for bit; ``--no-cache`` writes nothing; a cache directory the user configured for JAX is kept.
+
+What is asserted is what JAX reports (``jax_log_compiles``: a line "Persistent compilation cache hit
+for 'jit_NAME'" for each executable loaded from disk) and the files in the directory, never a time.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gradlang import cache
+from gradlang.cli import parser
+
+from .conftest import ROOT
+
+EXAMPLE = str(ROOT / "examples" / "lasso_diabetes.grad")  # fista: an init compile, the worker's chunk
+HIT = "Persistent compilation cache hit for '"
+
+
+def gradlang_run(tmp_path, name, *flags, **env):
+    """``gradlang run EXAMPLE --quiet --out NAME.json`` in a fresh process, JAX logging its compiles:
+    (the result without its wall time, the executables loaded from the cache, the ones compiled)."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("GRADLANG_CACHE", "GRADLANG_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")}
+    environ.update(JAX_PLATFORMS="cpu", JAX_LOG_COMPILES="1", **env)
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run([sys.executable, "-m", "gradlang.cli", "run", EXAMPLE, "--quiet", "--out", str(out),
+                           *flags], check=False, env=environ, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    result.pop("seconds")
+    lines = proc.stderr.splitlines()
+    hits = [line[len(HIT):].split("'")[0] for line in lines if line.startswith(HIT)]
+    compiled = [line for line in lines if line.startswith("Compiling ")]
+    return result, hits, compiled
+
+
+def entries(folder):
+    return sorted(p.name for p in folder.glob("*-cache")) if folder.exists() else []
+
+
+def test_second_run_loads_every_executable_from_the_cache_and_agrees_bit_for_bit(tmp_path):
+    folder = tmp_path / "cache"
+    first, first_hits, first_compiled = gradlang_run(tmp_path, "first", GRADLANG_CACHE_DIR=str(folder))
+    assert "jit__chunk" not in first_hits and len(first_hits) < len(first_compiled)  # (an op compiled twice
+    # in one process, in two JAX contexts, finds its first compile on disk)
+    written = entries(folder)
+    # the loop's chunk (compiled on the worker thread) and the solver's init are among them
+    assert any(n.startswith("jit__chunk-") for n in written), written
+    assert any(n.startswith("jit__objectives-") for n in written), written
+    assert list(folder.glob("gradlang-parser-*.lark")), "the parser's tables are cached too"
+
+    second, hits, compiled = gradlang_run(tmp_path, "second", GRADLANG_CACHE_DIR=str(folder))
+    assert "jit__chunk" in hits and "jit__objectives" in hits
+    assert len(hits) == len(compiled), "every executable of the second run comes from the cache"
+    assert entries(folder) == written, "nothing new to write"
+
+    cold, cold_hits, _ = gradlang_run(tmp_path, "cold", "--no-cache", GRADLANG_CACHE_DIR=str(tmp_path / "unused"))
+    assert cold_hits == [] and not (tmp_path / "unused").exists(), "--no-cache reads and writes nothing"
+    assert second == cold == first  # loaded executables give the freshly compiled ones' numbers exactly
+    assert first["params"]["w"] != [0.0] * len(first["params"]["w"])
+
+
+def test_a_cache_directory_configured_for_jax_is_kept(tmp_path):
+    theirs, ours = tmp_path / "theirs", tmp_path / "ours"
+    gradlang_run(tmp_path, "r", GRADLANG_CACHE_DIR=str(ours), JAX_COMPILATION_CACHE_DIR=str(theirs),
+                 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    assert any(n.startswith("jit__chunk-") for n in entries(theirs))
+    assert entries(ours) == []
+
+
+def test_cache_directory_and_switches(monkeypatch, tmp_path):
+    for name in ("GRADLANG_CACHE_DIR", "XDG_CACHE_HOME", "GRADLANG_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.default_dir() == tmp_path / "home" / ".cache" / "gradlang" / "xla"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.default_dir() == tmp_path / "xdg" / "gradlang" / "xla"
+    monkeypatch.setenv("GRADLANG_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache.default_dir() == tmp_path / "mine"
+
+    assert not cache.disabled_by_environment()
+    for off in ("0", "off", "False"):
+        monkeypatch.setenv("GRADLANG_CACHE", off)
+        assert cache.disabled_by_environment()
+        assert cache.for_command_line(no_cache=False) is None
+    monkeypatch.setenv("GRADLANG_CACHE", "1")
+    assert not cache.disabled_by_environment()
+    assert cache.for_command_line(no_cache=True) is None
+    assert not (tmp_path / "mine").exists() and cache.active_dir() is None
+
+
+@pytest.mark.parametrize("argv, off", [(["run", "f.grad"], False), (["run", "f.grad", "--no-cache"], True),
+                                       (["--no-cache", "run", "f.grad"], True), (["check", "f.grad", "--no-cache"], True),
+                                       (["compile", "f.grad", "--no-cache"], True)])
+def test_no_cache_flag_before_or_after_the_command(argv, off):
+    assert parser().parse_args(argv).no_cache is off
