@@ -74,6 +74,15 @@ def test_a_cache_directory_configured_for_jax_is_kept(tmp_path):
     assert entries(ours) == []
 
 
+def test_importing_gradlang_leaves_jax_config_alone():
+    import jax
+
+    import gradlang
+
+    assert gradlang.use_compilation_cache is cache.use_compilation_cache  # the API's opt-in
+    assert jax.config.jax_compilation_cache_dir is None and cache.active_dir() is None
+
+
 def test_cache_directory_and_switches(monkeypatch, tmp_path):
     for name in ("GRADLANG_CACHE_DIR", "XDG_CACHE_HOME", "GRADLANG_CACHE"):
         monkeypatch.delenv(name, raising=False)
