@@ -109,3 +109,34 @@ def test_cache_directory_and_switches(monkeypatch, tmp_path):
                                        (["compile", "f.grad", "--no-cache"], True)])
 def test_no_cache_flag_before_or_after_the_command(argv, off):
     assert parser().parse_args(argv).no_cache is off
+
+
+def test_constant_initial_values_are_made_on_the_host_without_compiling(caplog):
+    """A first fit's one-off eager ops cost a compile each (~0.03-0.2 s on a busy CPU): the initial
+    values (a constant broadcast to the parameter's shape and checked against its domain, zeros where
+    no init is written) are made with numpy instead.  Shapes unlike other tests', so that an op some
+    earlier test compiled in this process cannot hide one."""
+    import logging
+
+    import jax
+    import numpy as np
+
+    import gradlang
+
+    program = gradlang.compile("""
+data y: real[N, K]
+param w: real[N, K] = 0.25
+param b: real[K] = -1
+param v: real[N, K]
+minimize sumsq(w - y) + sumsq(b) + sumsq(v)
+""")
+    model, arrays = program.bind({"y": np.ones((13, 3))})
+    key = jax.random.PRNGKey(0)
+    caplog.clear()
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        u = model.init(key, arrays)
+    assert [r.getMessage()[:60] for r in caplog.records if r.getMessage().startswith("Compiling")] == []
+    expected = {"w": np.full((13, 3), 0.25), "b": np.full(3, -1.0), "v": np.zeros((13, 3))}
+    for name, value in expected.items():
+        assert isinstance(u[name], jax.Array) and u[name].dtype == np.float32
+        np.testing.assert_array_equal(np.asarray(u[name]), value)

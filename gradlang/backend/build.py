@@ -106,25 +106,33 @@ class Model(eqx.Module):
         unconstrained space) where no init is written, which is the domain's centre.  Guide
         family parameters start where their family puts them."""
         out = {}
-        keys = jax.random.split(key, max(len(self.program.params), 1))
+        keys = None  # split only for an init that is a draw (a split is one more compile on a first fit)
         ev = self.evaluator({}, data)
-        for k, (name, p) in zip(keys, self.program.params.items()):
+        for i, (name, p) in enumerate(self.program.params.items()):
             t = self.transform(name)
             shape = self.shape(name)
             unconstrained_shape = t.inverse_shape(shape)
             if p.init is None:
-                out[name] = jnp.zeros(unconstrained_shape, jnp.float32)
+                out[name] = jax.device_put(np.zeros(unconstrained_shape, np.float32))
                 continue
             value = ev.eval(p.init)
             if hasattr(value, "sample"):
-                value = value.sample(k, shape[: len(shape) - len(value.event_shape)] if value.event_shape
+                if keys is None:
+                    keys = jax.random.split(key, max(len(self.program.params), 1))
+                value = value.sample(keys[i], shape[: len(shape) - len(value.event_shape)] if value.event_shape
                                      else shape)
-            value = jnp.broadcast_to(jnp.asarray(value, jnp.float32), shape)
-            inside = jnp.all(constraint(p.domain).check(value))
-            if not isinstance(inside, jax.core.Tracer) and not bool(inside):
+            if isinstance(value, jax.core.Tracer):  # traced (inside a caller's jit): stays in the trace
+                value = jnp.broadcast_to(jnp.asarray(value, jnp.float32), shape)
+                out[name] = t.inv(value).astype(jnp.float32)
+                continue
+            # a concrete init (a constant, a draw) is broadcast and checked on the host: as JAX ops
+            # each would be compiled on a process's first fit (five executables a shape for a real
+            # parameter's check, ~0.3 s on a busy CPU), for values computed once
+            value = np.broadcast_to(np.asarray(value, np.float32), shape)
+            if not bool(np.all(np.asarray(constraint(p.domain).check(value)))):
                 raise TypeError_(f"the initial value of {name} is outside its domain {p.domain}",
                                  p.init.span, "choose a value inside the domain, or leave the init out")
-            out[name] = t.inv(value).astype(jnp.float32)
+            out[name] = jax.device_put(np.asarray(t.inv(value), np.float32))
         for name, (c, value) in self.family.items():
             out[name] = jax.tree.map(lambda v, t=biject_to(c): jnp.asarray(t.inv(v), jnp.float32), value)
         return out
