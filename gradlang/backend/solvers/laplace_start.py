@@ -2,9 +2,11 @@
 
 Pathfinder (Zhang, Carpenter, Gelman & Vehtari, JMLR 23, 2022) starts variational inference from
 a Gaussian found by L-BFGS on the log joint density in the unconstrained space.  We take the end
-of that path: L-BFGS (``optax.lbfgs``, zoom line search) on ``-log p(y, u)`` to the mode ``m0``,
-the exact Hessian ``H`` there (``jax.hessian``: the guides this applies to are full-rank or
-mean-field Gaussians over a few hundred latents at most), and the Gaussian
+of that path, the mode ``m0`` of ``-log p(y, u)``, found by damped Newton steps with the exact
+Hessian (the guides this applies to are full-rank or mean-field Gaussians over a few hundred
+latents at most: a Hessian is a few hundred Hessian-vector products; Newton's step with the
+Hessian's eigenvalues in absolute value, halved until the potential falls), the Hessian ``H``
+there, and the Gaussian
 
     full_rank:   N(m0, H^-1),              L0 = chol(H^-1)
     mean_field:  N(m0, diag(1 / H_ii)),    L0 = diag(H_ii^-1/2)
@@ -28,10 +30,10 @@ parametrisation a lower-Cholesky entry must travel to about -100 at 0.01 a step)
 parameters with the frame kept in the direction's state (arrays, so a checkpoint holds it);
 ``__call__`` evaluates the wrapped direction at the guide's parameters and pulls its gradient back
 to the frame's (one ``vjp`` of the affine map); ``to_params`` maps the frame's parameters to the
-guide's for the report.  When L-BFGS or the Hessian is not finite (no mode: a flat direction, a
-funnel, a saddle: the Hessian not positive definite, or the Newton decrement at the end above one,
-i.e. still a posterior sd or more from the mode), the frame is the identity at the guide's own
-initial point.
+guide's for the report.  When the Newton iterate or the Hessian is not finite (no mode: a flat
+direction, a funnel, a saddle: the Hessian not positive definite, or the Newton decrement at the
+end above one, i.e. still a posterior sd or more from the mode), the frame is the identity at the
+guide's own initial point.
 """
 
 from __future__ import annotations
@@ -43,14 +45,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpyro
-import optax
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import potential_energy
 
 FRAME = "laplace_frame"  # the key of the frame (m0, L0) in the direction's running state
-LBFGS_STEPS = 200        # at most; it stops once the gradient's norm is below LBFGS_GTOL
-LBFGS_GTOL = 1e-3
-NEWTON_STEPS = 3         # Newton steps after L-BFGS, each taken only where it lowers the potential
+NEWTON_STEPS = 60        # damped Newton iterations at most (each one Hessian)
+NEWTON_TOL = 1e-4        # stop once the Newton decrement (squared distance to the mode, in sds) is below
+MAX_STEP = 1e3           # a Newton step at most this long in the local posterior sds (a guard against overflow)
+MIN_STEP = 1 / 64        # stop once the step was halved below this fraction (float32's noise floor)
 FAMILIES = ("full_rank", "mean_field")  # the whole-guide families that have a frame
 # XLA options for a function that runs once a fit: its compilation, not its run, is what costs
 ONCE = {"xla_backend_optimization_level": 0}
@@ -95,7 +97,7 @@ class LaplaceFrame(eqx.Module):
         return out
 
     def _loc(self, u: dict):
-        """The guide's location as one flat vector (its initial point for L-BFGS)."""
+        """The guide's location as one flat vector (the Newton iterations' initial point)."""
         if self.family == "full_rank":
             return u["auto_loc"]
         return jnp.concatenate([jnp.ravel(u[f"{n}_auto_loc"]) for n in self._latent_shapes()])
@@ -111,21 +113,6 @@ class LaplaceFrame(eqx.Module):
                 return potential_energy(self.model.ppl.model_fn, (data, params), {}, self._unravel(flat))
 
         x0 = self._loc(u)
-        solver = optax.lbfgs()  # zoom line search: backtracking stalled on a mixture (low_dim_gauss_mix)
-        value_and_grad = optax.value_and_grad_from_state(potential)
-
-        def step(carry):
-            x, state, i = carry
-            value, grad = value_and_grad(x, state=state)
-            updates, state = solver.update(grad, state, x, value=value, grad=grad, value_fn=potential)
-            return optax.apply_updates(x, updates), state, i + 1
-
-        def more(carry):
-            _, state, i = carry
-            grad = optax.tree_utils.tree_get(state, "grad")
-            return (i == 0) | ((i < LBFGS_STEPS) & (optax.tree_utils.tree_norm(grad) >= LBFGS_GTOL))
-
-        mode, _, _ = jax.lax.while_loop(more, step, (x0, solver.init(x0), jnp.int32(0)))
 
         def curvature(x):
             """The potential, its gradient and the Hessian's unit-diagonal scaling ``d`` with the
@@ -141,33 +128,51 @@ class LaplaceFrame(eqx.Module):
             # eigh reads one triangle only (gp_pois_regr: a -1e-5 eigenvalue of a positive definite
             # matrix, and the start fell back to the identity frame)
             h = 0.5 * (h + h.T)
-            d = jax.lax.rsqrt(jnp.maximum(jnp.diag(h), 1e-12))
+            d = jax.lax.rsqrt(jnp.maximum(jnp.abs(jnp.diag(h)), 1e-12))
             lam, v = jnp.linalg.eigh(d[:, None] * h * d[None, :])
             return value, grad, d, lam, v
 
         def newton_direction(state):
+            """Newton's step with the scaled Hessian's eigenvalues taken in absolute value (a
+            descent direction where the Hessian is indefinite: Dauphin et al., NeurIPS 2014),
+            at most ``MAX_STEP`` long in the metric of that Hessian (the local posterior sds: the
+            square root of the Newton decrement)."""
             _, g, d, lam, v = state
-            return -d * ((v / jnp.maximum(lam, 1e-6)) @ (v.T @ (d * g)))
+            curv = jnp.maximum(jnp.abs(lam), 1e-6)
+            z = -(v.T @ (d * g)) / curv  # the step in the eigenbasis of the scaled Hessian
+            length = jnp.sqrt(jnp.sum(curv * z * z))
+            return d * (v @ (z * jnp.minimum(1.0, MAX_STEP / jnp.maximum(length, 1e-30))))
 
-        def newton(_, carry):
-            # L-BFGS stalls on long, narrow valleys (diamonds' polynomial predictors); Newton steps
-            # finish the job near a mode, a step kept only where the Hessian it came from is
-            # positive definite and the potential falls.  One curvature evaluation per step (the
-            # candidate's: kept, it is the next step's), so the compiled start holds one copy of
-            # the Hessian's program instead of one per use.
-            x, state, candidate = carry
+        def newton(carry):
+            # damped Newton: the candidate x + t p is kept where the potential falls (then p is the
+            # new point's Newton step and t = 1), else t is halved.  One curvature evaluation per
+            # iteration (the candidate's: kept, it is the next one's), so the compiled start holds
+            # one copy of the Hessian's program and nothing else: L-BFGS with optax's zoom line
+            # search before it cost more than half of the start's compilation (kidiq 1.45 -> 0.70 s,
+            # the same mode on the ten posteriordb ports to 0.02 sd but gp_pois_regr's, where
+            # float32 noise in the potential leaves any method 0.01 nats from the mode)
+            x, state, p, t, i = carry
+            candidate = x + t * p
             new = curvature(candidate)
             better = jnp.isfinite(new[0]) & (new[0] < state[0]) & jnp.all(jnp.isfinite(candidate))
             x, state = jax.tree.map(lambda a, b: jnp.where(better, a, b), (candidate, new), (x, state))
-            proposal = x + newton_direction(state)
-            proposal = jnp.where(jnp.all(state[3] > 0), proposal, x)
-            return x, state, proposal
+            p = jnp.where(better, newton_direction(state), p)
+            return x, state, p, jnp.where(better, 1.0, 0.5 * t), i + 1
 
-        # the first pass evaluates the L-BFGS end point itself (its "previous" value is +inf)
-        inf = jnp.asarray(jnp.inf, mode.dtype)
-        nothing = (inf, jnp.zeros_like(mode), jnp.ones_like(mode), jnp.zeros_like(mode),
-                   jnp.eye(mode.shape[0], dtype=mode.dtype))
-        mode, (value, g, d, lam, v), _ = jax.lax.fori_loop(0, NEWTON_STEPS + 1, newton, (mode, nothing, mode))
+        def more(carry):
+            _, state, _, t, i = carry
+            # the Newton decrement of the current point (its squared distance to the local
+            # quadratic's mode, in posterior sds) still above NEWTON_TOL, the step not shrunk away
+            _, g, d, lam, v = state
+            decrement = jnp.sum((v.T @ (d * g)) ** 2 / jnp.maximum(jnp.abs(lam), 1e-6))
+            return (i < 2) | ((i < NEWTON_STEPS) & (t > MIN_STEP) & ~(decrement < NEWTON_TOL))
+
+        # the first iteration evaluates x0 itself (its "previous" value is +inf)
+        inf = jnp.asarray(jnp.inf, x0.dtype)
+        nothing = (inf, jnp.zeros_like(x0), jnp.ones_like(x0), jnp.zeros_like(x0), jnp.eye(x0.shape[0], dtype=x0.dtype))
+        one = jnp.asarray(1.0, x0.dtype)
+        mode, (value, g, d, lam, v), _, _, _ = jax.lax.while_loop(
+            more, newton, (x0, nothing, jnp.zeros_like(x0), one, jnp.int32(0)))
         cov = (v / jnp.maximum(lam, 1e-6)) @ v.T  # the scaled covariance
         # a mode: a positive definite Hessian, and the gradient's Newton decrement (the distance
         # to the mode of the local quadratic, in posterior sds) below one
