@@ -8,9 +8,9 @@ block writes no ``optimizer``, ``steps`` or ``tol`` gets them chosen here, writt
     solve: optimizer=adam(lr=0.02) steps=10000 ...
 
 - **start = laplace** (full_rank and mean_field guides): the guide starts at the Laplace
-  approximation of the posterior, the end point of Pathfinder's L-BFGS path (Zhang et al., JMLR
-  2022), and is fitted in its frame, where every direction is in posterior sds
-  (``backend/solvers/laplace_start.py``).  Other guides start where their family puts them.
+  approximation of the posterior (its mode by damped Newton), the end point of Pathfinder's path
+  (Zhang et al., JMLR 2022), and is fitted in its frame, where every direction is in posterior
+  sds (``backend/solvers/laplace_start.py``).  Other guides start where their family puts them.
 - **adam(lr = 0.02)**: in the frame a step moves about 0.02 posterior sd.
 - **average = 100**: the reported parameters are the exponential average of the iterates over
   about the last 100 steps (Polyak & Juditsky 1992; ``lib/optimizers/_averaged.py``).
