@@ -490,3 +490,13 @@ def test_blocked_gramian_equals_j_jt():
 
     J = np.random.default_rng(2).normal(size=(3, 2 * GRAM_BLOCK + 17))
     assert np.allclose(np.asarray(jax.jit(gramian)(jnp.asarray(J))), J @ J.T, rtol=1e-12, atol=1e-9)
+
+
+def test_two_rows_gramian_in_lanes_equals_j_jt():
+    """Two rows and PAIR_WIDE columns or more: the Gramian summed in lanes (with a remainder of
+    columns) equals J Jᵀ."""
+    from gradlang.lib.aggregators import PAIR_WIDE, gramian
+
+    J = np.random.default_rng(3).normal(size=(2, PAIR_WIDE + 37))
+    J[1] += 0.5 * J[0]  # an off-diagonal entry far from zero
+    assert np.allclose(np.asarray(jax.jit(gramian)(jnp.asarray(J))), J @ J.T, rtol=1e-12, atol=1e-9)

@@ -53,11 +53,33 @@ def gram_block(m: int, itemsize: int) -> int:
     return min(1 << (cols.bit_length() - 1), GRAM_BLOCK)
 
 
+PAIR_LANES = 64  # two objectives and a very wide J: each entry of G as this many running sums
+PAIR_WIDE = 1 << 19  # the fewest columns for which they beat the blocks
+
+
+def _two_rows_gramian(J):
+    """G of a 2 x n J as elementwise products summed down ``PAIR_LANES`` lanes, then across them:
+    one pass over J that XLA:CPU vectorises, where its dot of [2, b] x [b, 2] blocks reads J at
+    half of PyTorch's speed (2 x 1e6, float32: 0.58 ms in blocks, 0.35-0.41 ms in lanes; PyTorch's
+    J Jᵀ 0.29 ms; below ~5e5 columns the blocks are as fast)."""
+    n = J.shape[1]
+    k, rest = divmod(n, PAIR_LANES)
+    X = J[:, :k * PAIR_LANES].reshape(2, k, PAIR_LANES)
+    G = jnp.sum(jnp.sum(X[:, None] * X[None, :], axis=2), axis=-1)
+    if rest:
+        Y = J[:, k * PAIR_LANES:]
+        G = G + Y @ Y.T
+    return G
+
+
 def gramian(J):
     """G = J Jᵀ (m x m), summed over blocks of ``gram_block(m)`` columns when J is wide (n >= 2
     ``GRAM_BLOCK``): XLA's CPU dot with a long contraction runs far below the machine's speed
-    (m = 2, n = 1e6: 19 ms in one dot, 1 ms in blocks), while each block's product stays in cache."""
+    (m = 2, n = 1e6: 19 ms in one dot, 1 ms in blocks), while each block's product stays in cache;
+    for two rows and ``PAIR_WIDE`` columns or more, in lanes (``_two_rows_gramian``)."""
     m, n = J.shape
+    if m == 2 and n >= PAIR_WIDE:
+        return _two_rows_gramian(J)
     if n < 2 * GRAM_BLOCK:  # one dot: in blocks, m = 8, n = 2e4 took 52 µs instead of 46
         return J @ J.T
     size = gram_block(m, jnp.dtype(J.dtype).itemsize)
