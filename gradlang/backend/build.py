@@ -8,6 +8,7 @@ parameters of its guide families (``theta.loc``, ``auto_loc``, ...), optimised a
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import equinox as eqx
@@ -133,8 +134,12 @@ class Model(eqx.Module):
                 raise TypeError_(f"the initial value of {name} is outside its domain {p.domain}",
                                  p.init.span, "choose a value inside the domain, or leave the init out")
             out[name] = jax.device_put(np.asarray(t.inv(value), np.float32))
-        for name, (c, value) in self.family.items():
-            out[name] = jax.tree.map(lambda v, t=biject_to(c): jnp.asarray(t.inv(v), jnp.float32), value)
+        if self.family:
+            # one compiled function for all of them (op by op, each inverse transform's few
+            # primitives were each compiled on a first fit)
+            constraints = {name: c for name, (c, _) in self.family.items()}
+            out.update(jax.jit(partial(_family_unconstrained, constraints))(
+                {name: value for name, (_, value) in self.family.items()}))
         return out
 
     # ---- values --------------------------------------------------------------------------------
@@ -231,6 +236,12 @@ class Model(eqx.Module):
     def reports(self, unconstrained: dict, data: dict) -> dict[str, Any]:
         ev = self.evaluator(self.constrain(unconstrained), data)
         return {n: ev.eval(e) for n, e in self.program.reports.items()}
+
+
+def _family_unconstrained(constraints: dict, values: dict) -> dict:
+    """The guide families' initial values in the unconstrained space, float32."""
+    return {name: jax.tree.map(lambda v, t=biject_to(constraints[name]): jnp.asarray(t.inv(v), jnp.float32), value)
+            for name, value in values.items()}
 
 
 def build(program: ir.Program, dims: dict[str, int], data: dict | None = None, batch: int | None = None) -> Model:
