@@ -55,15 +55,18 @@ def active_dir() -> Path | None:
 
 def parser_cache_file(grammar_text: str) -> str | None:
     """Where Lark keeps the parser tables for this grammar while the cache is on (None: off).  The
-    name carries a hash of the grammar, so an edited grammar never meets an old file; Lark checks its
-    own hash (grammar, options, versions) inside the file as well."""
+    name carries a hash of the grammar and of the Lark and Python versions, so an edited grammar or
+    an upgrade never meets an old file (Lark also checks its own hash inside the file)."""
     folder = active_dir()
     if folder is None:
         return None
     import hashlib
+    import sys
 
-    digest = hashlib.sha256(grammar_text.encode("utf-8")).hexdigest()[:16]
-    return str(folder / f"gradlang-parser-{digest}.lark")
+    import lark
+
+    key = f"{grammar_text}\0{lark.__version__}\0{sys.version_info[:2]}"
+    return str(folder / f"gradlang-parser-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}.lark")
 
 
 def use_compilation_cache(dir: str | Path | None = None, *,

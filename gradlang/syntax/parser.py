@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,9 +59,23 @@ def _grammar_text() -> str:
 
 @lru_cache(maxsize=2)
 def _build(text: str, cache_file: str | None) -> Lark:
-    options = {"cache": cache_file} if cache_file else {}
-    return Lark(text, parser="lalr", postlex=NewlinesInBrackets(), propagate_positions=True,
-                maybe_placeholders=True, **options)
+    def make(cache=False):
+        return Lark(text, parser="lalr", postlex=NewlinesInBrackets(), propagate_positions=True,
+                    maybe_placeholders=True, cache=cache)
+
+    if cache_file is None:
+        return make()
+    if os.path.exists(cache_file):
+        return make(cache_file)
+    # Lark writes its file in place: written under a private name and renamed, another process
+    # starting at the same time never reads half a file
+    partial = f"{cache_file}.{os.getpid()}.tmp"
+    parser = make(partial)
+    try:
+        os.replace(partial, cache_file)
+    except OSError:
+        pass  # only a cache: the next process builds the tables again
+    return parser
 
 
 _TOKEN_WORDS = {
