@@ -79,7 +79,8 @@ def use_compilation_cache(dir: str | Path | None = None, *,
     lowered to ``min_compile_time_secs``, and a 1 GiB ``jax_compilation_cache_max_size`` when the
     ``filelock`` package is there for JAX's eviction), so every later compile of the process, on any
     thread, reads and writes it.  A cache directory already configured for JAX is kept, with its
-    settings, and returned.  Call it before the first compile that should be cached.
+    settings, and returned.  Call it before the first compile that should be cached.  Raises
+    ``OSError`` when the directory cannot be made or written.
 
     Returns the directory XLA's executables go to.
     """
@@ -87,6 +88,8 @@ def use_compilation_cache(dir: str | Path | None = None, *,
 
     folder = Path(dir).expanduser() if dir is not None else default_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # private: entries are trusted code
+    if not os.access(folder, os.W_OK | os.X_OK):  # else JAX warns at every executable it cannot write
+        raise PermissionError(f"cannot write to the compilation cache directory {folder}")
     configured = jax.config.jax_compilation_cache_dir
     if configured and Path(configured) != folder and configured != str(_active["dir"]):
         if dir is not None:

@@ -104,6 +104,17 @@ def test_cache_directory_and_switches(monkeypatch, tmp_path):
     assert not (tmp_path / "mine").exists() and cache.active_dir() is None
 
 
+def test_a_directory_that_cannot_be_made_turns_the_cache_off_with_a_note(monkeypatch, tmp_path, capsys):
+    import jax
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("GRADLANG_CACHE_DIR", str(tmp_path / "file" / "xla"))
+    monkeypatch.setenv("GRADLANG_CACHE", "1")
+    assert cache.for_command_line(no_cache=False) is None
+    assert "note: compilation cache off" in capsys.readouterr().err
+    assert jax.config.jax_compilation_cache_dir is None and cache.active_dir() is None
+
+
 @pytest.mark.parametrize("argv, off", [(["run", "f.grad"], False), (["run", "f.grad", "--no-cache"], True),
                                        (["--no-cache", "run", "f.grad"], True), (["check", "f.grad", "--no-cache"], True),
                                        (["compile", "f.grad", "--no-cache"], True)])
