@@ -88,9 +88,9 @@ def rejected_note(rejected: int | None, draws: int | None) -> str | None:
     draws (a non-finite log joint or gradient: ``backend/finite_particles.py``), else None."""
     if not rejected or not draws or rejected <= REJECTED_NOTED * draws:
         return None
-    return (f"{100 * rejected / draws:.1f}% of the fit's draws were rejected (non-finite log joint or gradient), "
-            "so it fitted the posterior where the model evaluates in float32; look for what fails there "
-            "(a Cholesky or log of a value near 0: more jitter, a bounded parameter)")
+    return (f"{100 * rejected / draws:.1f}% of the fit's draws were rejected (non-finite log joint or gradient) "
+            "and it averaged over the rest, so it did not see the posterior where those fell; look for what "
+            "fails there (in float32, a Cholesky or log of a value near 0: more jitter, a bounded parameter)")
 
 
 def log_weights(model, unconstrained: dict, data: dict, n: int, seed: int) -> np.ndarray:
