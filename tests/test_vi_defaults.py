@@ -216,6 +216,12 @@ def test_particles_with_a_nan_log_joint_are_rejected_from_the_estimate_its_gradi
             assert float(grads[name]) == pytest.approx(float(np.asarray(by_hand[name])[ok].mean()), rel=1e-4,
                                                        abs=1e-6), name
         assert float(state[f"{LAST}0"]) == pytest.approx(-f[ok].mean(), rel=1e-5)  # the estimate (as written)
+    # the count over 64 steps' draws (1024) against the known fraction P(mu < 0) = Phi(-0.3) = 0.382
+    # (binomial sd 0.015)
+    zero = {REJECTED: jnp.int32(0), DRAWS: jnp.int32(0), f"{LAST}0": jnp.float32(0)}
+    counts = jax.jit(jax.vmap(lambda k: rejecting.loss_and_values(u, data, k, zero)[1][1][REJECTED]))(
+        jax.random.split(jax.random.PRNGKey(5), 64))
+    assert abs(float(np.sum(counts)) / 1024 - 0.3821) < 0.05
     # no draw accepted (the guide N(-30, 1): every mu negative): an estimate over no draws is undefined,
     # its gradient NaN (the defaults' update skips it: optax.apply_if_finite) and its value the last
     # estimate, so the run goes on

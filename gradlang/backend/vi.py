@@ -29,7 +29,6 @@ from .ppl import PPL
 from .site_dists import shaped
 from .sites import model_log_density
 
-
 REJECTED, DRAWS, LAST = "rejected_draws", "draws", "last_estimate_"  # keys of the loop's estimator state
 
 
