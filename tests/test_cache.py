@@ -151,3 +151,30 @@ minimize sumsq(w - y) + sumsq(b) + sumsq(v)
     for name, value in expected.items():
         assert isinstance(u[name], jax.Array) and u[name].dtype == np.float32
         np.testing.assert_array_equal(np.asarray(u[name]), value)
+
+
+@pytest.mark.parametrize("domain, init, constraint", [
+    ("positive[3]", "2", "positive"), ("simplex[3]", "[0.2, 0.3, 0.5]", "simplex"),
+    ("corr_cholesky[2, 2]", "[[1, 0], [0.6, 0.8]]", "corr_cholesky"), ("interval(1, 4)", "5", None),
+    ("ordered[3]", "[3, 2, 1]", None), ("positive_definite[2, 2]", "[[1, 2], [2, 1]]", None)])
+def test_initial_values_made_on_the_host_in_each_domain(domain, init, constraint):
+    """Checked on the host, a constant init still lands where NumPyro's bijection puts it (the
+    reference: ``biject_to(constraint).inv`` of the value, computed here by NumPyro), and one
+    outside its domain is still the located error."""
+    import jax
+    import numpy as np
+    from numpyro.distributions import constraints
+    from numpyro.distributions.transforms import biject_to
+
+    import gradlang
+
+    program = gradlang.compile(f"param p: {domain} = {init}\nminimize sum(p)\n")
+    model, arrays = program.bind(None)
+    if constraint is None:
+        with pytest.raises(gradlang.GradlangError, match=r"<string>:1:\d+: error: the initial value of p is "
+                                                         r"outside its domain"):
+            model.init(jax.random.PRNGKey(0), arrays)
+        return
+    value = np.array(json.loads(init), np.float32) * np.ones(model.shape("p"), np.float32)
+    expected = biject_to(getattr(constraints, constraint)).inv(value)
+    np.testing.assert_allclose(np.asarray(model.init(jax.random.PRNGKey(0), arrays)["p"]), expected, rtol=1e-6, atol=1e-7)
