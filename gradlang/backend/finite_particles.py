@@ -74,7 +74,10 @@ def _fwd(fn, keys, *consts):
             return ravel_pytree(fn(key, *args))[0]
 
         flat, vjp = jax.vjp(flat_of, *[values[i] for i in moving])  # the forward pass once
-        rows = jax.vmap(vjp)(jnp.eye(flat.shape[0], dtype=flat.dtype))  # d out_j / d theta, per output j
+        if flat.shape[0] == 1:  # an elbo particle: one output, one reverse pass (no basis to vmap over)
+            rows = jax.tree.map(lambda r: r[None], vjp(jnp.ones_like(flat)))
+        else:  # d out_j / d theta, per output j (score-function sites add outputs)
+            rows = jax.vmap(vjp)(jnp.eye(flat.shape[0], dtype=flat.dtype))
         return unravel(flat), rows, _all_finite(flat) & _all_finite(rows)
 
     out, rows, ok = jax.vmap(one)(keys)
