@@ -8,7 +8,8 @@ the program, the shapes and the library versions, so a second process can load t
   hash of the lowered module, the compile options, the backend and the jax/jaxlib versions, so a
   changed program, shape or version misses and compiles afresh.  JAX writes only executables that
   took ``jax_persistent_cache_min_compile_time_secs`` (default 1 s) to compile; ours take 0.05-1 s,
-  so the floor is lowered to 0.
+  so the floor is lowered to 0 (``jax_persistent_cache_min_entry_size_bytes`` stays at JAX's 0:
+  no floor on size either; an entry is a few kB, a program's set a few hundred).
 * The parser's tables go to Lark's grammar cache (``Lark(cache=FILE)``), keyed by a hash of the
   grammar text, the options and the Lark and Python versions.
 
