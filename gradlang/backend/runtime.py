@@ -51,13 +51,50 @@ class NonFiniteError(RuntimeError_):
     result: Result | None = None
 
 
+KEY_GROUP = 16  # step keys hashed at once: XLA:CPU compiles a 16-wide threefry like a scalar one
+
+
 def step_keys(key, t0, n: int):
     """The keys of steps ``t0 .. t0+n-1``: step t's is ``fold_in(key, t)``, so a step draws the
-    same whatever the chunks around it.  Drawn for a whole segment in one vectorised call before
-    its loop: a threefry in the loop body is a round of small kernels every step (XLA:CPU runs
-    its rolled loop op by op), 8% of a cheap VI step; the vectorised one costs the compile about
-    a tenth of a second instead, once."""
-    return jax.vmap(lambda t: jax.random.fold_in(key, t))(t0 + jnp.arange(n, dtype=jnp.int32))
+    same whatever the chunks around it.  Drawn for a whole segment before its loop: a threefry
+    in the loop body is a round of small kernels every step (XLA:CPU runs its rolled loop op by
+    op), 8% of a cheap VI step.  Hashed ``KEY_GROUP`` at a time in a small loop: one vectorised
+    threefry over the whole segment cost the compile 0.1 s more than a scalar one (XLA:CPU's
+    loop vectoriser), a 16-wide one costs about what a scalar one does."""
+    groups = -(-n // KEY_GROUP)
+
+    def group(i, keys):
+        steps = t0 + i * KEY_GROUP + jnp.arange(KEY_GROUP, dtype=jnp.int32)
+        return jax.lax.dynamic_update_slice_in_dim(keys, jax.vmap(lambda t: jax.random.fold_in(key, t))(steps),
+                                                   i * KEY_GROUP, 0)
+
+    if groups == 1:
+        return jax.vmap(lambda t: jax.random.fold_in(key, t))(t0 + jnp.arange(n, dtype=jnp.int32))
+    blank = jnp.zeros((groups * KEY_GROUP,) + jnp.shape(key), jnp.asarray(key).dtype)
+    return jax.lax.fori_loop(0, groups, group, blank)[:n]
+
+
+def run_keys(seed: int):
+    """``(loop key, init key)`` of a run: the split of ``PRNGKey(seed)``, one executable (split
+    eagerly it is four small compiles in a fresh process)."""
+    if not -2**31 <= seed < 2**31:  # a seed wider than int32: PRNGKey's own handling
+        return tuple(jax.random.split(jax.random.PRNGKey(seed)))
+    return _run_keys(seed)
+
+
+@jax.jit
+def _run_keys(seed):
+    return tuple(jax.random.split(jax.random.PRNGKey(seed)))
+
+
+def seed_key(seed: int):
+    """``PRNGKey(seed)``, one executable (eagerly: two small compiles in a fresh process)."""
+    return _seed_key(seed) if -2**31 <= seed < 2**31 else jax.random.PRNGKey(seed)
+
+
+@jax.jit
+def _seed_key(seed):
+    return jax.random.PRNGKey(seed)
 
 
 def _finite(tree) -> jnp.ndarray:
@@ -122,19 +159,19 @@ class Loop:
         size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.shapes))
         self.capacity = int(np.clip(RECORD_BYTES // max(size, 1), 4, MAX_RECORDS))
 
-    def compile_ahead(self, init: Callable, data: dict, key, steps: int) -> Ahead | None:
+    def compile_ahead(self, init: Callable[[dict], object], data: dict, key, steps: int) -> Ahead | None:
         """Start XLA compiling the executables a run of ``steps`` steps will call (its chunk, the
         short last segment's, the final objectives and reports) on a worker thread, before the
         solver is initialised: the host then initialises (whose own compiles, e.g. a Laplace
         start's L-BFGS or a prox method's step-size estimate, run on the other core) while XLA
         compiles, and the final objectives compile while the loop runs.  ``init`` is a thunk
-        giving the initial state, traced by ``jax.eval_shape``.  Tracing and lowering run here,
+        of the data giving the initial state, traced by ``jax.eval_shape``.  Tracing and lowering run here,
         on the calling thread (NumPyro's handler stack is a global, not thread-safe); only XLA's
         compile, which releases the GIL, runs on the worker.  JAX keeps each executable with its
         jitted function, so the run's calls find them compiled.  Returns None when the initial
         state cannot be traced without running it (the run then compiles as it goes)."""
         try:
-            state = jax.eval_shape(init)
+            state = jax.eval_shape(init, data)  # data as an argument: nothing computed eagerly
             self.prepare(state, data)
             clock = Clock(self.segment, self.capacity, steps)
             blocks = {clock.plan(0)[0]}  # the first chunk's segment length, and the short last segment's
@@ -332,14 +369,14 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
     ``checkpoint`` (a ``checkpoint.Checkpoints``) receives the state between chunks; ``resume``
     (one too) supplies the state to continue from."""
     start = time.perf_counter()
-    data = {k: jnp.asarray(v) for k, v in data.items()}
-    key, init_key = jax.random.split(jax.random.PRNGKey(seed))
+    data = {k: jax.device_put(v) for k, v in data.items()}  # jnp.asarray compiles a copy per shape
+    key, init_key = run_keys(seed)
     loop = loop or Loop(model, solver, log_every)
-    init = lambda: solver.init(model.init(init_key, data), data, key)
+    init = lambda data: solver.init(model.init(init_key, data), data, key)
     fresh = loop.capacity is None  # a loop kept from an earlier fit has its executables already
     ahead = loop.compile_ahead(init, data, key, steps) if COMPILE_AHEAD and fresh and resume is None and steps > 0 else None
     try:  # an error on the way still waits for the worker (a process must not exit in its compile)
-        state = init()
+        state = init(data)
         loop.prepare(state, data)
         names = [o.name for o in model.program.objectives]
         history: dict = {"step": [], "objective": [], "objectives": {n: [] for n in names},
@@ -411,7 +448,7 @@ def estimate(model: Model, solver, u: dict, data: dict, seed: int):
     objective at ``u`` over the full data, the mean of ``ESTIMATE_DRAWS`` independent evaluations
     of the program's own estimator (each with its particles), and the standard error of that mean,
     sd / sqrt(draws)."""
-    keys = jax.random.split(jax.random.PRNGKey(seed + 1), ESTIMATE_DRAWS)
+    keys = jax.random.split(seed_key(seed + 1), ESTIMATE_DRAWS)
 
     @jax.jit
     def draws(u, data, keys):
@@ -438,7 +475,7 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
         total = float(solver.objective({"values": jnp.asarray(values)}))
         estimate_fn = partial(estimate, model, solver, u_final, data, seed)
     else:
-        values, total = loop.objectives(u_final, data, jax.random.PRNGKey(seed + 1) if model.stochastic else None)
+        values, total = loop.objectives(u_final, data, seed_key(seed + 1) if model.stochastic else None)
     result = Result(
         params={k: jax.tree.map(np.asarray, v) for k, v in model.constrain(u_final).items()},
         _objective=float(total), _objectives={n: float(v) for n, v in zip(names, np.asarray(values))},
