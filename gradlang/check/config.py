@@ -150,7 +150,8 @@ def validate_optimizer(opt, cfg: ir.ConfigValue, steps: int | None = None) -> No
     if key in _VALID_OPTIMIZERS:
         return
 
-    params = {"vector": jnp.zeros(3), "matrix": jnp.zeros((2, 2))}
+    # shapes, not arrays: eval_shape needs no values, and jnp.zeros is two compiles in a fresh process
+    params = {"vector": jax.ShapeDtypeStruct((3,), jnp.float32), "matrix": jax.ShapeDtypeStruct((2, 2), jnp.float32)}
 
     def one_update(p):
         f = lambda q: sum(jnp.sum(x**2) for x in jax.tree.leaves(q))  # noqa: E731

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
@@ -134,10 +135,11 @@ class GradientSolver(eqx.Module):
             est = self.direction.init(u, data, est)
         if hasattr(self.direction, "start"):  # a direction that picks its own start (laplace_start)
             u, est = self.direction.start(u, data, est)
+        # host-made constants (jnp.zeros and jnp.asarray are a compile each in a fresh process)
         recent = self.stop.init() if self.stop is not None else \
-            jnp.zeros((WINDOW if self.tol is not None else 0,), jnp.float32)
+            jax.device_put(np.zeros((WINDOW if self.tol is not None else 0,), np.float32))
         return GradientState(u, self.update.init(ravel_pytree(u)[0] if self.flat else u), est, recent,
-                             jnp.asarray(False))
+                             jax.device_put(np.asarray(False)))
 
     def _draw(self, data: dict, key):
         """This step's data (a minibatch when ``batch`` is set) and Monte-Carlo key, both from the
