@@ -283,13 +283,18 @@ def compiled_loop_ab(data, rounds=AB_ROUNDS):
     n = AB_STEPS
     key = jax.random.PRNGKey(0)
     state = loop.solver.init(model.init(jax.random.PRNGKey(1), arrays), arrays, key)
-    args = (state, np.int32(0), np.int32(n), np.int32(n), key, arrays)
+    from gradlang.backend.runtime import chunk_keys
+
+    def chunk():  # as fit dispatches one: the chunk's step keys, then the chunk
+        keys = chunk_keys(key, np.int32(0))
+        return loop.chunk(state, np.int32(0), np.int32(n), np.int32(n), keys, arrays, block=loop.segment)
+
     hand = hand_stepper(data, (n,))
-    jax.block_until_ready(loop.chunk(*args, block=loop.segment))  # compile (untimed)
+    jax.block_until_ready(chunk())  # compile (untimed)
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        jax.block_until_ready(loop.chunk(*args, block=loop.segment))
+        jax.block_until_ready(chunk())
         times.append((time.perf_counter() - start, hand(n)))
     g, h = np.array(times).T
     return g.min() / h.min(), float(np.median(g / h)), n

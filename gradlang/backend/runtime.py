@@ -1,8 +1,9 @@
 """The optimisation loop: any solver, stepped on device in chunks; the host looks by the clock.
 
 A solver (``backend/solvers``) is stepped in *segments* of ``log_every`` steps: a ``lax.scan`` of
-the bare step with a known trip count, its keys (step t's is ``fold_in(key, t)``) drawn for the
-whole segment before it, the step's objectives as the scan's output.  After each segment the
+the bare step with a known trip count, its keys (step t's is ``fold_in(key, t)``) sliced from the
+chunk's, which one executable shared by every program hashes before the chunk is dispatched, the
+step's objectives as the scan's output.  After each segment the
 objectives (and reports, when the program has some) are written into a preallocated record
 buffer when the segment ends on a log point, and the segment's finiteness is checked.  A *chunk*
 is a ``while_loop`` over as many segments as the host asks for (a traced count), so ONE compiled
@@ -41,7 +42,8 @@ TARGET_SECONDS = 0.3   # how long a chunk should run: the host looks about three
 GROWTH = 16            # a chunk is at most this many times longer than the one timed before it
 RECORD_BYTES = 2**22   # the record buffer's size (objectives and reports of a chunk's log points)
 MAX_RECORDS = 512
-KEY_BLOCK = 4096       # at most this many step keys drawn at once (a segment's length)
+KEY_BLOCK = 4096       # the longest segment (its keys are sliced from the chunk's at once)
+KEY_BUFFER = 16384     # the step keys a chunk is given, so the most steps it runs
 COMPILE_AHEAD = True    # XLA compiles the loop on a worker thread while the host initialises (Loop.compile_ahead)
 
 
@@ -51,27 +53,20 @@ class NonFiniteError(RuntimeError_):
     result: Result | None = None
 
 
-KEY_GROUP = 16  # step keys hashed at once: XLA:CPU compiles a 16-wide threefry like a scalar one
-
-
 def step_keys(key, t0, n: int):
     """The keys of steps ``t0 .. t0+n-1``: step t's is ``fold_in(key, t)``, so a step draws the
-    same whatever the chunks around it.  Drawn for a whole segment before its loop: a threefry
-    in the loop body is a round of small kernels every step (XLA:CPU runs its rolled loop op by
-    op), 8% of a cheap VI step.  Hashed ``KEY_GROUP`` at a time in a small loop: one vectorised
-    threefry over the whole segment cost the compile 0.1 s more than a scalar one (XLA:CPU's
-    loop vectoriser), a 16-wide one costs about what a scalar one does."""
-    groups = -(-n // KEY_GROUP)
+    same whatever the chunks around it."""
+    return jax.vmap(lambda t: jax.random.fold_in(key, t))(t0 + jnp.arange(n, dtype=jnp.int32))
 
-    def group(i, keys):
-        steps = t0 + i * KEY_GROUP + jnp.arange(KEY_GROUP, dtype=jnp.int32)
-        return jax.lax.dynamic_update_slice_in_dim(keys, jax.vmap(lambda t: jax.random.fold_in(key, t))(steps),
-                                                   i * KEY_GROUP, 0)
 
-    if groups == 1:
-        return jax.vmap(lambda t: jax.random.fold_in(key, t))(t0 + jnp.arange(n, dtype=jnp.int32))
-    blank = jnp.zeros((groups * KEY_GROUP,) + jnp.shape(key), jnp.asarray(key).dtype)
-    return jax.lax.fori_loop(0, groups, group, blank)[:n]
+@jax.jit
+def chunk_keys(key, t0):
+    """The keys of the ``KEY_BUFFER`` steps from ``t0``, a chunk's: one executable per process,
+    shared by every program and fit (and kept by the CLI's compilation cache), made before the
+    chunk is dispatched and passed to it.  Hashed inside the chunk, the keys cost every program's
+    compile 0.1 s (XLA:CPU compiles a vectorised threefry slowly), a fifth of a cheap VI loop's;
+    hashed in the loop body, a threefry every step cost a cheap step 8%."""
+    return step_keys(key, t0, KEY_BUFFER)
 
 
 def run_keys(seed: int):
@@ -177,8 +172,11 @@ class Loop:
             blocks = {clock.plan(0)[0]}  # the first chunk's segment length, and the short last segment's
             if steps > self.segment and steps % self.segment:
                 blocks.add(steps % self.segment)
-            lowered = [self.chunk.lower(state, np.int32(0), np.int32(0), np.int32(steps), key, data, block=b)
+            keys = jax.eval_shape(chunk_keys, key, np.int32(0)) if self.solver.keyed else None
+            lowered = [self.chunk.lower(state, np.int32(0), np.int32(0), np.int32(steps), keys, data, block=b)
                        for b in sorted(blocks, reverse=True)]
+            if self.solver.keyed:  # compiled once a process: later fits find it (lowering it is cheap)
+                lowered.insert(0, chunk_keys.lower(key, np.int32(0)))
             n_loop = len(lowered)
             params = self.solver.params(state)
             if not self.model.stochastic:
@@ -189,7 +187,7 @@ class Loop:
             return None
         return Ahead(lowered, n_loop)
 
-    def _chunk(self, state, t0, t1, total, key, data, *, block: int, guarded: bool):
+    def _chunk(self, state, t0, t1, total, keys, data, *, block: int, guarded: bool):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
         something is not finite).
 
@@ -233,7 +231,8 @@ class Loop:
 
         def segment(c):
             state, t, bad, n, records, _ = c
-            xs = (t + jnp.arange(block, dtype=jnp.int32), step_keys(key, t, block) if solver.keyed else None)
+            xs = (t + jnp.arange(block, dtype=jnp.int32),
+                  jax.lax.dynamic_slice_in_dim(keys, t - t0, block) if keys is not None else None)
             start = (state, jnp.zeros(m, jnp.float32), jnp.int32(0))
             if guarded:
                 ((state, _, ran), bad), ys = jax.lax.scan(careful, (start, bad), xs)
@@ -308,11 +307,13 @@ class Ahead:
 
 class Clock:
     """Chunk lengths from the clock: about ``TARGET_SECONDS`` of device time a chunk, in whole
-    segments, never more records than the buffer holds; the last segment of a run may be short."""
+    segments, never more records than the buffer holds nor more steps than ``KEY_BUFFER``; the
+    last segment of a run may be short."""
 
     def __init__(self, segment: int, capacity: int, steps: int):
         self.seg, self.steps = segment, steps
-        self.most = max(1, capacity - 1)  # segments a chunk may hold (one record each, + the last)
+        # segments a chunk may hold: one record each (+ the last), and keys for their steps
+        self.most = max(1, min(capacity - 1, KEY_BUFFER // segment))
         self.n = 1  # segments of the next chunk: the first two are one each, dispatched untimed
 
     def observe(self, steps: int, seconds: float) -> None:
@@ -390,8 +391,9 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
 
         def dispatch(state, t0: int):
             block, t1 = clock.plan(t0)
-            out = loop.chunk(state, np.int32(t0), np.int32(t1), total, key, data, block=block)
-            return state, t0, t1, block, out, time.perf_counter()
+            keys = chunk_keys(key, np.int32(t0)) if solver.keyed else None
+            out = loop.chunk(state, np.int32(t0), np.int32(t1), total, keys, data, block=block)
+            return state, t0, t1, block, keys, out, time.perf_counter()
 
         if ahead is not None:
             ahead.wait(ahead.loop_executables)
@@ -399,11 +401,11 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
             pending = dispatch(state, done) if done < steps and converged_at is None else None
             looked = time.perf_counter()
             while pending is not None:
-                before, t0, t1, block, out, sent = pending
+                before, t0, t1, block, keys, out, sent = pending
                 following = dispatch(out[0], t1) if t1 < steps else None  # before reading this one
                 if not bool(out[3]):  # not finite: replay from the chunk's start, refusing the bad step
                     following = None
-                    out = loop.replay(before, np.int32(t0), np.int32(t1), total, key, data, block=block)
+                    out = loop.replay(before, np.int32(t0), np.int32(t1), total, keys, data, block=block)
                     failed_at = int(out[2]) if int(out[2]) >= 0 else None
                 new, t, _, _, n, records, summary = out
                 t, now = int(t), time.perf_counter()
