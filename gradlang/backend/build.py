@@ -8,6 +8,8 @@ parameters of its guide families (``theta.loc``, ``auto_loc``, ...), optimised a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from functools import partial
 from typing import Any
 
@@ -138,8 +140,7 @@ class Model(eqx.Module):
             # one compiled function for all of them (op by op, each inverse transform's few
             # primitives were each compiled on a first fit)
             constraints = {name: c for name, (c, _) in self.family.items()}
-            out.update(jax.jit(partial(_family_unconstrained, constraints))(
-                {name: value for name, (_, value) in self.family.items()}))
+            out.update(_family_init_fn(constraints)({name: value for name, (_, value) in self.family.items()}))
         return out
 
     # ---- values --------------------------------------------------------------------------------
@@ -236,6 +237,29 @@ class Model(eqx.Module):
     def reports(self, unconstrained: dict, data: dict) -> dict[str, Any]:
         ev = self.evaluator(self.constrain(unconstrained), data)
         return {n: ev.eval(e) for n, e in self.program.reports.items()}
+
+
+_FAMILY_INITS: list[tuple[dict, Callable]] = []  # (constraints, their compiled init), newest last
+
+
+def _family_init_fn(constraints: dict) -> Callable:
+    """The compiled ``_family_unconstrained`` for these constraints, shared by every program whose
+    families have equal ones (NumPyro's constraints compare equal by value but do not hash): a
+    fit in a warm process then compiles nothing for it."""
+    for known, fn in _FAMILY_INITS:
+        if known.keys() == constraints.keys() and all(_same(known[k], constraints[k]) for k in known):
+            return fn
+    fn = jax.jit(partial(_family_unconstrained, constraints))
+    _FAMILY_INITS.append((constraints, fn))
+    del _FAMILY_INITS[:-32]
+    return fn
+
+
+def _same(a, b) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except Exception:  # noqa: BLE001 -- a comparison that cannot be made is not a match
+        return False
 
 
 def _family_unconstrained(constraints: dict, values: dict) -> dict:
