@@ -156,10 +156,10 @@ class Loop:
 
     def compile_ahead(self, init: Callable[[dict], object], data: dict, key, steps: int) -> Ahead | None:
         """Start XLA compiling the executables a run of ``steps`` steps will call (its chunk, the
-        short last segment's, the final objectives and reports) on a worker thread, before the
+        short last segment's, the chunk keys', the reports) on a worker thread, before the
         solver is initialised: the host then initialises (whose own compiles, e.g. a Laplace
-        start's L-BFGS or a prox method's step-size estimate, run on the other core) while XLA
-        compiles, and the final objectives compile while the loop runs.  ``init`` is a thunk
+        start's mode search or a prox method's step-size estimate, run on the other core) while
+        XLA compiles, and the reports compile while the loop runs.  ``init`` is a thunk
         of the data giving the initial state, traced by ``jax.eval_shape``.  Tracing and lowering run here,
         on the calling thread (NumPyro's handler stack is a global, not thread-safe); only XLA's
         compile, which releases the GIL, runs on the worker.  JAX keeps each executable with its
@@ -179,8 +179,6 @@ class Loop:
                 lowered.insert(0, chunk_keys.lower(key, np.int32(0)))
             n_loop = len(lowered)
             params = self.solver.params(state)
-            if not self.model.stochastic:
-                lowered.append(self.objectives.lower(params, data, None))
             if self.model.program.reports:
                 lowered.append(self.reports.lower(params, data))
         except Exception:  # noqa: BLE001 -- only a head start: the run traces and compiles as it goes
@@ -194,8 +192,10 @@ class Loop:
         Returns ``(state, t, bad, ok, n, records, summary)``: the state after step ``t-1``;
         ``bad``, the first non-finite step (fast: the start of its segment; guarded: the step
         itself, refused), -1 for none; whether all was finite; the number of records filled; and
-        the last step's objectives (for the progress bar), for a Monte-Carlo objective followed
-        by their means over the last segment (its final estimate).  A record's step, aggregate
+        for a Monte-Carlo objective the last step's objectives (for the progress bar) followed by
+        their means over the last segment (its final estimate), for a deterministic one the
+        objectives at the returned state (the run's final values when it ends there: no separate
+        executable to compile for them).  A record's step, aggregate
         and objectives are one float32 row (the step's int32 bits): one buffer to update, not
         three (each buffer in the loop's carry costs compile time, most of a short run's cost).
         The fast segment is a ``lax.scan`` of the solver's step alone with the objectives as the scan's output;
@@ -276,6 +276,8 @@ class Loop:
 
         start = (state, t0, jnp.int32(-1), jnp.int32(0), records, jnp.zeros(m * (2 if stochastic else 1), jnp.float32))
         state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
+        if not stochastic:  # the objectives at the chunk's last state: the run's final ones, if it is
+            summary = jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
         return state, t, bad, bad < 0, n, records, summary
 
 
@@ -415,7 +417,8 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
                 summary = np.asarray(summary)
                 state, done = new, t
                 m = len(names)
-                tail = summary[m:] if t > t0 and model.stochastic else tail
+                if t > t0:  # the final objectives so far (a Monte-Carlo objective's: its last segment's mean)
+                    tail = summary[m:] if model.stochastic else summary
                 if progress and t > t0:
                     last = summary[:m]
                     named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
@@ -483,6 +486,9 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
         values = np.asarray(tail)
         total = float(solver.objective({"values": jnp.asarray(values)}))
         estimate_fn = partial(estimate, model, solver, u_final, data, seed)
+    elif not model.stochastic and tail is not None:  # the last chunk's, at this state
+        values = np.asarray(tail)
+        total = float(solver.objective({"values": jnp.asarray(values)}))
     else:
         values, total = loop.objectives(u_final, data, seed_key(seed + 1) if model.stochastic else None)
     result = Result(
