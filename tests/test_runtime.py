@@ -376,3 +376,37 @@ def test_a_chunks_keys_are_fold_in_of_each_step():
     assert keys.shape == (KEY_BUFFER, 2)
     for i in (0, 1, 17, KEY_BUFFER - 1):
         np.testing.assert_array_equal(keys[i], np.asarray(jax.random.fold_in(key, 40 + i)))
+
+
+STOCHASTIC = REGRESSION.replace("param s: positive = 1", "param s: positive = 1\nparam m: real = 0").replace(
+    "minimize mean", "minimize expect { z ~ normal(m, 1); (z - 2)^2 } + mean")
+VI_DEFAULTS = """data y: real[N]
+model {
+  mu ~ normal(0, 10)
+  sigma: positive ~ cauchy(0, 2.5)
+  y ~ normal(mu, sigma)
+}
+guide = full_rank
+maximize elbo(particles = 4)
+"""
+
+
+@pytest.mark.parametrize("kind", ["stochastic", "vi_defaults"])
+def test_the_loop_compiles_on_the_worker_once_for_keyed_and_vi_default_programs(kind, caplog):
+    """A keyed program (minibatches, Monte-Carlo draws: its chunk takes the chunk keys) and a VI
+    program under the chosen defaults (a Laplace start inside the init, parameter averaging in
+    ``params``) get their chunk compiled on the worker thread, once."""
+    import logging
+
+    source, data = (STOCHASTIC, _data()) if kind == "stochastic" else \
+        (VI_DEFAULTS, {"y": np.array([1.2, 0.4, 2.2, 1.9, 0.8, 1.5], np.float32)})
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            gradlang.compile(source).fit(data=data, seed=1)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    chunks = [r for r in caplog.records if "Finished XLA compilation of jit(_chunk)" in r.getMessage()]
+    assert len(chunks) >= 1 and all(r.threadName != "MainThread" for r in chunks), \
+        [(r.threadName, r.getMessage()[:60]) for r in chunks]
+    assert len(chunks) == len({r.getMessage().split(" in ")[0] for r in chunks}) or len(chunks) <= 2

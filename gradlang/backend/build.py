@@ -132,10 +132,14 @@ class Model(eqx.Module):
             # each would be compiled on a process's first fit (five executables a shape for a real
             # parameter's check, ~0.3 s on a busy CPU), for values computed once
             value = np.broadcast_to(np.asarray(value, np.float32), shape)
-            if not bool(np.all(np.asarray(constraint(p.domain).check(value)))):
+            inside = constraint(p.domain).check(value)
+            if not isinstance(inside, jax.core.Tracer) and not bool(np.all(np.asarray(inside))):
                 raise TypeError_(f"the initial value of {name} is outside its domain {p.domain}",
                                  p.init.span, "choose a value inside the domain, or leave the init out")
-            out[name] = jax.device_put(np.asarray(t.inv(value), np.float32))
+            inverse = t.inv(value)
+            # under a trace (the runtime's eval_shape of the init) the transform's ops are traced
+            out[name] = (inverse.astype(jnp.float32) if isinstance(inverse, jax.core.Tracer)
+                         else jax.device_put(np.asarray(inverse, np.float32)))
         if self.family:
             # one compiled function for all of them (op by op, each inverse transform's few
             # primitives were each compiled on a first fit)

@@ -177,10 +177,9 @@ class Loop:
                        for b in sorted(blocks, reverse=True)]
             if self.solver.keyed:  # compiled once a process: later fits find it (lowering it is cheap)
                 lowered.insert(0, chunk_keys.lower(key, np.int32(0)))
-            n_loop = len(lowered)
-            params = self.solver.params(state)
-            if self.model.program.reports:
-                lowered.append(self.reports.lower(params, data))
+            n_loop = len(lowered)  # what the loop calls: waited for before its first dispatch
+            if self.model.program.reports:  # at the parameters' shapes (params may compute: averaging)
+                lowered.append(self.reports.lower(jax.eval_shape(self.solver.params, state), data))
         except Exception:  # noqa: BLE001 -- only a head start: the run traces and compiles as it goes
             return None
         return Ahead(lowered, n_loop)

@@ -188,7 +188,10 @@ class LaplaceFrame(eqx.Module):
 
     def start(self, u: dict, data: dict, est: dict):
         """The frame's initial parameters (``a = 0, B = I``) and ``est`` with the frame."""
-        w, frame = self.compiled[0](u, data) if self.compiled is not None else self._start(u, data)
+        # inside a trace (the runtime's eval_shape of the init, a caller's jit) traced inline: a jit
+        # with compiler options may only be a top-level one
+        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((u, data)))
+        w, frame = self.compiled[0](u, data) if self.compiled is not None and not traced else self._start(u, data)
         return w, {**est, FRAME: frame}
 
     def _start(self, u: dict, data: dict):
