@@ -191,10 +191,10 @@ class Loop:
         Returns ``(state, t, bad, ok, n, records, summary)``: the state after step ``t-1``;
         ``bad``, the first non-finite step (fast: the start of its segment; guarded: the step
         itself, refused), -1 for none; whether all was finite; the number of records filled; and
-        for a Monte-Carlo objective the last step's objectives (for the progress bar) followed by
-        their means over the last segment (its final estimate), for a deterministic one the
-        objectives at the returned state (the run's final values when it ends there: no separate
-        executable to compile for them).  A record's step, aggregate
+        the last step's objectives (for the progress bar, as the history keeps them) followed, for
+        a Monte-Carlo objective, by their means over the last segment (its final estimate), for a
+        deterministic one by the objectives at the returned state (the run's final values when it
+        ends there: no separate executable to compile for them).  A record's step, aggregate
         and objectives are one float32 row (the step's int32 bits): one buffer to update, not
         three (each buffer in the loop's carry costs compile time, most of a short run's cost).
         The fast segment is a ``lax.scan`` of the solver's step alone with the objectives as the scan's output;
@@ -275,8 +275,9 @@ class Loop:
 
         start = (state, t0, jnp.int32(-1), jnp.int32(0), records, jnp.zeros(m * (2 if stochastic else 1), jnp.float32))
         state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
-        if not stochastic:  # the objectives at the chunk's last state: the run's final ones, if it is
-            summary = jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
+        if not stochastic:  # and the objectives at the chunk's last state: the run's final ones, if it is
+            final = jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
+            summary = jnp.concatenate([summary, final])
         return state, t, bad, bad < 0, n, records, summary
 
 
@@ -417,7 +418,7 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
                 state, done = new, t
                 m = len(names)
                 if t > t0:  # the final objectives so far (a Monte-Carlo objective's: its last segment's mean)
-                    tail = summary[m:] if model.stochastic else summary
+                    tail = summary[m:]
                 if progress and t > t0:
                     last = summary[:m]
                     named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
