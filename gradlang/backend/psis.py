@@ -93,27 +93,38 @@ def rejected_note(rejected: int | None, draws: int | None) -> str | None:
             "fails there (in float32, a Cholesky or log of a value near 0: more jitter, a bounded parameter)")
 
 
-def log_weights(model, unconstrained: dict, data: dict, n: int, seed: int) -> np.ndarray:
-    """log p(y, z_s) - log q(z_s) for ``n`` draws z_s of the fitted guide (the full data)."""
+def guide_draws(model, with_values: bool):
+    """A ``make`` for ``kept``: the compiled ``(unconstrained, data, keys) -> log weights [n]`` of the
+    fitted guide's draws, log p(y, z_s) - log q(z_s) over the full data, with ``with_values`` preceded
+    by the draws of the latents ``{latent: [n, ...]}``."""
     from .guide_draw import GuideDraws
     from .sites import model_log_density
 
     ppl = model.ppl
 
     def make():
-        def weights(unconstrained, data, keys):
+        def run(unconstrained, data, keys):
             params = model.constrain(unconstrained)
 
             def one(key):
                 with numpyro.validation_enabled(False):
                     draw = GuideDraws(ppl, data, params).draw(key)
-                    return model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
+                    lw = model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
+                    if not with_values:
+                        return lw
+                    return {k: v for k, v in draw.values.items() if k in ppl.latents}, lw
 
             return jax.vmap(one)(keys)
 
-        return jax.jit(weights, compiler_options=ONCE)
+        return jax.jit(run, compiler_options=ONCE)
 
-    lw = kept(model, "log_weights", make)(unconstrained, data, jax.random.split(jax.random.PRNGKey(seed), n))
+    return make
+
+
+def log_weights(model, unconstrained: dict, data: dict, n: int, seed: int) -> np.ndarray:
+    """log p(y, z_s) - log q(z_s) for ``n`` draws z_s of the fitted guide (the full data)."""
+    lw = kept(model, "log_weights", guide_draws(model, False))(unconstrained, data,
+                                                               jax.random.split(jax.random.PRNGKey(seed), n))
     return np.asarray(lw, np.float64)
 
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-import numpyro
 
-from .posterior import ONCE, kept
-from .psis import gpd_fit
+from .posterior import kept
+from .psis import gpd_fit, guide_draws
 
 
 def smooth(log_weights: np.ndarray) -> np.ndarray:
@@ -44,27 +43,9 @@ def smooth(log_weights: np.ndarray) -> np.ndarray:
 
 def draws_and_log_weights(model, unconstrained: dict, data: dict, n: int, seed: int):
     """``n`` joint draws of the latents from the fitted guide and their log weights."""
-    from .guide_draw import GuideDraws
-    from .sites import model_log_density
 
-    ppl = model.ppl
-
-    def make():
-        def draws(unconstrained, data, keys):
-            params = model.constrain(unconstrained)
-
-            def one(key):
-                with numpyro.validation_enabled(False):
-                    draw = GuideDraws(ppl, data, params).draw(key)
-                    lw = model_log_density(ppl.model_fn, (data, params), draw.values) - draw.logq
-                    return {k: v for k, v in draw.values.items() if k in ppl.latents}, lw
-
-            return jax.vmap(one)(keys)
-
-        return jax.jit(draws, compiler_options=ONCE)
-
-    values, lw = kept(model, "draws_and_log_weights", make)(unconstrained, data,
-                                                           jax.random.split(jax.random.PRNGKey(seed), n))
+    values, lw = kept(model, "draws_and_log_weights", guide_draws(model, True))(
+        unconstrained, data, jax.random.split(jax.random.PRNGKey(seed), n))
     return {k: np.asarray(v, np.float64) for k, v in values.items()}, np.asarray(lw, np.float64)
 
 
