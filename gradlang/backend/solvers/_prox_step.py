@@ -19,6 +19,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..traced import tracing
+
 SHRINK = 0.5
 MAX_HALVINGS = 40
 
@@ -82,19 +84,13 @@ _INITS: dict[int, tuple] = {}
 ONCE = {"xla_backend_optimization_level": 0}
 
 
-def _tracing(*trees) -> bool:
-    """Inside a trace (a jit's), where even a new constant is a tracer, or given tracers."""
-    return isinstance(jnp.zeros(()), jax.core.Tracer) or any(
-        isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
-
-
 def compiled_init(solver, u: dict, data: dict, options: dict | None = None):
     """``solver._init(u, data)`` as one compiled function, kept for the solver's lifetime (a program
     fitted again reuses it).  Run eagerly, an init's dozens of primitives (gradients, power
     iterations, a factorisation) would each be compiled on a first fit: seconds, on a busy CPU.
     ``options``: XLA compiler options (``ONCE``), which only a top-level ``jit`` takes: inside
     another trace (a test's or a bilevel program's jit) the init is traced into it instead."""
-    if _tracing(u, data):
+    if tracing(u, data):
         return solver._init(u, data)
     hit = _INITS.get(id(solver))
     if hit is None or hit[0]() is not solver:

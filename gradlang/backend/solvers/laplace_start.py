@@ -48,6 +48,8 @@ import numpyro
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import potential_energy
 
+from ..traced import tracing
+
 FRAME = "laplace_frame"  # the key of the frame (m0, L0) in the direction's running state
 NEWTON_STEPS = 60        # damped Newton iterations at most (each one Hessian)
 NEWTON_TOL = 1e-4        # stop once the Newton decrement (squared distance to the mode, in sds) is below
@@ -190,8 +192,8 @@ class LaplaceFrame(eqx.Module):
         """The frame's initial parameters (``a = 0, B = I``) and ``est`` with the frame."""
         # inside a trace (the runtime's eval_shape of the init, a caller's jit) traced inline: a jit
         # with compiler options may only be a top-level one
-        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((u, data)))
-        w, frame = self.compiled[0](u, data) if self.compiled is not None and not traced else self._start(u, data)
+        w, frame = (self.compiled[0](u, data) if self.compiled is not None and not tracing(u, data)
+                    else self._start(u, data))
         return w, {**est, FRAME: frame}
 
     def _start(self, u: dict, data: dict):
