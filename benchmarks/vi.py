@@ -286,7 +286,7 @@ def compiled_loop_ab(data, rounds=AB_ROUNDS):
     from gradlang.backend.runtime import chunk_keys
 
     def chunk():  # as fit dispatches one: the chunk's step keys, then the chunk
-        keys = chunk_keys(key, np.int32(0))
+        keys = chunk_keys(key, 0, n)
         return loop.chunk(state, np.int32(0), np.int32(n), np.int32(n), keys, arrays, block=loop.segment)
 
     hand = hand_stepper(data, (n,))

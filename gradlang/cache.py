@@ -11,12 +11,15 @@ the program, the shapes and the library versions, so a second process can load t
   so the floor is lowered to 0 (``jax_persistent_cache_min_entry_size_bytes`` stays at JAX's 0:
   no floor on size either; an entry is a few kB, a program's set a few hundred).
 * The parser's tables go to Lark's grammar cache (``Lark(cache=FILE)``), keyed by a hash of the
-  grammar text, the options and the Lark and Python versions.
+  grammar text, the options and the Lark and Python versions.  They are the compiler's own, not a
+  program's, so they are kept unless the cache is switched off, the API's default included
+  (``parser_cache_file``).
 
 The directory: ``$GRADLANG_CACHE_DIR``, else ``$XDG_CACHE_HOME/gradlang/xla``, else
 ``~/.cache/gradlang/xla``.  The ``gradlang`` command uses it unless ``--no-cache`` or
-``GRADLANG_CACHE=0``; the Python API only after ``gradlang.use_compilation_cache()`` (a library
-does not change its user's global JAX configuration on import).  A cache directory the user has
+``GRADLANG_CACHE=0``; the Python API keeps XLA's executables only after
+``gradlang.use_compilation_cache()`` (a library does not change its user's global JAX
+configuration on import).  A cache directory the user has
 configured for JAX (``JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is kept: XLA's entries go there.
 
 Like JAX's, the cache is trusted (entries are deserialised executables and a pickle): it lives in
@@ -33,7 +36,8 @@ ENV_DIR = "GRADLANG_CACHE_DIR"
 ENV_SWITCH = "GRADLANG_CACHE"
 MAX_SIZE_BYTES = 1 << 30  # JAX evicts the least recently used executables above this (needs filelock)
 
-_active: dict = {"dir": None}  # the directory this process caches in, once enabled
+_active: dict = {"dir": None, "off": False}  # the directory this process caches in, once enabled; whether
+# the command line switched caching off (the parser's tables included)
 
 
 def default_dir() -> Path:
@@ -55,11 +59,22 @@ def active_dir() -> Path | None:
 
 
 def parser_cache_file(grammar_text: str) -> str | None:
-    """Where Lark keeps the parser tables for this grammar while the cache is on (None: off).  The
-    name carries a hash of the grammar and of the Lark and Python versions, so an edited grammar or
-    an upgrade never meets an old file (Lark also checks its own hash inside the file)."""
-    folder = active_dir()
-    if folder is None:
+    """Where Lark keeps the parser's tables (None: nowhere).  The tables are the compiler's own,
+    the same for every program, like Python's bytecode cache: building them costs a fresh process
+    0.2 s of CPU, loading them 0.01 s.  So they are kept whenever the cache is not switched off
+    (``GRADLANG_CACHE=0``, the command line's ``--no-cache``), the API's default included: in the
+    compilation cache's directory when that is on, else in the default one (nowhere when it
+    cannot be made).  The name carries a hash of the grammar and of the Lark and Python versions,
+    so an edited grammar or an upgrade never meets an old file (Lark also checks its own hash
+    inside the file)."""
+    if _active["off"] or disabled_by_environment():
+        return None
+    folder = active_dir() or default_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
         return None
     import hashlib
     import sys
@@ -123,6 +138,7 @@ def _has_filelock() -> bool:
 def for_command_line(no_cache: bool) -> Path | None:
     """The ``gradlang`` command's cache: on unless ``--no-cache`` or ``GRADLANG_CACHE=0``.  A
     directory that cannot be created turns it off with a note, never fails the run."""
+    _active["off"] = bool(no_cache)
     if no_cache or disabled_by_environment():
         return None
     try:

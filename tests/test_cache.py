@@ -177,3 +177,38 @@ def test_initial_values_made_on_the_host_in_each_domain(domain, init, constraint
     value = np.array(json.loads(init), np.float32) * np.ones(model.shape("p"), np.float32)
     expected = biject_to(getattr(constraints, constraint)).inv(value)
     np.testing.assert_allclose(np.asarray(model.init(jax.random.PRNGKey(0), arrays)["p"]), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_the_parsers_tables_are_kept_by_default_and_loaded_not_built(monkeypatch, tmp_path):
+    """The API keeps the parser's tables without ``use_compilation_cache()`` (they are the
+    compiler's own, not a program's); the next build loads them (the LALR analysis never runs);
+    ``GRADLANG_CACHE=0`` and the command line's ``--no-cache`` keep nothing."""
+    from lark.parsers import lalr_analysis
+
+    import gradlang
+    from gradlang.syntax import parser as syntax
+
+    monkeypatch.delenv("GRADLANG_CACHE", raising=False)
+    monkeypatch.setenv("GRADLANG_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setitem(cache._active, "off", False)
+    syntax._build.cache_clear()
+    try:
+        gradlang.compile("param x: real = 0\nminimize (x - 1)^2\n")
+        (kept,) = (tmp_path / "c").glob("gradlang-parser-*.lark")
+        assert cache.active_dir() is None  # XLA's executables: still the API's opt-in
+        syntax._build.cache_clear()
+
+        def no_analysis(*args, **kwargs):
+            raise AssertionError("the tables were built, not loaded")
+
+        with monkeypatch.context() as m:
+            m.setattr(lalr_analysis.LALR_Analyzer, "compute_lalr", no_analysis)
+            assert gradlang.compile("param x: real = 0\nminimize (x - 2)^2\n").fit().params["x"] == pytest.approx(2, abs=1e-3)
+        monkeypatch.setenv("GRADLANG_CACHE", "0")
+        assert cache.parser_cache_file("grammar") is None
+        monkeypatch.setenv("GRADLANG_CACHE", "1")
+        assert cache.parser_cache_file("grammar") is not None
+        cache.for_command_line(no_cache=True)
+        assert cache.parser_cache_file("grammar") is None
+    finally:
+        syntax._build.cache_clear()

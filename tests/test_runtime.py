@@ -372,10 +372,11 @@ def test_a_chunks_keys_are_fold_in_of_each_step():
     from gradlang.backend.runtime import KEY_BUFFER, chunk_keys
 
     key = jax.random.PRNGKey(11)
-    keys = np.asarray(chunk_keys(key, np.int32(40)))
+    keys = chunk_keys(key, 40, 100)
     assert keys.shape == (KEY_BUFFER, 2)
-    for i in (0, 1, 17, KEY_BUFFER - 1):
+    for i in (0, 1, 17, 99):
         np.testing.assert_array_equal(keys[i], np.asarray(jax.random.fold_in(key, 40 + i)))
+    assert not keys[100:].any()  # the steps past the chunk's: zero padding
 
 
 STOCHASTIC = REGRESSION.replace("param s: positive = 1", "param s: positive = 1\nparam m: real = 0").replace(

@@ -2,8 +2,8 @@
 
 A solver (``backend/solvers``) is stepped in *segments* of ``log_every`` steps: a ``lax.scan`` of
 the bare step with a known trip count, its keys (step t's is ``fold_in(key, t)``) sliced from the
-chunk's, which one executable shared by every program hashes before the chunk is dispatched, the
-step's objectives as the scan's output.  After each segment the
+chunk's, which the host hashes (``keys``) before it dispatches the chunk, the step's objectives as
+the scan's output.  After each segment the
 objectives (and reports, when the program has some) are written into a preallocated record
 buffer when the segment ends on a log point, and the segment's finiteness is checked.  A *chunk*
 is a ``while_loop`` over as many segments as the host asks for (a traced count), so ONE compiled
@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import RuntimeError_
+from . import keys as host_keys
 from .build import Model
 from .result import Result
 
@@ -53,43 +54,28 @@ class NonFiniteError(RuntimeError_):
     result: Result | None = None
 
 
-def step_keys(key, t0, n: int):
-    """The keys of steps ``t0 .. t0+n-1``: step t's is ``fold_in(key, t)``, so a step draws the
-    same whatever the chunks around it."""
-    return jax.vmap(lambda t: jax.random.fold_in(key, t))(t0 + jnp.arange(n, dtype=jnp.int32))
+def chunk_keys(key, t0: int, n: int = KEY_BUFFER) -> np.ndarray:
+    """The keys of a chunk's ``n`` steps from ``t0`` (step t's is ``fold_in(key, t)``, so a step
+    draws the same whatever the chunks around it), zero-padded to ``KEY_BUFFER`` rows: one shape
+    for every chunk, so one executable.  Hashed on the host (``keys.folds``: JAX's keys bit for
+    bit): hashed inside the chunk, the keys cost every program's compile 0.1 s (XLA:CPU compiles a
+    vectorised threefry slowly); hashed in the loop body, a threefry every step cost a cheap step
+    8%; an executable of its own cost every fresh process its compile."""
+    out = np.zeros((KEY_BUFFER, 2), np.uint32)
+    n = min(n, KEY_BUFFER)
+    out[:n] = host_keys.folds(key, t0, n)
+    return out
 
 
-@jax.jit
-def chunk_keys(key, t0):
-    """The keys of the ``KEY_BUFFER`` steps from ``t0``, a chunk's: one executable per process,
-    shared by every program and fit (and kept by the CLI's compilation cache), made before the
-    chunk is dispatched and passed to it.  Hashed inside the chunk, the keys cost every program's
-    compile 0.1 s (XLA:CPU compiles a vectorised threefry slowly), a fifth of a cheap VI loop's;
-    hashed in the loop body, a threefry every step cost a cheap step 8%."""
-    return step_keys(key, t0, KEY_BUFFER)
+def run_keys(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(loop key, init key)`` of a run: the split of ``PRNGKey(seed)``, made on the host."""
+    loop_key, init_key = host_keys.split(host_keys.prng_key(seed))
+    return loop_key, init_key
 
 
-def run_keys(seed: int):
-    """``(loop key, init key)`` of a run: the split of ``PRNGKey(seed)``, one executable (split
-    eagerly it is four small compiles in a fresh process)."""
-    if not -2**31 <= seed < 2**31:  # a seed wider than int32: PRNGKey's own handling
-        return tuple(jax.random.split(jax.random.PRNGKey(seed)))
-    return _run_keys(seed)
-
-
-@jax.jit
-def _run_keys(seed):
-    return tuple(jax.random.split(jax.random.PRNGKey(seed)))
-
-
-def seed_key(seed: int):
-    """``PRNGKey(seed)``, one executable (eagerly: two small compiles in a fresh process)."""
-    return _seed_key(seed) if -2**31 <= seed < 2**31 else jax.random.PRNGKey(seed)
-
-
-@jax.jit
-def _seed_key(seed):
-    return jax.random.PRNGKey(seed)
+def seed_key(seed: int) -> np.ndarray:
+    """``PRNGKey(seed)``, made on the host."""
+    return host_keys.prng_key(seed)
 
 
 def _finite(tree) -> jnp.ndarray:
@@ -156,7 +142,7 @@ class Loop:
 
     def compile_ahead(self, init: Callable[[dict], object], data: dict, key, steps: int) -> Ahead | None:
         """Start XLA compiling the executables a run of ``steps`` steps will call (its chunk, the
-        short last segment's, the chunk keys', the reports) on a worker thread, before the
+        short last segment's, the reports) on a worker thread, before the
         solver is initialised: the host then initialises (whose own compiles, e.g. a Laplace
         start's mode search or a prox method's step-size estimate, run on the other core) while
         XLA compiles, and the reports compile while the loop runs.  ``init`` is a thunk
@@ -172,11 +158,9 @@ class Loop:
             blocks = {clock.plan(0)[0]}  # the first chunk's segment length, and the short last segment's
             if steps > self.segment and steps % self.segment:
                 blocks.add(steps % self.segment)
-            keys = jax.eval_shape(chunk_keys, key, np.int32(0)) if self.solver.keyed else None
+            keys = jax.ShapeDtypeStruct((KEY_BUFFER, 2), np.uint32) if self.solver.keyed else None
             lowered = [self.chunk.lower(state, np.int32(0), np.int32(0), np.int32(steps), keys, data, block=b)
                        for b in sorted(blocks, reverse=True)]
-            if self.solver.keyed:  # compiled once a process: later fits find it (lowering it is cheap)
-                lowered.insert(0, chunk_keys.lower(key, np.int32(0)))
             n_loop = len(lowered)  # what the loop calls: waited for before its first dispatch
             if self.model.program.reports:  # at the parameters' shapes (params may compute: averaging)
                 lowered.append(self.reports.lower(jax.eval_shape(self.solver.params, state), data))
@@ -194,7 +178,8 @@ class Loop:
         the last step's objectives (for the progress bar, as the history keeps them) followed, for
         a Monte-Carlo objective, by their means over the last segment (its final estimate), for a
         deterministic one by the objectives at the returned state (the run's final values when it
-        ends there: no separate executable to compile for them).  A record's step, aggregate
+        ends there: no separate executable to compile for them), each followed by its aggregate
+        (``solver.objective``), which the host would otherwise compute in small executables.  A record's step, aggregate
         and objectives are one float32 row (the step's int32 bits): one buffer to update, not
         three (each buffer in the loop's carry costs compile time, most of a short run's cost).
         The fast segment is a ``lax.scan`` of the solver's step alone with the objectives as the scan's output;
@@ -275,9 +260,12 @@ class Loop:
 
         start = (state, t0, jnp.int32(-1), jnp.int32(0), records, jnp.zeros(m * (2 if stochastic else 1), jnp.float32))
         state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
-        if not stochastic:  # and the objectives at the chunk's last state: the run's final ones, if it is
-            final = jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
-            summary = jnp.concatenate([summary, final])
+        last, tail = summary[:m], summary[m:]
+        if not stochastic:  # the objectives at the chunk's last state: the run's final ones, if it is
+            tail = jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
+        # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
+        aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]  # noqa: E731
+        summary = jnp.concatenate([last, aggregate(last), tail, aggregate(tail)])
         return state, t, bad, bad < 0, n, records, summary
 
 
@@ -393,7 +381,7 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
 
         def dispatch(state, t0: int):
             block, t1 = clock.plan(t0)
-            keys = chunk_keys(key, np.int32(t0)) if solver.keyed else None
+            keys = chunk_keys(key, t0, t1 - t0) if solver.keyed else None
             out = loop.chunk(state, np.int32(t0), np.int32(t1), total, keys, data, block=block)
             return state, t0, t1, block, keys, out, time.perf_counter()
 
@@ -417,12 +405,12 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
                 summary = np.asarray(summary)
                 state, done = new, t
                 m = len(names)
-                if t > t0:  # the final objectives so far (a Monte-Carlo objective's: its last segment's mean)
-                    tail = summary[m:]
+                if t > t0:  # the final objectives so far and their aggregate (a Monte-Carlo
+                    tail = summary[m + 1:]  # objective's: its last segment's means)
                 if progress and t > t0:
                     last = summary[:m]
                     named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
-                    progress(done, steps, float(solver.objective({"values": last})), *named)
+                    progress(done, steps, float(summary[m]), *named)
                 if failed_at is not None:
                     break
                 if t < t1:  # the solver's own test held
@@ -480,15 +468,14 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
     u_final = solver.params(state)
     reports = loop.reports(u_final, data) if model.program.reports else {}
     estimate_fn = None
+    m = len(names)
     if model.stochastic and tail is not None and failed_at is None:
         # a Monte-Carlo objective: the last segment's mean until the estimate at the final
         # parameters is asked for (it compiles an evaluation the run itself does not need)
-        values = np.asarray(tail)
-        total = float(solver.objective({"values": jnp.asarray(values)}))
+        values, total = tail[:m], tail[m]
         estimate_fn = partial(estimate, model, solver, u_final, data, seed)
     elif not model.stochastic and tail is not None:  # the last chunk's, at this state
-        values = np.asarray(tail)
-        total = float(solver.objective({"values": jnp.asarray(values)}))
+        values, total = tail[:m], tail[m]
     else:
         values, total = loop.objectives(u_final, data, seed_key(seed + 1) if model.stochastic else None)
     result = Result(
