@@ -373,6 +373,36 @@ def test_adam_on_several_arrays_steps_as_written_by_hand():
     assert next(iter(prog._loops.values())).solver.flat
 
 
+RAVELED = "on the raveled parameters"
+
+
+@pytest.mark.parametrize("opt, aggregator, constraint, raveled", [
+    ("adam(lr = 0.05)", "upgrad", "", True),
+    ("sgd(lr = 0.05)", "mgda", "", True),
+    ("adam(lr = 0.05)", "mean", "", False),       # a linear aggregator: the gradient, leaf by leaf
+    ("lamb(lr = 0.05)", "upgrad", "", False),     # per-array trust ratios
+    ("adam(lr = 0.05)", "upgrad", "subject to { c >= 0 }\n", False),  # a projection acts on the tree
+])
+def test_choose_optimizer_ravels_an_elementwise_optimizer_under_jacobian_descent(opt, aggregator, constraint, raveled,
+                                                                                   tmp_path):
+    """The decision is choose_optimizer's, in the IR, and the solver runs as the IR says."""
+    from gradlang.emit import emit as emit_file
+
+    def emit(text, stage):
+        path = tmp_path / "p.grad"
+        path.write_text(text)
+        return emit_file(str(path), stage)
+
+    text = TWO_ARRAYS.format(opt=opt).replace("aggregator = upgrad", f"aggregator = {aggregator}")
+    text = text.replace("solve {", constraint + "solve {")
+    printed = emit(text, "ir:choose_optimizer")
+    assert (RAVELED in printed) is raveled, printed
+    assert RAVELED not in emit(text, "ir:choose_vi_defaults")
+    prog = gradlang.compile(text)
+    prog.fit(data=_two_arrays_data(), steps=0)
+    assert next(iter(prog._loops.values())).solver.flat is raveled
+
+
 def test_an_optimizer_with_per_array_norms_keeps_the_arrays_apart():
     """lamb's trust ratio is a ratio of norms per array: on the raveled parameters it would be one
     ratio for all, so Jacobian descent leaves it leaf by leaf."""

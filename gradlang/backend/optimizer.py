@@ -18,6 +18,13 @@ from ..ir import nodes as ir
 from ..lib.optimizers import OPTIMIZERS, takes_optimizers
 from ..lib.schedules import SCHEDULES
 
+# optimizers whose update of each entry reads that entry's gradient and state alone (and the step
+# count): on the raveled parameters they give the numbers they give leaf by leaf.  Not lamb, lars,
+# muon, adaptive_grad_clip (per-array norms or matrices), nor the wrappers that keep parameters in
+# their state (lookahead, schedule_free: ``final_params`` reads them as the parameters' tree).
+ELEMENTWISE = frozenset({"adam", "adamw", "sgd", "momentum", "nesterov", "rmsprop", "adagrad",
+                         "adabelief", "nadam", "radam", "lion", "adan"})
+
 
 def _arg(v: ir.ConfigValue, total_steps: int):
     if v.kind == "steps":  # a schedule's length bound to the solve's step count (choose_optimizer)

@@ -452,10 +452,12 @@ class LowerIR(Node):
 class OptimizerSpec(Node):
     """The optimizer expression, checked against the registries.  A schedule whose length is not
     written has ``steps`` bound to the solve's step count (a ConfigValue of kind ``steps``), so a
-    run with another step count rebinds it."""
+    run with another step count rebinds it.  ``raveled``: the optimizer runs on the parameters
+    raveled into one vector, its state too (``choose_optimizer.runs_raveled``)."""
 
     config: ConfigValue
     uses_steps: bool = False
+    raveled: bool = False  # the update runs on the parameters raveled into one vector (Jacobian descent)
 
 
 @dataclass(frozen=True)

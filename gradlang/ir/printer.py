@@ -154,7 +154,8 @@ def program(p: ir.Program, infer=None) -> str:
         out.append(f"solve: optimizer={config(s.optimizer)} steps={s.steps} batch={s.batch} seed={s.seed} "
                    f"log_every={s.log_every}" + (f" aggregator={s.aggregator}" if s.aggregator else ""))
     if p.optimizer is not None:
-        out.append(f"optimizer {config(p.optimizer.config)}")
+        out.append(f"optimizer {config(p.optimizer.config)}"
+                   + (" on the raveled parameters" if p.optimizer.raveled else ""))
     if getattr(p, "vi_defaults", None) is not None:
         v = p.vi_defaults
         out.append(f"vi defaults: start={v.start} average={v.average} stop=elbo_settled(every={v.every}, "

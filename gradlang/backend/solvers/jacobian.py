@@ -9,8 +9,8 @@ aggregator keeps its state in the direction's running state under ``"aggregator"
 draws from the step's key.  For ``minimize each(v)`` the entries are those of v (one per row of
 the minibatch with ``batch``), and the value logged is their mean.
 
-The direction is a flat vector, so the solver runs an elementwise optimizer (``ELEMENTWISE``) on
-the parameters raveled into one vector (``flat``): the same numbers as leaf by leaf, but one
+The direction is a flat vector, so the solver runs an elementwise optimizer on the parameters
+raveled into one vector (``flat``, choose_optimizer's ``raveled``): the same numbers as leaf by leaf, but one
 fused update instead of one per parameter array (Adam on the six arrays of a two-layer MLP cost
 its Jacobian-descent step 4%, m = 2, n = 2e4, XLA:CPU).
 """
@@ -27,12 +27,6 @@ from jax.flatten_util import ravel_pytree
 from ..build import Model
 
 STATE = "aggregator"  # the aggregator's state in the direction's running state
-# optimizers whose update of each entry reads that entry's gradient and state alone (and the step
-# count): on the raveled parameters they give the numbers they give leaf by leaf.  Not lamb, lars,
-# muon, adaptive_grad_clip (per-array norms or matrices), nor the wrappers that keep parameters in
-# their state (lookahead, schedule_free: ``final_params`` reads them as the parameters' tree).
-ELEMENTWISE = frozenset({"adam", "adamw", "sgd", "momentum", "nesterov", "rmsprop", "adagrad",
-                         "adabelief", "nadam", "radam", "lion", "adan"})
 
 
 class JacobianDirection(eqx.Module):
@@ -48,16 +42,10 @@ class JacobianDirection(eqx.Module):
 
     @property
     def flat(self) -> bool:
-        """Whether the solver may run its optimizer on the raveled parameters: an elementwise one
-        (``ELEMENTWISE``), written alone, with no projection after the update and no VI defaults
-        (whose iterate average keeps the parameters' tree)."""
-        program = self.model.program
-        spec = getattr(program, "optimizer", None)
-        cfg = getattr(spec, "config", spec)
-        plan = program.constrained
-        return (cfg is not None and cfg.kind in ("word", "call") and cfg.value in ELEMENTWISE
-                and self.rows is None and (plan is None or not plan.projections)
-                and program.vi_defaults is None)
+        """Whether the solver runs its optimizer on the raveled parameters: choose_optimizer's
+        decision (``OptimizerSpec.raveled``)."""
+        spec = getattr(self.model.program, "optimizer", None)
+        return bool(getattr(spec, "raveled", False))
 
     def init(self, u: dict, data: dict, est: dict) -> dict:
         flat, _ = ravel_pytree(u)
