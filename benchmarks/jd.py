@@ -293,8 +293,10 @@ def main() -> None:
         step_table(args)
     if args.skip == "aggregation":
         return
-    # many repetitions where a call takes microseconds
-    reps = {n: 300 if n <= 10_000 else 50 if n <= 100_000 else 9 for n in args.n}
+    # many repetitions where a call takes microseconds: a JAX call's time is spread wider than
+    # torch's (XLA:CPU's hand-off to its own thread, about 5 us, sometimes waits), so its fastest
+    # of 50 calls was still 10-20% above its fastest of 1000 (8 x 1e5: 57 against 43 us), torch's not
+    reps = {n: 1000 if n <= 100_000 else 30 for n in args.n}
     jobs = [(a, TORCHJD_CLASSES[a], m, n, reps[n]) for a in args.aggregators for m in args.m for n in args.n]
     torch_times = {}
     if os.path.exists(args.torchjd_python):
