@@ -472,6 +472,8 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
     """The run's Result; ``final``: the parameters at ``state`` and their constrained values, as the
     last chunk returned them (None when no chunk ran: computed here)."""
     names = [o.name for o in model.program.objectives]
+    if hasattr(solver, "finish"):  # the solver's own look at its final state (its warnings)
+        solver.finish(state)
     u_final, constrained = final if final is not None else (solver.params(state), None)
     if constrained is None:
         constrained = model.constrain(u_final)

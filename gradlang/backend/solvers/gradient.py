@@ -199,6 +199,13 @@ class GradientSolver(eqx.Module):
         # without tol a constant, which XLA folds out of the loop's condition
         return state.converged if self.may_terminate else jnp.asarray(False)
 
+    def finish(self, state: GradientState) -> None:
+        """The host's look at the run's final, concrete state: a direction's warnings (a lower
+        level's singular Hessian, a degenerate lower constraint), which ``params`` traced inside
+        the loop's chunk cannot show."""
+        if hasattr(self.direction, "check_state"):
+            self.direction.check_state(state.est)
+
     def params(self, state: GradientState) -> dict:
         # the schedule-free evaluation point, lookahead's slow weights, else the iterate itself
         u = final_params(state.opt_state, state.u)

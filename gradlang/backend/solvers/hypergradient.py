@@ -342,6 +342,10 @@ class HypergradientDirection(eqx.Module):
         draw = key if self.model.stochastic else None
         return lambda p: self.model.loss_and_values({**p, **y}, data, draw, inner)[0]
 
+    def check_state(self, est: dict) -> None:
+        """``check`` of the run's final state (``GradientSolver.finish``)."""
+        self.check(est[STATE])
+
     def reported(self, est: dict) -> dict:
         """The lower solution (``NAME.p``), with the nested blocks' (``mid.inner.c``)."""
         self.check(est[STATE])
