@@ -20,6 +20,7 @@ from .backend.optimizer import build_optimizer, uses_total_steps
 from .backend.result import Result
 from .backend.runtime import Loop, run
 from .errors import GradlangError
+from .gc_pause import paused
 from .ir import nodes as ir
 from .pipeline import compile_source, read_source
 
@@ -31,7 +32,8 @@ class Program:
         self.source = source
         self.externs = dict(externs or {})
         self.overrides = dict(overrides or {})
-        self.ir: ir.Program = compile_source(source, self.overrides)
+        with paused():  # parsing, checking and the passes allocate enough to set off full collections
+            self.ir: ir.Program = compile_source(source, self.overrides)
         self._loops: dict = {}  # compiled optimisation loops of earlier fits, by loop_key
 
     # ---- data and model ------------------------------------------------------------------------
@@ -79,20 +81,21 @@ class Program:
         from .backend.checkpoint import Checkpoints, fingerprint
         from .backend.solvers import make_solver
 
-        program = self if not consts else Program(self.source, self.externs, {**self.overrides, **consts})
-        settings = program.ir.solve
-        model, arrays = program.bind(data)
-        steps = settings.steps if steps is None else int(steps)
-        if steps < 0:
-            raise GradlangError("steps must be >= 0", None, None)
-        seed = settings.seed if seed is None else int(seed)
-        key = loop_key(settings, model.dims, steps)
-        if key not in program._loops:
-            solver = make_solver(model, build_optimizer(settings.optimizer, steps), settings)
-            program._loops[key] = Loop(model, solver, settings.log_every)
-        loop = program._loops[key]
-        stamp = (fingerprint(program.source.text, program.overrides, arrays, seed, steps)
-                 if checkpoint is not None or resume is not None else None)
+        with paused():  # binding and building trace (gradlang.gc_pause); run pauses until its loop starts
+            program = self if not consts else Program(self.source, self.externs, {**self.overrides, **consts})
+            settings = program.ir.solve
+            model, arrays = program.bind(data)
+            steps = settings.steps if steps is None else int(steps)
+            if steps < 0:
+                raise GradlangError("steps must be >= 0", None, None)
+            seed = settings.seed if seed is None else int(seed)
+            key = loop_key(settings, model.dims, steps)
+            if key not in program._loops:
+                solver = make_solver(model, build_optimizer(settings.optimizer, steps), settings)
+                program._loops[key] = Loop(model, solver, settings.log_every)
+            loop = program._loops[key]
+            stamp = (fingerprint(program.source.text, program.overrides, arrays, seed, steps)
+                     if checkpoint is not None or resume is not None else None)
         return run(model, loop.solver, arrays, steps=steps, seed=seed, log_every=settings.log_every,
                    progress=progress, loop=loop,
                    checkpoint=Checkpoints(checkpoint, stamp) if checkpoint is not None else None,

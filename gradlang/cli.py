@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         from .cache import for_command_line
 
         for_command_line(args.no_cache)  # before the first compile; this process runs only gradlang
+        if argv is None:  # the command itself (not a caller's main([...])): its imports' objects never
+            import gc  # become garbage, so full collections need not walk them (gradlang.gc_pause)
+
+            gc.freeze()
     try:
         return args.fn(args)
     except InternalError as err:

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import RuntimeError_
+from ..gc_pause import paused
 from . import keys as host_keys
 from .build import Model
 from .result import Result
@@ -365,12 +366,18 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
     ``checkpoint`` (a ``checkpoint.Checkpoints``) receives the state between chunks; ``resume``
     (one too) supplies the state to continue from."""
     start = time.perf_counter()
-    data = {k: jax.device_put(v) for k, v in data.items()}  # jnp.asarray compiles a copy per shape
-    key, init_key = run_keys(seed)
-    loop = loop or Loop(model, solver, log_every)
-    init = lambda data: solver.init(model.init(init_key, data), data, key)
-    fresh = loop.capacity is None  # a loop kept from an earlier fit has its executables already
-    ahead = loop.compile_ahead(init, data, key, steps) if COMPILE_AHEAD and fresh and resume is None and steps > 0 else None
+    collector = paused()  # until the first chunk is dispatched: tracing sets off full collections
+    try:
+        data = {k: jax.device_put(v) for k, v in data.items()}  # jnp.asarray compiles a copy per shape
+        key, init_key = run_keys(seed)
+        loop = loop or Loop(model, solver, log_every)
+        init = lambda data: solver.init(model.init(init_key, data), data, key)  # noqa: E731
+        fresh = loop.capacity is None  # a loop kept from an earlier fit has its executables already
+        ahead = (loop.compile_ahead(init, data, key, steps)
+                 if COMPILE_AHEAD and fresh and resume is None and steps > 0 else None)
+    except BaseException:
+        collector.resume()
+        raise
     try:  # an error on the way still waits for the worker (a process must not exit in its compile)
         state = init(data)
         loop.prepare(state, data)
@@ -394,6 +401,7 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
             ahead.wait(ahead.loop_executables)
         try:
             pending = dispatch(state, done) if done < steps and converged_at is None else None
+            collector.resume()  # the loop (and a progress callback's garbage) collects as usual
             looked = time.perf_counter()
             while pending is not None:
                 before, t0, t1, block, keys, out, sent = pending
@@ -434,6 +442,7 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
         return _result(model, solver, loop, state, data, seed, history, done, tail, failed_at, converged_at,
                        interrupted, start, final)
     finally:
+        collector.resume()
         if ahead is not None:
             ahead.wait()
 
