@@ -10,10 +10,9 @@ the program, the shapes and the library versions, so a second process can load t
   took ``jax_persistent_cache_min_compile_time_secs`` (default 1 s) to compile; ours take 0.05-1 s,
   so the floor is lowered to 0 (``jax_persistent_cache_min_entry_size_bytes`` stays at JAX's 0:
   no floor on size either; an entry is a few kB, a program's set a few hundred).
-* The parser's tables go to Lark's grammar cache (``Lark(cache=FILE)``), keyed by a hash of the
-  grammar text, the options and the Lark and Python versions.  They are the compiler's own, not a
-  program's, so they are kept unless the cache is switched off, the API's default included
-  (``parser_cache_file``).
+* The parser's tables go to a file written by ``Lark.save``, named by a hash of the grammar text
+  and the Lark and Python versions.  They are the compiler's own, not a program's, so they are
+  kept unless the cache is switched off, the API's default included (``parser_cache_file``).
 
 The directory: ``$GRADLANG_CACHE_DIR``, else ``$XDG_CACHE_HOME/gradlang/xla``, else
 ``~/.cache/gradlang/xla``.  The ``gradlang`` command uses it unless ``--no-cache`` or
@@ -65,8 +64,8 @@ def parser_cache_file(grammar_text: str) -> str | None:
     (``GRADLANG_CACHE=0``, the command line's ``--no-cache``), the API's default included: in the
     compilation cache's directory when that is on, else in the default one (nowhere when it
     cannot be made).  The name carries a hash of the grammar and of the Lark and Python versions,
-    so an edited grammar or an upgrade never meets an old file (Lark also checks its own hash
-    inside the file)."""
+    so an edited grammar or an upgrade never meets an old file (a file that does not load is
+    built again and rewritten)."""
     if _active["off"] or disabled_by_environment():
         return None
     folder = active_dir() or default_dir()
