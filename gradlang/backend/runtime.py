@@ -231,8 +231,10 @@ class Loop:
                     ran = jnp.int32(block)
                 # the objectives and the parameters: a non-finite optimizer state reaches the
                 # parameters at the step it is made (checking every leaf of the state cost the
-                # compile a tenth of a second)
-                bad = jnp.where(jnp.isfinite(jnp.sum(ys)) & _finite(solver.params(state)), bad, t)
+                # compile a tenth of a second); the variables the steps move, where the solver
+                # names them (its parameters may be computed from them, at a cost to compile)
+                moved = solver.iterate(state) if hasattr(solver, "iterate") else solver.params(state)
+                bad = jnp.where(jnp.isfinite(jnp.sum(ys)) & _finite(moved), bad, t)
             i = t + ran
             last = ys[-1]
             if not stochastic:  # a deterministic objective's final value is computed at the end
