@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -65,6 +65,15 @@ class Opaque:
         self.value = value
 
 
+class Constrained(NamedTuple):
+    """A parameter's value already in its domain, which ``Model.constrain`` passes through: a guide
+    fitted in its Laplace frame is handed its scale as the frame makes it (``L0 B``), not through
+    the family's transform's inverse and then the transform again (a lower-Cholesky round trip
+    every step, with its gradient, that cost a VI fit's compile)."""
+
+    value: Any
+
+
 class Model(eqx.Module):
     """A checked program with its dims bound: pure functions of (unconstrained params, data)."""
 
@@ -102,7 +111,8 @@ class Model(eqx.Module):
     # ---- parameters ----------------------------------------------------------------------------
     def constrain(self, unconstrained: dict) -> dict:
         # a family's parameter may be a tree of arrays (a flow's network weights)
-        return {n: jax.tree.map(self.transform(n), u) for n, u in unconstrained.items()}
+        return {n: u.value if isinstance(u, Constrained) else jax.tree.map(self.transform(n), u)
+                for n, u in unconstrained.items()}
 
     def init(self, key, data: dict) -> dict:
         """Unconstrained initial values: inverse transform of each init; zeros (in the

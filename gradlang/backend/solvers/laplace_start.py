@@ -28,9 +28,10 @@ parametrisation a lower-Cholesky entry must travel to about -100 at 0.01 a step)
 
 ``LaplaceFrame`` wraps a direction: ``start`` runs the Laplace fit and returns the frame's initial
 parameters with the frame kept in the direction's state (arrays, so a checkpoint holds it);
-``__call__`` evaluates the wrapped direction at the guide's parameters and pulls its gradient back
+``__call__`` evaluates the wrapped direction at the guide's parameters (the scale handed over as the
+frame makes it, ``L0 B``, already in its domain: ``build.Constrained``) and pulls its gradient back
 to the frame's (one ``vjp`` of the affine map); ``to_params`` maps the frame's parameters to the
-guide's for the report.  When the Newton iterate or the Hessian is not finite (no mode: a flat
+guide's unconstrained ones for the report.  When the Newton iterate or the Hessian is not finite (no mode: a flat
 direction, a funnel, a saddle: the Hessian not positive definite, or the Newton decrement at the
 end above one, i.e. still a posterior sd or more from the mode), the frame is the identity at the
 guide's own initial point.
@@ -48,6 +49,7 @@ import numpyro
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import potential_energy
 
+from ..build import Constrained
 from ..traced import tracing
 
 FRAME = "laplace_frame"  # the key of the frame (m0, L0) in the direction's running state
@@ -231,10 +233,28 @@ class LaplaceFrame(eqx.Module):
             u[f"{name}_auto_scale"] = t.inv(scale0[name] * t(w[f"{name}_auto_scale"]))
         return u
 
+    def _to_guide(self, w: dict, frame) -> dict:
+        """What a step hands the guide: ``_to_params`` with the scale given as the frame makes it
+        (``L0 B``, ``s0 b``), already in its domain (``build.Constrained``), where the guide's
+        parameters would map it through the family's transform's inverse and back."""
+        m0, factor = frame
+        u = dict(w)
+        if self.family == "full_rank":
+            t = self.model.transform("auto_scale_tril")
+            u["auto_loc"] = m0 + factor @ w["auto_loc"]
+            u["auto_scale_tril"] = Constrained(factor @ t(w["auto_scale_tril"]))
+            return u
+        loc0, scale0 = self._unravel(m0), self._unravel(factor)
+        for name in self._latent_shapes():
+            t = self.model.transform(f"{name}_auto_scale")
+            u[f"{name}_auto_loc"] = loc0[name] + scale0[name] * w[f"{name}_auto_loc"]
+            u[f"{name}_auto_scale"] = Constrained(scale0[name] * t(w[f"{name}_auto_scale"]))
+        return u
+
     # ---- the direction ----------------------------------------------------------------------
     def __call__(self, w, data, key, est):
         rest = {k: v for k, v in est.items() if k != FRAME}
-        u, pull = jax.vjp(lambda w: self.to_params(w, est), w)
+        u, pull = jax.vjp(lambda w: self._to_guide(w, est[FRAME]), w)
         loss, values, grads, rest = self.inner(u, data, key, rest)
         (grads,) = pull(grads)
         return loss, values, grads, {**rest, FRAME: est[FRAME]}
@@ -242,7 +262,7 @@ class LaplaceFrame(eqx.Module):
     def value_fn(self, data, key, est):
         rest = {k: v for k, v in est.items() if k != FRAME}
         f = self.inner.value_fn(data, key, rest)
-        return lambda w: f(self.to_params(w, est))
+        return lambda w: f(self._to_guide(w, est[FRAME]))
 
     @property
     def stochastic(self) -> bool:
