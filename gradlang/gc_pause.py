@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from typing import Self
 
 _lock = threading.Lock()
 _state = {"depth": 0, "was_enabled": False}
@@ -42,7 +43,7 @@ class paused:
             if _state["depth"] == 0 and _state["was_enabled"]:
                 gc.enable()
 
-    def __enter__(self) -> paused:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

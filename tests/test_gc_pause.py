@@ -32,7 +32,7 @@ def test_pauses_nest_and_restore_the_collectors_state():
 
 
 def test_compile_and_fit_pause_the_collector_and_the_loop_does_not(monkeypatch):
-    import gradlang.api as api
+    from gradlang import api
     from gradlang.backend import runtime
 
     building, starting, seen = [], [], []

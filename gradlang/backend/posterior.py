@@ -7,6 +7,10 @@ import numpy as np
 import numpyro
 
 from .build import Model
+from .keys import (  # the draws' keys on the host: JAX's, without a compile
+    prng_key,
+    split,
+)
 
 # XLA options for a function compiled and run once a fit (posterior draws, k̂'s and PSIS's weights):
 # its compilation, not its run, is what costs.  Without the backend optimisations, kidiq's 1000
@@ -43,7 +47,7 @@ def sample_guide(model: Model, unconstrained: dict, data: dict, n: int, seed: in
 
         return jax.jit(draws, compiler_options=ONCE)
 
-    draws = kept(model, "sample_guide", make)(unconstrained, data, jax.random.split(jax.random.PRNGKey(seed), n))
+    draws = kept(model, "sample_guide", make)(unconstrained, data, split(prng_key(seed), n))
     return {k: np.asarray(v) for k, v in draws.items() if k in model.ppl.latents}
 
 

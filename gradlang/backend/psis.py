@@ -22,6 +22,10 @@ import jax
 import numpy as np
 import numpyro
 
+from .keys import (  # the draws' keys on the host: JAX's, without a compile
+    prng_key,
+    split,
+)
 from .posterior import ONCE, kept
 
 USABLE = 0.7  # Yao et al. 2018; Vehtari et al. 2024, section 3.2.4
@@ -124,7 +128,7 @@ def guide_draws(model, with_values: bool):
 def log_weights(model, unconstrained: dict, data: dict, n: int, seed: int) -> np.ndarray:
     """log p(y, z_s) - log q(z_s) for ``n`` draws z_s of the fitted guide (the full data)."""
     lw = kept(model, "log_weights", guide_draws(model, False))(unconstrained, data,
-                                                               jax.random.split(jax.random.PRNGKey(seed), n))
+                                                               split(prng_key(seed), n))
     return np.asarray(lw, np.float64)
 
 

@@ -16,9 +16,12 @@ converge at a practical rate (Yao et al., ICML 2018, section 3.2).
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 
+from .keys import (  # the draws' keys on the host: JAX's, without a compile
+    prng_key,
+    split,
+)
 from .posterior import kept
 from .psis import gpd_fit, guide_draws
 
@@ -45,7 +48,7 @@ def draws_and_log_weights(model, unconstrained: dict, data: dict, n: int, seed: 
     """``n`` joint draws of the latents from the fitted guide and their log weights."""
 
     values, lw = kept(model, "draws_and_log_weights", guide_draws(model, True))(
-        unconstrained, data, jax.random.split(jax.random.PRNGKey(seed), n))
+        unconstrained, data, split(prng_key(seed), n))
     return {k: np.asarray(v, np.float64) for k, v in values.items()}, np.asarray(lw, np.float64)
 
 

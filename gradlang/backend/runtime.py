@@ -269,7 +269,7 @@ class Loop:
         if not stochastic:  # the objectives at the chunk's last state: the run's final ones, if it is
             tail = jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
         # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
-        aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]  # noqa: E731
+        aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]
         summary = jnp.concatenate([last, aggregate(last), tail, aggregate(tail)])
         u = solver.params(state)  # the result's parameters, if the run ends here: computed where
         # they are traced anyway (an averaged iterate, a Laplace frame's map), not by executables of
@@ -373,7 +373,7 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
         data = {k: jax.device_put(v) for k, v in data.items()}  # jnp.asarray compiles a copy per shape
         key, init_key = run_keys(seed)
         loop = loop or Loop(model, solver, log_every)
-        init = lambda data: solver.init(model.init(init_key, data), data, key)  # noqa: E731
+        init = lambda data: solver.init(model.init(init_key, data), data, key)
         fresh = loop.capacity is None  # a loop kept from an earlier fit has its executables already
         ahead = (loop.compile_ahead(init, data, key, steps)
                  if COMPILE_AHEAD and fresh and resume is None and steps > 0 else None)
@@ -458,7 +458,7 @@ def estimate(model: Model, solver, u: dict, data: dict, seed: int):
     of the program's own estimator (each with its particles), and the standard error of that mean,
     sd / sqrt(draws).  Under the VI defaults' ``reject=nonfinite``, over the evaluations that
     accepted a particle."""
-    keys = jax.random.split(seed_key(seed + 1), ESTIMATE_DRAWS)
+    keys = host_keys.split(seed_key(seed + 1), ESTIMATE_DRAWS)
 
     @jax.jit
     def draws(u, data, keys):
