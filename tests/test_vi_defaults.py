@@ -48,7 +48,8 @@ def _without_solve(name: str, tmp_path) -> str:
 def test_the_choice_is_in_the_ir_and_absent_when_a_setting_is_written(tmp_path):
     path = _without_solve("kidiq", tmp_path)
     ir_text = emit(path, "ir:choose_vi_defaults")
-    assert "vi defaults: start=laplace average=100 stop=elbo_settled(every=100, z=2) reject=nonfinite  # chosen" in ir_text
+    assert ("vi defaults: start=laplace average=100 stop=elbo_settled(every=100, z=2) reject=nonfinite compile=fast"
+            "  # chosen") in ir_text
     assert "solve: optimizer=adam(lr=0.02) steps=10000" in ir_text
     before = emit(path, "ir:bilevel_to_hypergrad")  # the pass before it: nothing chosen yet
     assert "vi defaults" not in before and "steps=1000 " in before
@@ -345,3 +346,36 @@ def test_the_frames_step_hands_the_guide_its_scale_as_the_round_trip_would(famil
         np.testing.assert_allclose(grads[k], grads_rt[k], rtol=2e-3, atol=1e-3 * float(np.max(np.abs(grads_rt[k]))))
     value = np.arange(3.0)
     assert model.constrain({"sigma": Constrained(value)})["sigma"] is value
+
+
+def test_the_defaults_loop_compiles_for_a_short_run_with_the_same_numbers():
+    """compile=fast: the loop's chunk is compiled with XLA's elemental emitter (about half the
+    compilation); the fit is bit for bit the one compiled with XLA's defaults, and a program with
+    its settings written keeps them."""
+    import jax
+
+    from gradlang.backend.compile_options import fast_compile
+    from gradlang.backend.solvers import vi_defaults
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(100, 15, size=30).astype(np.float32)
+    data = {"x": x, "y": (20 + 0.6 * x + rng.normal(0, 5, size=30)).astype(np.float32)}
+    source = FRAMED.replace("FAMILY", "full_rank")
+    prog = gradlang.compile(source)
+    fast = prog.fit(data=data, seed=2)
+    (loop,) = prog._loops.values()
+    assert dict(loop.solver.compile_options) == fast_compile() == loop.compiler_options
+    if jax.default_backend() == "cpu":
+        assert fast_compile() == {"xla_cpu_use_fusion_emitters": False}
+    original = vi_defaults.fast_compile
+    vi_defaults.fast_compile = dict  # XLA's own options: none
+    try:
+        plain = gradlang.compile(source).fit(data=data, seed=2)
+    finally:
+        vi_defaults.fast_compile = original
+    assert fast.steps == plain.steps
+    for k in fast.unconstrained:
+        np.testing.assert_array_equal(fast.unconstrained[k], plain.unconstrained[k])
+    written = gradlang.compile(source + "solve { steps = 50 }\n")
+    written.fit(data=data, steps=5)
+    assert next(iter(written._loops.values())).solver.compile_options == ()

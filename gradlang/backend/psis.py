@@ -22,11 +22,12 @@ import jax
 import numpy as np
 import numpyro
 
+from .compile_options import once
 from .keys import (  # the draws' keys on the host: JAX's, without a compile
     prng_key,
     split,
 )
-from .posterior import ONCE, kept
+from .posterior import kept
 
 USABLE = 0.7  # Yao et al. 2018; Vehtari et al. 2024, section 3.2.4
 
@@ -120,7 +121,7 @@ def guide_draws(model, with_values: bool):
 
             return jax.vmap(one)(keys)
 
-        return jax.jit(run, compiler_options=ONCE)
+        return jax.jit(run, compiler_options=once())
 
     return make
 

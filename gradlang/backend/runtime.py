@@ -115,8 +115,12 @@ class Loop:
         self.segment = segment_length(self.log_every)
         self.capacity = None  # records a chunk holds; set by ``prepare`` from the reports' sizes
         self.shapes = None    # of one record, traced once by ``prepare``
-        self.chunk = jax.jit(partial(self._chunk, guarded=False), static_argnames="block")
-        self.replay = jax.jit(partial(self._chunk, guarded=True), static_argnames="block")
+        # XLA options the plan chose for the loop (a short run compiled for compile time)
+        self.compiler_options = dict(getattr(solver, "compile_options", ()))
+        options = {"compiler_options": self.compiler_options} if self.compiler_options else {}
+        jit = partial(jax.jit, static_argnames="block", **options)
+        self.chunk = jit(partial(self._chunk, guarded=False))
+        self.replay = jit(partial(self._chunk, guarded=True))
         self.reports = jax.jit(lambda u, data: model.reports(u, data))
         self.objectives = jax.jit(self._objectives)
 

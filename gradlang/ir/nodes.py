@@ -465,11 +465,13 @@ class VIDefaults(Node):
     """The settings choose_vi_defaults chose for a program with a guide that wrote no optimizer,
     steps or tol: how the guide starts (``laplace``: at the Laplace approximation, fitted in its
     frame; ``None`` for a family without one), the horizon of the iterate average reported, the
-    stopping rule (the windowed mean ELBO's change within z standard errors), and whether particles
-    whose log joint or gradient is not finite are rejected (``backend/finite_particles.py``)."""
+    stopping rule (the windowed mean ELBO's change within z standard errors), whether particles
+    whose log joint or gradient is not finite are rejected (``backend/finite_particles.py``), and
+    how the loop is compiled (``fast``: for a short run, ``backend/compile_options.py``)."""
 
     start: str | None
     average: int
     every: int
     z: float
     reject_nonfinite: bool = False  # Monte-Carlo particles with a non-finite value or gradient dropped
+    loop_compile: str = "optimized"  # "fast": the loop compiled for a short run (compile_options.fast_compile)

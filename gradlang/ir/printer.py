@@ -160,6 +160,7 @@ def program(p: ir.Program, infer=None) -> str:
         v = p.vi_defaults
         out.append(f"vi defaults: start={v.start} average={v.average} stop=elbo_settled(every={v.every}, "
                    f"z={v.z:g})" + (" reject=nonfinite" if getattr(v, "reject_nonfinite", False) else "")
+                   + (f" compile={v.loop_compile}" if getattr(v, "loop_compile", "optimized") != "optimized" else "")
                    + "  # chosen")
     return "\n".join(out)
 

@@ -80,15 +80,14 @@ _INITS: dict[int, tuple] = {}
 # XLA options for an init without loops (a gradient or two, some norms): it runs once a fit, so its
 # compilation is what costs, and without LLVM's optimisations XLA:CPU compiles fista's lasso init in
 # 0.13 s of CPU instead of 0.21 (min of 3, busy machine).  Not for inits that iterate (admm's and
-# pdhg's power iterations), whose run would pay for it.
-ONCE = {"xla_backend_optimization_level": 0}
+# pdhg's power iterations), whose run would pay for it.  (``compile_options.once``.)
 
 
 def compiled_init(solver, u: dict, data: dict, options: dict | None = None):
     """``solver._init(u, data)`` as one compiled function, kept for the solver's lifetime (a program
     fitted again reuses it).  Run eagerly, an init's dozens of primitives (gradients, power
     iterations, a factorisation) would each be compiled on a first fit: seconds, on a busy CPU.
-    ``options``: XLA compiler options (``ONCE``), which only a top-level ``jit`` takes: inside
+    ``options``: XLA compiler options (``compile_options.once``), which only a top-level ``jit`` takes: inside
     another trace (a test's or a bilevel program's jit) the init is traced into it instead."""
     if tracing(u, data):
         return solver._init(u, data)

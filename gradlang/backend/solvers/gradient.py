@@ -71,6 +71,7 @@ class GradientSolver(eqx.Module):
     batch: int | None = eqx.field(static=True)
     tol: float | None = eqx.field(static=True)
     stop: Any = eqx.field(static=True, default=None)  # a rule of its own (elbo_settled), else tol's
+    compile_options: tuple = eqx.field(static=True, default=())  # XLA options for its loop, as (name, value)
 
     @property
     def keyed(self) -> bool:

@@ -50,6 +50,7 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import potential_energy
 
 from ..build import Constrained
+from ..compile_options import once
 from ..traced import tracing
 
 FRAME = "laplace_frame"  # the key of the frame (m0, L0) in the direction's running state
@@ -58,8 +59,6 @@ NEWTON_TOL = 1e-4        # stop once the Newton decrement (squared distance to t
 MAX_STEP = 1e3           # a Newton step at most this long in the local posterior sds (a guard against overflow)
 MIN_STEP = 1 / 64        # stop once the step was halved below this fraction (float32's noise floor)
 FAMILIES = ("full_rank", "mean_field")  # the whole-guide families that have a frame
-# XLA options for a function that runs once a fit: its compilation, not its run, is what costs
-ONCE = {"xla_backend_optimization_level": 0}
 
 
 class LaplaceFrame(eqx.Module):
@@ -75,14 +74,14 @@ class LaplaceFrame(eqx.Module):
         """The frame with its set-up and its map to the guide's parameters compiled once each:
         run op by op outside a trace (at the start and for the report), each of their small ops
         would be compiled on its own.  The set-up runs once a fit, so it is compiled without XLA's
-        backend optimisations (``ONCE``): on kidiq and logearn_height_male that saves 0.2-0.6 s
+        backend optimisations (``once``): on kidiq and logearn_height_male that saves 0.2-0.6 s
         of a ~1-2 s compilation and costs 1-25 ms of running time.  The compiled ``to_params``
         runs for the report only (inside the fit's steps it is traced into the step), so it too
         is compiled that way."""
         frame = LaplaceFrame(inner, model, family)
         return LaplaceFrame(inner, model, family, (
-            jax.jit(lambda u, data: frame._start(u, data), compiler_options=ONCE),
-            jax.jit(lambda w, frame_arrays: frame._to_params(w, frame_arrays), compiler_options=ONCE)))
+            jax.jit(lambda u, data: frame._start(u, data), compiler_options=once()),
+            jax.jit(lambda w, frame_arrays: frame._to_params(w, frame_arrays), compiler_options=once())))
 
     # ---- the guide's latents as one flat vector ----------------------------------------------
     def _latent_shapes(self) -> dict:

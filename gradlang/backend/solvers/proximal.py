@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 
 from ..build import Model
+from ..compile_options import once
 from ..prox import ProxApplication
 from . import SOLVERS
 from ._prox_step import (
-    ONCE,
     StopsOnTol,
     backtrack,
     compiled_init,
@@ -48,7 +48,7 @@ class ProximalSolver(StopsOnTol):
     keyed = False  # a full-data, deterministic method: nothing in a step is random
 
     def init(self, u: dict, data: dict, key=None) -> ProxState:
-        return compiled_init(self, u, data, ONCE)
+        return compiled_init(self, u, data, once())
 
     def _init(self, u: dict, data: dict) -> ProxState:
         g = jax.grad(self.model.smooth_loss)(u, data)

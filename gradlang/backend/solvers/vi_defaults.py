@@ -3,7 +3,8 @@
 the stopping rule (``elbo_settled``, the solver's ``terminate``) and, with ``reject_nonfinite``, the
 count of rejected Monte-Carlo draws in the estimator state (``VI._over_accepted`` counts,
 ``finite_particles`` rejects) and updates skipped where a step accepted no draw
-(``optax.apply_if_finite``: its gradient is NaN)."""
+(``optax.apply_if_finite``: its gradient is NaN); with ``loop_compile = "fast"``, the XLA options
+of ``compile_options.fast_compile`` for the loop."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import optax
 
 from ...ir import nodes as ir
 from ...lib.optimizers._averaged import averaged
+from ..compile_options import fast_compile
 from ..vi import DRAWS, REJECTED
 from .elbo_settled import ElboSettled
 from .gradient import GradientSolver
@@ -49,4 +51,6 @@ def compose(solver, plan: ir.VIDefaults):
     if getattr(plan, "reject_nonfinite", False):
         update = optax.apply_if_finite(update, NEVER_GIVE_UP)
         solver = CountingSolver(**{f.name: getattr(solver, f.name) for f in fields(solver)})
-    return replace(solver, direction=direction, update=update, stop=ElboSettled(plan.every, plan.z))
+    options = tuple(fast_compile().items()) if getattr(plan, "loop_compile", "optimized") == "fast" else ()
+    return replace(solver, direction=direction, update=update, stop=ElboSettled(plan.every, plan.z),
+                   compile_options=options)
