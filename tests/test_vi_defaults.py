@@ -1,12 +1,13 @@
 """Variational inference that converges by default, and its loose ends (issue 14).
 
 - choose_vi_defaults writes its choice into the IR, and chooses nothing when a setting is written;
-- two posteriordb ports, unstandardised regressions (kidiq: a child's score on the mother's IQ;
-  logearn_height_male: log earnings on height in inches), with their solve settings removed, land
-  within 0.3 reference sd of every posterior mean and 30% of every sd of the stored NUTS reference
-  (tests/fixtures/posteriordb_nuts.json, 4 x 5000 draws), measured on 4000 guide draws (Monte-Carlo
-  error of a mean: 1/63 sd, of an sd: about 1.1%); and stop early (the ELBO rule);
-- the Pareto k̂ separates that fit (< 0.7) from the same model stopped after 50 steps (> 0.7);
+- six posteriordb ports, unstandardised regressions among them (kidiq: a child's score on the
+  mother's IQ; logearn_height_male: log earnings on height in inches), with their solve settings
+  removed, land on seeds 0, 1, 2 within 0.3 reference sd of every posterior mean and 30% of every
+  sd of the stored NUTS reference (tests/fixtures/posteriordb_nuts.json, 4 x 5000 draws), measured
+  on 4000 guide draws (Monte-Carlo error of a mean: 1/63 sd, of an sd: about 1.1%); and stop early
+  (the ELBO rule);
+- the Pareto k̂ separates kidiq's fit (< 0.7) from the same model stopped after 50 steps (> 0.7);
 - ``Result.psis_posterior`` corrects a mis-fitted guide's moments towards the exact posterior;
 - ``via dreg`` under ``renyi(alpha != 0)`` is a located error at check time (choose_estimators);
 - in the Laplace frame a step hands the guide its scale directly: the loss and gradient of the round trip
@@ -84,29 +85,35 @@ def test_the_elbo_rule_stops_when_the_window_means_differ_by_less_than_their_noi
 
 @pytest.fixture(scope="module")
 def default_fits(tmp_path_factory):
-    """kidiq (seed 0) and logearn_height_male (seed 1) fitted with the chosen settings."""
-    out = {}
-    for name, seed in [("kidiq", 0), ("logearn_height_male", 1)]:
-        prog = gradlang.compile(_without_solve(name, tmp_path_factory.mktemp(name)))
-        out[name] = (prog, prog.fit(seed=seed))
-    return out
+    """kidiq (seed 0) fitted with the chosen settings."""
+    prog = gradlang.compile(_without_solve("kidiq", tmp_path_factory.mktemp("kidiq")))
+    return {"kidiq": (prog, prog.fit(seed=0))}
 
 
-@pytest.mark.parametrize("name", ["kidiq", "logearn_height_male"])
-def test_default_settings_match_the_nuts_reference(default_fits, name):
-    prog, result = default_fits[name]
-    assert result.converged and result.steps < 2000, result.steps  # the ELBO rule stopped it, well before the cap
-    model, arrays = prog.bind()
+# the six ports whose defaults meet the issue's bar on seeds 0, 1, 2 (benchmarks/vi_posteriordb.py
+# shows the other four, which miss it, three of them flagged by k̂ > 0.7)
+WITHIN_THE_BAR = ["blr", "kidiq", "kidiq_momhsiq", "logearn_height_male", "logmesquite", "nes1972"]
+
+
+@pytest.mark.parametrize("name", WITHIN_THE_BAR)
+def test_default_settings_match_the_nuts_reference(name, tmp_path):
+    """Seeds 0, 1, 2 of one compiled program (the later seeds reuse its loop): every posterior mean
+    within 0.3 reference sd, every sd within 30%, on 4000 guide draws."""
     import jax.numpy as jnp
 
-    draws = sample_guide(model, {k: jnp.asarray(v) for k, v in result.unconstrained.items()},
-                         {k: jnp.asarray(v) for k, v in arrays.items()}, 4000, 11)
-    fitted = summarize(draws)
-    for latent, (mean, sd) in reference_posteriors()[name].items():
-        z = np.abs(fitted[latent]["mean"] - mean) / sd
-        ratio = fitted[latent]["sd"] / sd
-        assert np.all(z < 0.3), (name, latent, z)
-        assert np.all(np.abs(ratio - 1) < 0.3), (name, latent, ratio)
+    prog = gradlang.compile(_without_solve(name, tmp_path))
+    model, arrays = prog.bind()
+    arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    for seed in (0, 1, 2):
+        result = prog.fit(seed=seed)
+        assert result.converged and result.steps < 2000, result.steps  # the ELBO rule stopped it, well before the cap
+        draws = sample_guide(model, {k: jnp.asarray(v) for k, v in result.unconstrained.items()}, arrays, 4000, 11)
+        fitted = summarize(draws)
+        for latent, (mean, sd) in reference_posteriors()[name].items():
+            z = np.abs(fitted[latent]["mean"] - mean) / sd
+            ratio = fitted[latent]["sd"] / sd
+            assert np.all(z < 0.3), (name, seed, latent, z)
+            assert np.all(np.abs(ratio - 1) < 0.3), (name, seed, latent, ratio)
 
 
 def test_khat_separates_the_default_fit_from_one_stopped_after_50_steps(default_fits):
