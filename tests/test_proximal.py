@@ -91,6 +91,63 @@ def test_fista_with_tol_stops_early_at_the_optimum():
     np.testing.assert_allclose(result.params["w"], reference.coef_, atol=1e-3)
 
 
+@pytest.mark.parametrize("method", ["proximal", "fista", "admm", "pdhg"])
+def test_a_short_budget_compiles_for_compile_time_with_the_same_optimum(method, monkeypatch):
+    """split_prox writes compile=fast for a budget of at most FAST_COMPILE_STEPS steps: the loop's
+    chunk and the init are compiled with ``fast_compile()`` (XLA's elemental emitter, no tree
+    reductions), and the fit reaches the optimum that XLA's defaults reach; a longer budget keeps
+    XLA's defaults."""
+    from gradlang.backend.compile_options import fast_compile
+    from gradlang.backend.solvers import _prox_step
+    from gradlang.passes.split_prox import FAST_COMPILE_STEPS
+
+    data, _, _ = _diabetes()
+    steps = {"proximal": 3000, "fista": 800, "admm": 400, "pdhg": 2000}[method]
+    text = LASSO.format(lam=0.05, method=method, steps=steps, extra="")
+    assert dict(_ir(text).split.options)["compile"] == "fast"
+    long = _ir(LASSO.format(lam=0.05, method=method, steps=FAST_COMPILE_STEPS + 1, extra=""))
+    assert "compile" not in dict(long.split.options)
+    import importlib
+
+    module = importlib.import_module(f"gradlang.backend.solvers.{'proximal' if method == 'fista' else method}")
+    init_options = []
+    monkeypatch.setattr(module, "compiled_init", lambda solver, u, data, options=None: (
+        init_options.append(options), _prox_step.compiled_init(solver, u, data, options))[1])
+    program = gradlang.compile(text)
+    fast = program.fit(data=data)
+    (loop,) = program._loops.values()
+    assert init_options and all(init_options[0].get(k) == v for k, v in fast_compile().items())
+    assert loop.compiler_options == fast_compile() == loop.solver.compile_options
+    if jax.default_backend() == "cpu":
+        assert fast_compile() == {"xla_cpu_use_fusion_emitters": False,
+                                  "xla_disable_hlo_passes": "tree_reduction_rewriter"}
+    original = _prox_step.fast_compile
+    _prox_step.fast_compile = dict  # XLA's own options
+    try:
+        plain_program = gradlang.compile(text)
+        plain = plain_program.fit(data=data)
+        assert next(iter(plain_program._loops.values())).compiler_options == {}
+    finally:
+        _prox_step.fast_compile = original
+    assert fast.objective == pytest.approx(plain.objective, rel=1e-6)
+    np.testing.assert_allclose(fast.params["w"], plain.params["w"], atol=1e-5)
+
+
+def test_fast_compile_reductions_stay_accurate():
+    """Without XLA:CPU's tree reduction rewriter a float32 sum is still accurate (XLA's reduction
+    loop is not a naive sequential sum, whose error would be ~1e-4 here): within 1e-6 of the
+    float64 sum of 1e6 uniforms, and of a row-wise sum, as with XLA's defaults."""
+    import jax.numpy as jnp
+
+    from gradlang.backend.compile_options import fast_compile
+
+    x = np.random.default_rng(0).random(1_000_000).astype(np.float32)
+    total = float(jax.jit(lambda v: jnp.sum(v * v), compiler_options=fast_compile())(x))
+    assert total == pytest.approx(np.sum(x.astype(np.float64) ** 2), rel=1e-6)
+    rows = np.asarray(jax.jit(lambda v: jnp.mean(v.reshape(1000, 1000), axis=1), compiler_options=fast_compile())(x))
+    np.testing.assert_allclose(rows, x.astype(np.float64).reshape(1000, 1000).mean(1), rtol=1e-6)
+
+
 MISFITS = [
     ("param x: real[3] = 1\nminimize sumsq(x - 2) + nonneg(x)", "nonneg(...) is the indicator of a set"),
     ("param x: real[3] = 1\nminimize sumsq(x) - 0.1 * norm1(x)\nsolve { method = fista }",

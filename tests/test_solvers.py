@@ -104,3 +104,29 @@ def test_tol_is_refused_where_it_cannot_work(body, message):
     with pytest.raises(ConfigError, match=message) as info:
         gradlang.compile(body)
     assert info.value.span is not None and info.value.span.line == body.count("\n") + 1
+
+
+def test_a_registry_lookup_imports_only_the_entrys_own_file():
+    """``get`` and ``in`` import the file named after the entry before the whole package (a fresh
+    process: the test process has every entry loaded); an unknown name loads every entry, so its
+    error lists them all with the nearest."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from gradlang.backend.solvers import SOLVERS
+from gradlang.errors import ConfigError
+from gradlang.lib.prox import PROXES
+assert SOLVERS.get("fista").name == "fista" and "norm1" in PROXES
+loaded = {m.rsplit(".", 1)[1] for m in sys.modules if m.startswith(("gradlang.backend.solvers.", "gradlang.lib.prox."))}
+assert {"fista", "norm1"} <= loaded and not loaded & {"admm", "pdhg", "hypergradient", "nuclear", "tv1d"}, loaded
+try:
+    SOLVERS.get("fistaa")
+except ConfigError as err:
+    hint = err.diagnostics[0].help
+assert "fista" in hint and "admm" in hint and "gradlang.backend.solvers.admm" in sys.modules, hint
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -5,17 +5,24 @@ posterior's draws, k̂'s and PSIS's weights): ``xla_backend_optimization_level =
 optimisations off (kidiq's 1000 guide draws compile in 0.29 s instead of 0.6 s and run in 0.5 ms
 instead of 0.1-0.9 ms).
 
-``fast_compile()``: for a loop that a plan expects to be short (``VIDefaults.loop_compile``):
-``xla_cpu_use_fusion_emitters = False`` (XLA:CPU, jax 0.6 and later), fused loops emitted by XLA's
-elemental emitter, which compiles in about half the time of the fusion emitters (kidiq's VI-default
-chunk: 0.7 s instead of 1.4, on a 2-core CPU while its Laplace start compiled beside it) and runs a
-step 1-4% slower (kidiq, logearn_height_male), 5% (logistic VI, N = 20000) to 14% (lasso's fista):
-a loss for a loop that runs long, so not the default.  The posterior's guide draws take it
-with ``once()`` (affine maps and transforms: bit for bit the same on the posteriordb ports, and
-0.10 s of compiling instead of 0.21 for kidiq's 1000).  Not ``once()`` itself: it halves the
-Laplace start's compilation too (0.41 -> 0.17 s), but on gp_pois_regr, whose kernel matrix is at
-the edge of float32, the start it found left the fit's k̂ at 64-74 instead of 0.75-1.3; the
-loop's numbers on the same model were unchanged.
+``fast_compile()``: for a loop that a plan expects to be short (``VIDefaults.loop_compile``,
+split_prox's ``compile=fast``): ``xla_cpu_use_fusion_emitters = False`` (XLA:CPU, jax 0.6 and
+later), fused loops emitted by XLA's elemental emitter, and XLA:CPU's tree reduction rewriter off
+(``xla_disable_hlo_passes = tree_reduction_rewriter``), which splits every reduction into two or
+three reduce-windows, each a kernel of its own for LLVM to compile.  Together they compile a loop
+in about half the time of XLA's defaults (lasso 1000 x 2000 under fista: 0.20 s instead of 0.43;
+kidiq's VI-default chunk: 0.7-0.8 s instead of 1.4, on a 2-core CPU while its Laplace start compiled
+beside it).  A step costs the same where it is a gemv or more (lasso: 164 us instead of 180; TV
+n = 10000: equal), 1-4% more on kidiq and logearn_height_male, 5% on logistic VI (N = 20000),
+4-15% on a 20000 x 50 ridge under Adam, and a fixed ~6 us more where a step is a few microseconds
+(the cancer table's sparse logistic fista: 15 us instead of 9): a loss for a loop that runs long,
+so not the default.  Reductions stay accurate without the rewriter (a float32 sum of 1e6 or 1e7
+uniforms within 7e-8 of float64's, as with it).  The posterior's guide draws take it with
+``once()`` (affine maps and transforms: bit for bit the same on the posteriordb ports, and 0.10 s
+of compiling instead of 0.21 for kidiq's 1000).  Not ``once()`` itself: it halves the Laplace
+start's compilation too (0.41 -> 0.17 s), but on gp_pois_regr, whose kernel matrix is at the edge
+of float32, the start it found left the fit's k̂ at 64-74 instead of 0.75-1.3; the loop's numbers
+on the same model were unchanged.
 
 Only a top-level ``jax.jit`` takes compiler options: inside another trace such a function is traced
 inline (``traced.tracing``).
@@ -30,9 +37,9 @@ import jax
 
 @cache
 def fast_compile() -> dict:
-    """XLA's elemental emitter, where XLA:CPU has the choice (else nothing)."""
+    """XLA's elemental emitter and no tree reductions, where XLA:CPU has the choice (else nothing)."""
     if jax.default_backend() == "cpu" and tuple(jax.__version_info__[:2]) >= (0, 6):
-        return {"xla_cpu_use_fusion_emitters": False}
+        return {"xla_cpu_use_fusion_emitters": False, "xla_disable_hlo_passes": "tree_reduction_rewriter"}
     return {}
 
 

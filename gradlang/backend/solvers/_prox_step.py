@@ -19,6 +19,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..compile_options import fast_compile
 from ..traced import tracing
 
 SHRINK = 0.5
@@ -79,8 +80,9 @@ _INITS: dict[int, tuple] = {}
 
 # XLA options for an init without loops (a gradient or two, some norms): it runs once a fit, so its
 # compilation is what costs, and without LLVM's optimisations XLA:CPU compiles fista's lasso init in
-# 0.13 s of CPU instead of 0.21 (min of 3, busy machine).  Not for inits that iterate (admm's and
-# pdhg's power iterations), whose run would pay for it.  (``compile_options.once``.)
+# 0.13 s of CPU instead of 0.21 (min of 3, busy machine); with split_prox's compile=fast on top
+# (``fast_compile``), 0.05 s.  Not O0 for inits that iterate (admm's and pdhg's power iterations),
+# whose run would pay for it: they take compile=fast alone.  (``compile_options``.)
 
 
 def compiled_init(solver, u: dict, data: dict, options: dict | None = None):
@@ -103,7 +105,15 @@ def compiled_init(solver, u: dict, data: dict, options: dict | None = None):
 class StopsOnTol(eqx.Module):
     """What the prox-family solvers (proximal, fista, admm, pdhg) share: one objective, stopping
     only with ``tol`` (their state's ``converged``, set by each method's own optimality measure),
-    and the iterate ``u`` as the parameters."""
+    the iterate ``u`` as the parameters, and the XLA options split_prox chose for the loop."""
+
+    @property
+    def compile_options(self) -> dict:
+        """``fast_compile()`` under split_prox's ``compile=fast`` (else XLA's defaults): the
+        runtime's loop compiles its chunk with them, the init too."""
+        split = self.model.program.split
+        fast = split is not None and dict(split.options).get("compile") == "fast"
+        return fast_compile() if fast else {}
 
     def objective(self, stats: dict):
         return stats["values"][..., 0]

@@ -83,7 +83,7 @@ class ADMMSolver(StopsOnTol):
         return lambda u: self.model.smooth_loss(u, data)
 
     def init(self, u: dict, data: dict, key=None) -> ADMMState:
-        return compiled_init(self, u, data)
+        return compiled_init(self, u, data, self.compile_options)
 
     def _init(self, u: dict, data: dict) -> ADMMState:
         terms = DualTerms(self.model, data)

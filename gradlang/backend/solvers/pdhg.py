@@ -67,7 +67,7 @@ class PDHGSolver(StopsOnTol):
         return lambda u: self.model.smooth_loss(u, data)
 
     def init(self, u: dict, data: dict, key=None) -> PDHGState:
-        return compiled_init(self, u, data)
+        return compiled_init(self, u, data, self.compile_options)
 
     def _init(self, u: dict, data: dict) -> PDHGState:
         terms = DualTerms(self.model, data)

@@ -48,7 +48,7 @@ class ProximalSolver(StopsOnTol):
     keyed = False  # a full-data, deterministic method: nothing in a step is random
 
     def init(self, u: dict, data: dict, key=None) -> ProxState:
-        return compiled_init(self, u, data, once())
+        return compiled_init(self, u, data, {**once(), **self.compile_options})
 
     def _init(self, u: dict, data: dict) -> ProxState:
         g = jax.grad(self.model.smooth_loss)(u, data)
