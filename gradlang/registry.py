@@ -11,7 +11,8 @@ import importlib
 import inspect
 import pkgutil
 from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import ConfigError, choice_help
 from .source import Span
