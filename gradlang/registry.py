@@ -32,11 +32,14 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str, package: str | None = None):
+    def __init__(self, kind: str, package: str | None = None, by_file: bool = False):
         self.kind = kind
         self._package = package  # imported lazily so every entry file registers itself
         self._entries: dict[str, Entry] = {}
         self._loaded = package is None
+        # every entry lives in a file named after it (and only there): a name without such a file
+        # is not an entry, known without importing the package (tests/test_solvers.py checks it)
+        self.by_file = by_file
 
     def register(self, name: str, cite: str = ""):
         def decorate(fn):
@@ -57,8 +60,10 @@ class Registry:
     def _find(self, name: str) -> bool:
         """Whether ``name`` is registered.  Before the package is loaded, the entry's own file
         (``package/name.py``: entries live in files named after them) is imported first, and
-        only a name not found there loads the whole package: a run that names one solver or
-        prox does not import the other sixty-odd entry files (40-60 ms of a first fit)."""
+        only a name not found there loads the whole package, unless the registry is ``by_file``
+        (then the name is not an entry): a run that names one solver or prox does not import the
+        other sixty-odd entry files (40-60 ms of a first fit), nor does asking whether ``mean``
+        has a prox import every prox."""
         if name in self._entries:
             return True
         if not self._loaded and name.isidentifier() and not name.startswith("_"):
@@ -68,8 +73,10 @@ class Registry:
             except ModuleNotFoundError as err:
                 if err.name != module:  # the entry file's own import failed: not ours to hide
                     raise
-            if name in self._entries:
-                return True
+                if self.by_file:
+                    return False
+            if name in self._entries or self.by_file:
+                return name in self._entries
         self._load()
         return name in self._entries
 
@@ -101,5 +108,6 @@ class Registry:
 
     def get(self, name: str, span: Span | None = None) -> Entry:
         if not (isinstance(name, str) and self._find(name)):
+            self._load()  # the hint lists every entry
             raise ConfigError(f"unknown {self.kind} '{name}'", span, choice_help(name, self._entries))
         return self._entries[name]

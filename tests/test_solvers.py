@@ -108,8 +108,9 @@ def test_tol_is_refused_where_it_cannot_work(body, message):
 
 def test_a_registry_lookup_imports_only_the_entrys_own_file():
     """``get`` and ``in`` import the file named after the entry before the whole package (a fresh
-    process: the test process has every entry loaded); an unknown name loads every entry, so its
-    error lists them all with the nearest."""
+    process: the test process has every entry loaded), and in a ``by_file`` registry a name with
+    no file of its own is no entry (``mean`` has no prox); an unknown name's error loads every
+    entry, so that it lists them all with the nearest."""
     import subprocess
     import sys
 
@@ -118,7 +119,7 @@ import sys
 from gradlang.backend.solvers import SOLVERS
 from gradlang.errors import ConfigError
 from gradlang.lib.prox import PROXES
-assert SOLVERS.get("fista").name == "fista" and "norm1" in PROXES
+assert SOLVERS.get("fista").name == "fista" and "norm1" in PROXES and "mean" not in PROXES
 loaded = {m.rsplit(".", 1)[1] for m in sys.modules if m.startswith(("gradlang.backend.solvers.", "gradlang.lib.prox."))}
 assert {"fista", "norm1"} <= loaded and not loaded & {"admm", "pdhg", "hypergradient", "nuclear", "tv1d"}, loaded
 try:
@@ -130,3 +131,13 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_by_file_registry_keeps_each_entry_in_the_file_named_after_it():
+    """What ``Registry.by_file`` promises: a name without a file of its own is not an entry."""
+    from gradlang.lib.prox import PROXES
+
+    for registry in (SOLVERS, PROXES):
+        assert registry.by_file
+        for entry in registry.entries():
+            assert entry.value.__module__ == f"{registry._package}.{entry.name}", entry.name

@@ -271,7 +271,10 @@ class Loop:
         state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
         last, tail = summary[:m], summary[m:]
         if not stochastic:  # the objectives at the chunk's last state: the run's final ones, if it is
-            tail = jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
+            # (the last step's, where a step reports them at the state it returns: a second
+            # evaluation of the objective is a forward pass more to compile)
+            tail = last if getattr(solver, "values_at_new_state", False) else \
+                jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
         # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
         aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]
         summary = jnp.concatenate([last, aggregate(last), tail, aggregate(tail)])

@@ -77,10 +77,12 @@ def _of_data(e: ir.Expr, program: ir.Program) -> bool:
     return not any(isinstance(n, (ir.Expect, ir.VIObjective)) for n in walk(e))
 
 
-def _prox_names() -> set[str]:
+def _prox_names():
+    """The prox entries, as a container (``op in _prox_names()``): looked up one name at a time,
+    importing only the entries a program names (``Registry.by_file``)."""
     from ..lib.prox import PROXES
 
-    return set(PROXES.names())
+    return PROXES
 
 
 def _factor(e: ir.Expr, program: ir.Program) -> tuple[ir.Expr, ir.Expr]:
@@ -123,7 +125,7 @@ def _linear_arg(a: ir.Expr, program: ir.Program) -> tuple[str, ir.Expr | None, s
     return None
 
 
-def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names: set[str], method: str) -> ir.ProxTerm | None:
+def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names, method: str) -> ir.ProxTerm | None:
     weight, f = _factor(e, program)
     term = None
     if isinstance(f, ir.Prim) and f.op in names and f.args and all(_of_data(a, program) for a in f.args[1:]) \

@@ -12,7 +12,9 @@ A solver has, as in Optimistix, a few pure methods over a state pytree:
   ``may_terminate``: whether it can ever hold (else the runtime's loop body is the bare step);
 * ``params(state) -> u``: the unconstrained parameters to report.
 
-and an attribute ``keyed``: whether a step needs a key at all.  The runtime (``backend/runtime.py``)
+and an attribute ``keyed``: whether a step needs a key at all; optionally ``values_at_new_state``:
+whether a step's ``"values"`` are the objectives at the state it returns (the prox family's), so
+that the runtime takes the final objectives from the last step instead of evaluating them again.  The runtime (``backend/runtime.py``)
 knows nothing else of the method it runs: not the estimators' state, not the aggregation of
 several objectives, not the sign of a maximised one.  The state is a pytree of arrays only (no
 keys, no Python objects), so it can be checkpointed leaf by leaf and restored bit for bit.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from ...registry import Registry
 
-SOLVERS = Registry("solver", "gradlang.backend.solvers")
+SOLVERS = Registry("solver", "gradlang.backend.solvers", by_file=True)
 
 
 def make_solver(model, opt, settings):

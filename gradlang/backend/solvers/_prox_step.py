@@ -105,7 +105,10 @@ def compiled_init(solver, u: dict, data: dict, options: dict | None = None):
 class StopsOnTol(eqx.Module):
     """What the prox-family solvers (proximal, fista, admm, pdhg) share: one objective, stopping
     only with ``tol`` (their state's ``converged``, set by each method's own optimality measure),
-    the iterate ``u`` as the parameters, and the XLA options split_prox chose for the loop."""
+    the iterate ``u`` as the parameters, the XLA options split_prox chose for the loop, and a
+    step's values taken at the iterate it returns (``values_at_new_state``)."""
+
+    values_at_new_state = True
 
     @property
     def compile_options(self) -> dict:

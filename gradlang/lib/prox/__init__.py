@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from ...registry import Registry
 
-PROXES = Registry("prox", "gradlang.lib.prox")
+PROXES = Registry("prox", "gradlang.lib.prox", by_file=True)
 PARIKH_BOYD = "Parikh & Boyd, Proximal Algorithms, Foundations and Trends in Optimization 1(3), 2014"
 BECK = "Beck, First-Order Methods in Optimization, SIAM 2017, ch. 6"
 
