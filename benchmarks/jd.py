@@ -2,7 +2,9 @@
 
 1. Aggregation of m x n Jacobians (m objectives, n parameters; float32, CPU): the best time of
    one aggregation (Gramian, weights, wᵀJ), each side measured the same way (``WARM`` calls, then
-   the fastest of the timed calls, as a user's call pays it: Python, dispatch, the computation), by
+   the fastest of the timed calls, as a user's call pays it: Python, dispatch, the computation;
+   ``ROUNDS`` rounds a cell, the sides taking turns, so that a drift of the machine's speed touches
+   all alike), by
 
    * gradlang: ``gradlang.aggregate(name, J)`` (jit-cached, called as a user calls it);
    * hand-written JAX: the same computation jitted by hand (G = J Jᵀ, the entry's weighting, wᵀJ);
@@ -57,25 +59,32 @@ from gradlang.lib.aggregators import AGGREGATORS
 TORCHJD_CLASSES = {"upgrad": "UPGrad", "mean": "Mean", "dualproj": "DualProj", "mgda": "MGDA",
                    "imtl_g": "IMTLG", "aligned_mtl": "AlignedMTL", "pcgrad": "PCGrad"}
 
-TORCH_SCRIPT = r"""
+TORCH_WORKER = r"""
 import json, sys, time, torch
 WARM = %d
 from torchjd import aggregation as A
-if len(sys.argv) > 2:
-    torch.set_num_threads(int(sys.argv[2]))
-torch.manual_seed(0)
-out = {}
-for name, cls, m, n, reps in json.loads(sys.argv[1]):
-    J = torch.randn(m, n)
+if len(sys.argv) > 1:
+    torch.set_num_threads(int(sys.argv[1]))
+jacobians = {}
+for line in sys.stdin:  # one job a line, one time a line back: the sides take turns (see ROUNDS)
+    name, cls, m, n, reps = json.loads(line)
+    if (m, n) not in jacobians:
+        jacobians[m, n] = torch.randn(m, n, generator=torch.Generator().manual_seed(m * 1000003 + n))
+    J = jacobians[m, n]
     agg = getattr(A, cls)()
     for _ in range(WARM):
         agg(J)
-    ts = []
+    best = float("inf")
     for _ in range(reps):
-        t = time.perf_counter(); agg(J); ts.append(time.perf_counter() - t)
-    out[f"{name}/{m}/{n}"] = min(ts)
-print(json.dumps(out))
+        t = time.perf_counter(); agg(J); best = min(best, time.perf_counter() - t)
+    print(json.dumps(best), flush=True)
 """
+
+# rounds of each aggregation cell, the sides taking turns (TorchJD's calls, then gradlang's and the
+# hand-written's), the fastest of each side kept: the machine's speed drifted by tens of percent
+# over minutes, and timing every TorchJD cell first and every JAX cell after charged a drift to
+# one side
+ROUNDS = 3
 
 
 WARM = 10  # untimed calls before the timed ones, on every side
@@ -298,25 +307,39 @@ def main() -> None:
     # of 50 calls was still 10-20% above its fastest of 1000 (8 x 1e5: 57 against 43 us), torch's not
     reps = {n: 1000 if n <= 100_000 else 30 for n in args.n}
     jobs = [(a, TORCHJD_CLASSES[a], m, n, reps[n]) for a in args.aggregators for m in args.m for n in args.n]
-    torch_times = {}
+    worker = None
     if os.path.exists(args.torchjd_python):
-        proc = subprocess.run([args.torchjd_python, "-c", TORCH_SCRIPT % WARM, json.dumps(jobs), *torch_threads(args)],
-                              capture_output=True, text=True, check=True)
-        torch_times = json.loads(proc.stdout.strip().splitlines()[-1])
+        worker = subprocess.Popen([args.torchjd_python, "-c", TORCH_WORKER % WARM, *torch_threads(args)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     else:
         print(f"TorchJD not found at {args.torchjd_python}: its column is left empty", file=sys.stderr)
+
+    def torch_time(job) -> float:
+        worker.stdin.write(json.dumps(job) + "\n")
+        worker.stdin.flush()
+        return json.loads(worker.stdout.readline())
+
     rng = np.random.default_rng(0)
     print(f"{'aggregator':12s} {'m':>3s} {'n':>8s} {'gradlang':>10s} {'hand JAX':>10s} {'TorchJD':>10s}"
           f" {'/TorchJD':>9s} {'/hand':>7s}")
-    for name, _, m, n, r in jobs:
+    for job in jobs:
+        name, _, m, n, r = job
         J = jnp.asarray(rng.normal(size=(m, n)), jnp.float32)
         step = hand_written(name)
-        t_g, t_h = best_times([lambda name=name, J=J: gradlang.aggregate(name, J), lambda step=step, J=J: step(J)], r)
-        t_t = torch_times.get(f"{name}/{m}/{n}")
+        t_g = t_h = t_t = float("inf")
+        for _ in range(ROUNDS):
+            if worker is not None:
+                t_t = min(t_t, torch_time(job))
+            g, h = best_times([lambda name=name, J=J: gradlang.aggregate(name, J), lambda step=step, J=J: step(J)], r)
+            t_g, t_h = min(t_g, g), min(t_h, h)
+        t_t = t_t if worker is not None else None
         vs_t = f"{t_g / t_t:9.2f}" if t_t else f"{'-':>9s}"
         t_t_s = f"{t_t * 1e3:8.3f}ms" if t_t else f"{'-':>10s}"
-        print(f"{name:12s} {m:3d} {n:8d} {t_g * 1e3:8.3f}ms {t_h * 1e3:8.3f}ms {t_t_s} {vs_t} {t_g / t_h:7.2f}")
-
+        print(f"{name:12s} {m:3d} {n:8d} {t_g * 1e3:8.3f}ms {t_h * 1e3:8.3f}ms {t_t_s} {vs_t} {t_g / t_h:7.2f}",
+              flush=True)
+    if worker is not None:
+        worker.stdin.close()
+        worker.wait()
 
 if __name__ == "__main__":
     main()

@@ -133,6 +133,21 @@ def test_a_short_budget_compiles_for_compile_time_with_the_same_optimum(method, 
     np.testing.assert_allclose(fast.params["w"], plain.params["w"], atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["fista", "admm", "pdhg"])
+def test_the_final_objective_is_the_last_steps_at_the_final_iterate(method):
+    """A prox-family step reports the objectives at the iterate it returns (values_at_new_state):
+    the run's final objective is the last step's, which is the objective at the final parameters
+    (the program's own objective function there), with no executable of its own."""
+    data, _, _ = _diabetes()
+    program = gradlang.compile(LASSO.format(lam=0.05, method=method, steps=7, extra=""))
+    result = program.fit(data=data)
+    (loop,) = program._loops.values()
+    assert loop.final_from_last
+    assert result.objective == result.history["objective"][-1]
+    assert result.objective == pytest.approx(float(program.objective_fn(result.params, data)), rel=1e-6)
+    assert loop.objectives._cache_size() == 0
+
+
 def test_fast_compile_reductions_stay_accurate():
     """Without XLA:CPU's tree reduction rewriter a float32 sum is still accurate (XLA's reduction
     loop is not a naive sequential sum, whose error would be ~1e-4 here): within 1e-6 of the
