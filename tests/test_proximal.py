@@ -142,7 +142,7 @@ def test_the_final_objective_is_the_last_steps_at_the_final_iterate(method):
     program = gradlang.compile(LASSO.format(lam=0.05, method=method, steps=7, extra=""))
     result = program.fit(data=data)
     (loop,) = program._loops.values()
-    assert loop.final_from_last
+    assert loop.solver.values_at_new_state
     assert result.objective == result.history["objective"][-1]
     assert result.objective == pytest.approx(float(program.objective_fn(result.params, data)), rel=1e-6)
     assert loop.objectives._cache_size() == 0

@@ -123,8 +123,6 @@ class Loop:
         self.replay = jit(partial(self._chunk, guarded=True))
         self.reports = jax.jit(lambda u, data: model.reports(u, data))
         self.objectives = jax.jit(self._objectives)
-        # a deterministic objective's final values are the last step's (see ``_chunk``)
-        self.final_from_last = not model.stochastic and getattr(solver, "values_at_new_state", False)
 
     def _objectives(self, u, data, key):
         values = self.model.objective_values(u, data, key)
@@ -149,10 +147,10 @@ class Loop:
 
     def compile_ahead(self, init: Callable[[dict], object], data: dict, key, steps: int) -> Ahead | None:
         """Start XLA compiling the executables a run of ``steps`` steps will call (its chunk, the
-        short last segment's, the final objectives', the reports) on a worker thread, before the
+        short last segment's, the reports) on a worker thread, before the
         solver is initialised: the host then initialises (whose own compiles, e.g. a Laplace
         start's mode search or a prox method's step-size estimate, run on the other core) while
-        XLA compiles, and the final objectives and the reports compile while the loop runs.  ``init`` is a thunk
+        XLA compiles, and the reports compile while the loop runs.  ``init`` is a thunk
         of the data giving the initial state, traced by ``jax.eval_shape``.  Tracing and lowering run here,
         on the calling thread (NumPyro's handler stack is a global, not thread-safe); only XLA's
         compile, which releases the GIL, runs on the worker.  JAX keeps each executable with its
@@ -169,11 +167,8 @@ class Loop:
             lowered = [self.chunk.lower(state, np.int32(0), np.int32(0), np.int32(steps), keys, data, block=b)
                        for b in sorted(blocks, reverse=True)]
             n_loop = len(lowered)  # what the loop calls: waited for before its first dispatch
-            params = jax.eval_shape(self.solver.params, state)  # (params may compute: averaging)
-            if not self.model.stochastic and not self.final_from_last:  # the final objectives
-                lowered.append(self.objectives.lower(params, data, None))
-            if self.model.program.reports:  # at the parameters' shapes
-                lowered.append(self.reports.lower(params, data))
+            if self.model.program.reports:  # at the parameters' shapes (params may compute: averaging)
+                lowered.append(self.reports.lower(jax.eval_shape(self.solver.params, state), data))
         except Exception:  # noqa: BLE001 -- only a head start: the run traces and compiles as it goes
             return None
         return Ahead(lowered, n_loop)
@@ -187,12 +182,9 @@ class Loop:
         itself, refused), -1 for none; whether all was finite; the number of records filled; and
         the last step's objectives (for the progress bar, as the history keeps them) followed, for
         a Monte-Carlo objective, by their means over the last segment (its final estimate), for a
-        deterministic one whose steps report the objectives at the state they return
-        (``final_from_last``) by the last step's again (the run's final values when it ends there),
-        each followed by its aggregate (``solver.objective``), which the host would otherwise
-        compute in small executables (other deterministic objectives are evaluated at the final
-        state by ``objectives`` once the run ends: a forward pass in the chunk cost its compile
-        more than that executable, compiled on the worker while the loop runs, costs the run); and
+        deterministic one by the objectives at the returned state (the run's final values when it
+        ends there: no separate executable to compile for them), each followed by its aggregate
+        (``solver.objective``), which the host would otherwise compute in small executables; and
         the parameters at the returned state, unconstrained and constrained (the result's, if the
         run ends there).  A record's step, aggregate
         and objectives are one float32 row (the step's int32 bits): one buffer to update, not
@@ -278,13 +270,14 @@ class Loop:
         start = (state, t0, jnp.int32(-1), jnp.int32(0), records, jnp.zeros(m * (2 if stochastic else 1), jnp.float32))
         state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
         last, tail = summary[:m], summary[m:]
+        if not stochastic:  # the objectives at the chunk's last state: the run's final ones, if it is
+            # (the last step's, where a step reports them at the state it returns: a second
+            # evaluation of the objective is a forward pass more to compile)
+            tail = last if getattr(solver, "values_at_new_state", False) else \
+                jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
         # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
         aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]
-        if stochastic or self.final_from_last:  # (a deterministic objective's: the last step's)
-            tail = tail if stochastic else last
-            summary = jnp.concatenate([last, aggregate(last), tail, aggregate(tail)])
-        else:  # the final objectives come from ``objectives``, compiled ahead beside the loop
-            summary = jnp.concatenate([last, aggregate(last)])
+        summary = jnp.concatenate([last, aggregate(last), tail, aggregate(tail)])
         u = solver.params(state)  # the result's parameters, if the run ends here: computed where
         # they are traced anyway (an averaged iterate, a Laplace frame's map), not by executables of
         # their own after the loop (0.17 s of compiling for a VI fit in its Laplace frame)
@@ -434,8 +427,8 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
                 summary = np.asarray(summary)
                 state, done, final = new, t, params  # final: the parameters at ``state``
                 m = len(names)
-                if t > t0 and len(summary) > m + 1:  # the final objectives so far and their
-                    tail = summary[m + 1:]  # aggregate (a Monte-Carlo objective's: its last segment's means)
+                if t > t0:  # the final objectives so far and their aggregate (a Monte-Carlo
+                    tail = summary[m + 1:]  # objective's: its last segment's means)
                 if progress and t > t0:
                     last = summary[:m]
                     named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
