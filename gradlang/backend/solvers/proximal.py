@@ -60,11 +60,11 @@ class ProximalSolver(StopsOnTol):
         smooth = lambda p: self.model.smooth_loss(p, data)
         prox = ProxApplication(self.model.program, self.model.dims, data)
         f_y, g = jax.value_and_grad(smooth)(state.y)
-        x, f_x, t = backtrack(smooth, self.with_projections(prox.apply, data), state.y, f_y, g, state.t)
+        x, f_x, t, moved = backtrack(smooth, self.with_projections(prox.apply, data), state.y, f_y, g, state.t)
         y, theta = self.extrapolate(state, x)
         first, converged = state.first, state.converged
         if self.tol is not None:  # the mapping's norm is only needed to stop
-            gap = mapping_norm(state.y, x, t)
+            gap = mapping_norm(moved, t)
             first = jnp.where(t_index == 0, gap, state.first)
             converged = converged | (gap <= self.tol * first)
         value = f_x + prox.terms_value(self.model.constrain(x))
