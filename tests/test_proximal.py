@@ -148,6 +148,34 @@ def test_the_final_objective_is_the_last_steps_at_the_final_iterate(method):
     assert loop.objectives._cache_size() == 0
 
 
+@pytest.mark.parametrize("method", ["proximal", "fista"])
+def test_the_placeholder_state_is_the_inits_shape_and_the_loop_compiles_once(method, caplog):
+    """``state_like`` (what the runtime lowers the loop from, before the init is traced) has the
+    init's structure, shapes, dtypes and weak types; so the chunk compiled ahead is the one the run
+    calls (compiled once, on the worker)."""
+    import logging
+
+    data, _, _ = _diabetes()
+    program = gradlang.compile(LASSO.format(lam=0.05, method=method, steps=50, extra=""))
+    model, arrays = program.bind(data)
+    from gradlang.backend.solvers import make_solver
+
+    solver = make_solver(model, None, program.ir.solve)
+    u = model.init(jax.random.PRNGKey(0), arrays)
+    real, like = (jax.eval_shape(f, u, arrays) for f in (solver._init, solver.state_like))
+    assert jax.tree.structure(real) == jax.tree.structure(like)
+    assert [(x.shape, x.dtype, x.weak_type) for x in jax.tree.leaves(real)] == \
+        [(x.shape, x.dtype, x.weak_type) for x in jax.tree.leaves(like)]
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            gradlang.compile(LASSO.format(lam=0.05, method=method, steps=50, extra="")).fit(data=data)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    chunks = [r for r in caplog.records if "Finished XLA compilation of jit(_chunk)" in r.getMessage()]
+    assert len(chunks) == 1 and chunks[0].threadName != "MainThread", [r.threadName for r in chunks]
+
+
 def test_fast_compile_reductions_stay_accurate():
     """Without XLA:CPU's tree reduction rewriter a float32 sum is still accurate (XLA's reduction
     loop is not a naive sequential sum, whose error would be ~1e-4 here): within 1e-6 of the

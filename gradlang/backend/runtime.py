@@ -151,7 +151,8 @@ class Loop:
         solver is initialised: the host then initialises (whose own compiles, e.g. a Laplace
         start's mode search or a prox method's step-size estimate, run on the other core) while
         XLA compiles, and the reports compile while the loop runs.  ``init`` is a thunk
-        of the data giving the initial state, traced by ``jax.eval_shape``.  Tracing and lowering run here,
+        of the data giving the initial state, or one of its shapes and dtypes (a solver's
+        ``state_like``), traced by ``jax.eval_shape``.  Tracing and lowering run here,
         on the calling thread (NumPyro's handler stack is a global, not thread-safe); only XLA's
         compile, which releases the GIL, runs on the worker.  JAX keeps each executable with its
         jitted function, so the run's calls find them compiled.  Returns None when the initial
@@ -381,8 +382,12 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
         key, init_key = run_keys(seed)
         loop = loop or Loop(model, solver, log_every)
         init = lambda data: solver.init(model.init(init_key, data), data, key)
+        # what the ahead compile traces for the state's shapes: the solver's placeholder state
+        # where it has one (its init is then traced while XLA compiles the loop, not before)
+        shaped = (lambda data: solver.state_like(model.init(init_key, data), data)) \
+            if hasattr(solver, "state_like") else init
         fresh = loop.capacity is None  # a loop kept from an earlier fit has its executables already
-        ahead = (loop.compile_ahead(init, data, key, steps)
+        ahead = (loop.compile_ahead(shaped, data, key, steps)
                  if COMPILE_AHEAD and fresh and resume is None and steps > 0 else None)
     except BaseException:
         collector.resume()

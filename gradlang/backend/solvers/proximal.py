@@ -50,6 +50,12 @@ class ProximalSolver(StopsOnTol):
     def init(self, u: dict, data: dict, key=None) -> ProxState:
         return compiled_init(self, u, data, {**once(), **self.compile_options})
 
+    def state_like(self, u: dict, data: dict) -> ProxState:
+        """``init``'s structure, shapes and dtypes, placeholder values: what the runtime traces to
+        lower the loop ahead (``init`` traces two gradients)."""
+        f32 = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+        return ProxState(u, u, f32(1.0), f32(1.0), f32(0.0), jnp.asarray(False))
+
     def _init(self, u: dict, data: dict) -> ProxState:
         g = jax.grad(self.model.smooth_loss)(u, data)
         t = first_step(lambda p: self.model.smooth_loss(p, data), u, g)
