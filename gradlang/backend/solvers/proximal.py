@@ -53,7 +53,7 @@ class ProximalSolver(StopsOnTol):
     def state_like(self, u: dict, data: dict) -> ProxState:
         """``init``'s structure, shapes and dtypes, placeholder values: what the runtime traces to
         lower the loop ahead (``init`` traces two gradients)."""
-        f32 = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+        f32 = lambda v: jnp.asarray(v, jnp.float32)
         return ProxState(u, u, f32(1.0), f32(1.0), f32(0.0), jnp.asarray(False))
 
     def _init(self, u: dict, data: dict) -> ProxState:
