@@ -48,8 +48,8 @@ def first_step(smooth, x: dict, g: dict):
 
 def backtrack(smooth, prox, y: dict, f_y, g: dict, t):
     """``(x, f(x), t, ||x - y||²)``: the accepted point, its smooth value, its step, and its
-    squared distance from y (see the module doc), which the test needs and the prox-gradient
-    mapping's norm reuses."""
+    squared distance from y, which the sufficient-decrease condition needs (see the module doc)
+    and the prox-gradient mapping's norm reuses."""
     def candidate(t):
         x = prox(jax.tree.map(lambda yi, gi: yi - t * gi, y, g), t)
         diff = jax.tree.map(lambda a, b: a - b, x, y)

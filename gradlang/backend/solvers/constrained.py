@@ -55,7 +55,7 @@ class ConstrainedDirection(eqx.Module):
     optimistic: bool = eqx.field(static=True, default=False)  # the primal steps along 2 g_t - g_{t-1}
 
     @classmethod
-    def of(cls, base, model: Model, method, opt) -> "ConstrainedDirection":
+    def of(cls, base, model: Model, method, opt) -> ConstrainedDirection:
         """The direction for ``method``; ``opt`` (the solver's Optax update) takes the primal
         look-ahead step of a method that extrapolates."""
         return cls(base, model, method, opt if getattr(method, "extrapolates", False) else None,
@@ -135,7 +135,7 @@ class TangentRows:
     model: Model
 
     @classmethod
-    def of(cls, model: Model) -> "TangentRows | None":
+    def of(cls, model: Model) -> TangentRows | None:
         plan = model.program.constrained
         return cls(model) if plan is not None and plan.projections else None
 

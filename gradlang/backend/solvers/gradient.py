@@ -256,9 +256,8 @@ def direction_of(model: Model, opt=None):
         direction = Gradient(model)
     else:
         from ...passes.objectives_to_aggregate import build_aggregator
-        from .jacobian import JacobianDirection
-
         from .constrained import TangentRows
+        from .jacobian import JacobianDirection
 
         direction = JacobianDirection(model, build_aggregator(plan.aggregator), TangentRows.of(model))
     from .constrained import ConstrainedDirection, method_of
