@@ -107,6 +107,12 @@ def test_a_short_budget_compiles_for_compile_time_with_the_same_optimum(method, 
     assert dict(_ir(text).split.options)["compile"] == "fast"
     long = _ir(LASSO.format(lam=0.05, method=method, steps=FAST_COMPILE_STEPS + 1, extra=""))
     assert "compile" not in dict(long.split.options)
+    # the printed plan: the method's settings, its steps its own (no optimizer)
+    from gradlang.ir import printer
+
+    printed = printer.program(_ir(text))
+    assert "  method: " in printed and "compile=fast" in printed and f"solve: method={method} " in printed
+    assert "optimizer" not in printed, printed
     import importlib
 
     module = importlib.import_module(f"gradlang.backend.solvers.{'proximal' if method == 'fista' else method}")
@@ -224,11 +230,14 @@ SPLITTING_MISFITS = [
     ("data y: real[3]\nparam x: real[3] = 1\nminimize sumsq(x) + 0.1 * norm1(x - y)\nsolve { method = fista }", "3:27",
      "norm1(x + c) is a prox term through an affine map, which method = fista cannot take",
      "method = admm or pdhg take c * norm1(K @ p + b)"),
+    ("param x: real[3] = 1\nminimize sumsq(x - 2) + 0.1 * norm1(x)\nsolve { method = fista; optimizer = sgd(lr = 0.1) }",
+     "3:37", "method = fista takes its own steps (a backtracking line search), not an optimizer's",
+     "leave optimizer out, or use method = gradient to follow sgd"),
 ]
 
 
 @pytest.mark.parametrize("text, where, message, hint", SPLITTING_MISFITS, ids=["nonlinear", "nonconvex", "rho",
-                                                                                "pdhg-argument", "affine"])
+                                                                                "pdhg-argument", "affine", "optimizer"])
 def test_a_term_or_setting_a_splitting_method_cannot_take_is_a_located_error(text, where, message, hint):
     with pytest.raises(GradlangError) as err:
         gradlang.compile(text)

@@ -35,7 +35,7 @@ def _expr(e, types) -> str:
         items = []
         for i in e.items:
             if isinstance(i, ir.SliceIR):
-                b = lambda x: "" if x is None else _expr(x, types)  # noqa: E731
+                b = lambda x: "" if x is None else _expr(x, types)
                 items.append(f"{b(i.start)}:{b(i.stop)}" + (f":{b(i.step)}" if i.step is not None else ""))
             else:
                 items.append(_expr(i, types))
@@ -85,7 +85,7 @@ def _block(word: str, block) -> list[str]:
 
 def program(p: ir.Program, infer=None) -> str:
     """The whole program; ``infer(expr) -> {id: type}`` annotates types where given."""
-    types = lambda e: infer(p, e) if infer else {}  # noqa: E731
+    types = lambda e: infer(p, e) if infer else {}
     out = []
     for n, v in p.dims.items():
         out.append(f"dim {n} = {v}")
@@ -151,7 +151,8 @@ def program(p: ir.Program, infer=None) -> str:
         out.append(f"report {n} = {expr(e, types(e))}")
     if p.solve is not None and not isinstance(p.solve, dict):
         s = p.solve
-        out.append(f"solve: optimizer={config(s.optimizer)} steps={s.steps} batch={s.batch} seed={s.seed} "
+        steps_by = f"method={s.method}" if p.split is not None else f"optimizer={config(s.optimizer)}"
+        out.append(f"solve: {steps_by} steps={s.steps} batch={s.batch} seed={s.seed} "
                    f"log_every={s.log_every}" + (f" aggregator={s.aggregator}" if s.aggregator else ""))
     if p.optimizer is not None:
         out.append(f"optimizer {config(p.optimizer.config)}"

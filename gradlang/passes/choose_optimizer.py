@@ -8,7 +8,8 @@ length is not written is bound to the solve's step count:
     optimizer adamw(lr=cosine(0.01, steps=<solve steps: 2000>), weight_decay=0.0001)
 
 The bound length is a ``ConfigValue`` of kind ``steps``: a run with another step count (``--steps``,
-``fit(steps=...)``) rebinds it.  No optimizer written is Adam with a learning rate of 0.01.
+``fit(steps=...)``) rebinds it.  No optimizer written is Adam with a learning rate of 0.01.  A prox
+method (split_prox's plan) takes its own steps and gets no optimizer.
 
 Under Jacobian descent an elementwise optimizer runs on the parameters raveled into one vector
 (``runs_raveled``), which the IR shows:
@@ -58,6 +59,8 @@ def runs_raveled(program: ir.Program, written: ir.ConfigValue) -> bool:
 
 
 def choose_optimizer(program: ir.Program) -> ir.Program:
+    if program.split is not None:  # a prox method takes its own steps (split_prox refuses an optimizer)
+        return program
     solve = program.solve
     written = getattr(solve, "optimizer", None) or DEFAULT_OPTIMIZER
     steps = getattr(solve, "steps", 1000)
