@@ -263,7 +263,8 @@ def split_prox(program: ir.Program) -> ir.Program:
 # examples: 0.3-0.7 s less) at the same cost a step where a step is a gemv (lasso: 164 us instead of
 # 180; TV n = 10000: equal), and at a fixed ~6 us more where a step is a few microseconds (the
 # cancer table's sparse logistic fista: 15 us instead of 9): over 20000 steps at most ~0.12 s,
-# under the compile time it saves.  Longer budgets keep XLA's defaults.
+# under the compile time it saves.  Longer budgets keep XLA's defaults.  The budget is the one
+# written (a fit's steps= override keeps the decision, as it keeps the rest of the plan).
 FAST_COMPILE_STEPS = 20000
 
 
