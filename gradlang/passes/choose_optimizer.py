@@ -9,7 +9,8 @@ length is not written is bound to the solve's step count:
 
 The bound length is a ``ConfigValue`` of kind ``steps``: a run with another step count (``--steps``,
 ``fit(steps=...)``) rebinds it.  No optimizer written is Adam with a learning rate of 0.01.  A prox
-method (split_prox's plan) takes its own steps and gets no optimizer.
+method (split_prox's plan) takes its own steps and gets no optimizer: one written under it is a
+located error.
 
 Under Jacobian descent an elementwise optimizer runs on the parameters raveled into one vector
 (``runs_raveled``), which the IR shows:
@@ -24,6 +25,7 @@ from dataclasses import replace
 
 from ..backend.optimizer import ELEMENTWISE, build_optimizer, uses_total_steps
 from ..check.config import DEFAULT_OPTIMIZER, validate_optimizer
+from ..errors import ConfigError
 from ..ir import nodes as ir
 from ..lib.schedules import SCHEDULES
 from .objectives_to_aggregate import LINEAR
@@ -58,8 +60,15 @@ def runs_raveled(program: ir.Program, written: ir.ConfigValue) -> bool:
             and program.constrained is None and not program.lowers and program.vi_defaults is None)
 
 
+# how each prox method takes its steps, for the error that refuses an optimizer under it
+OWN_STEPS = {"proximal": "a backtracking line search", "fista": "a backtracking line search",
+             "admm": "its x-update's linear solve or inner gradient steps, and its prox steps",
+             "pdhg": "step sizes from a norm estimate of K"}
+
+
 def choose_optimizer(program: ir.Program) -> ir.Program:
-    if program.split is not None:  # a prox method takes its own steps (split_prox refuses an optimizer)
+    if program.split is not None:  # a prox method (split_prox's plan) takes its own steps
+        _no_optimizer(program)
         return program
     solve = program.solve
     written = getattr(solve, "optimizer", None) or DEFAULT_OPTIMIZER
@@ -73,3 +82,14 @@ def choose_optimizer(program: ir.Program) -> ir.Program:
     spec = ir.OptimizerSpec(bind_steps(written, steps), uses_total_steps(written), runs_raveled(program, written),
                             span=written.span)
     return program.replace(optimizer=spec)
+
+
+def _no_optimizer(program: ir.Program) -> None:
+    """A written ``optimizer`` under a prox method is a located error: the method takes its own
+    steps, and an optimizer silently unused would mislead."""
+    written, method = getattr(program.solve, "optimizer", None), program.solve.method
+    if written is not None and written is not DEFAULT_OPTIMIZER:
+        at = getattr(program.solve, "spans", {}).get("optimizer") or written.span
+        raise ConfigError(f"method = {method} takes its own steps ({OWN_STEPS.get(method, 'its own rule')}), "
+                          "not an optimizer's", at, f"leave optimizer out, or use method = gradient to follow "
+                          f"{written.value}")

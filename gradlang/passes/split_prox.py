@@ -36,7 +36,6 @@ init) compiled for compile time, ``backend/compile_options.fast_compile``.
 
 from __future__ import annotations
 
-from ..check.config import DEFAULT_OPTIMIZER
 from ..errors import ConfigError, TypeError_
 from ..ir import nodes as ir
 from ..ir.visit import refs, walk
@@ -190,28 +189,11 @@ def _no_indicators(program: ir.Program, method: str) -> None:
                                  "or use method = proximal or fista")
 
 
-# how each method takes its steps, for the error that refuses an optimizer under it
-OWN_STEPS = {"proximal": "a backtracking line search", "fista": "a backtracking line search",
-             "admm": "its x-update's linear solve or inner gradient steps, and its prox steps",
-             "pdhg": "step sizes from a norm estimate of K"}
-
-
-def _no_optimizer(program: ir.Program, method: str) -> None:
-    """A written ``optimizer`` under a prox method is a located error: the method takes its own
-    steps, and an optimizer silently unused would mislead."""
-    written = getattr(program.solve, "optimizer", None)
-    if written is not None and written is not DEFAULT_OPTIMIZER:
-        at = getattr(program.solve, "spans", {}).get("optimizer") or written.span
-        raise ConfigError(f"method = {method} takes its own steps ({OWN_STEPS[method]}), not an optimizer's",
-                          at, f"leave optimizer out, or use method = gradient to follow {written.value}")
-
-
 def split_prox(program: ir.Program) -> ir.Program:
     method = getattr(program.solve, "method", "gradient")
     if method not in METHODS:
         _no_indicators(program, method)
         return program
-    _no_optimizer(program, method)
     objective = program.objectives[0]
     if len(program.objectives) > 1 or objective.sense != "minimize":
         raise TypeError_(f"method = {method} minimises one objective", objective.span,
