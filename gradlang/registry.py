@@ -40,6 +40,7 @@ class Registry:
         # every entry lives in a file named after it (and only there): a name without such a file
         # is not an entry, known without importing the package (tests/test_solvers.py checks it)
         self.by_file = by_file
+        self._absent: set[str] = set()  # names a by_file registry has no file for (looked up once)
 
     def register(self, name: str, cite: str = ""):
         def decorate(fn):
@@ -66,6 +67,8 @@ class Registry:
         has a prox import every prox."""
         if name in self._entries:
             return True
+        if name in self._absent:
+            return False
         if not self._loaded and name.isidentifier() and not name.startswith("_"):
             module = f"{self._package}.{name}"
             try:
@@ -74,6 +77,7 @@ class Registry:
                 if err.name != module:  # the entry file's own import failed: not ours to hide
                     raise
                 if self.by_file:
+                    self._absent.add(name)
                     return False
             if name in self._entries or self.by_file:
                 return name in self._entries

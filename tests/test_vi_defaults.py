@@ -375,12 +375,12 @@ def test_the_defaults_loop_compiles_for_a_short_run_with_the_same_numbers():
     if jax.default_backend() == "cpu":
         assert fast_compile() == {"xla_cpu_use_fusion_emitters": False,
                                   "xla_disable_hlo_passes": "tree_reduction_rewriter"}
-    original = vi_defaults.fast_compile
-    vi_defaults.fast_compile = dict  # XLA's own options: none
+    original = vi_defaults.loop_options
+    vi_defaults.loop_options = lambda decision: {}  # XLA's own options: none
     try:
         plain = gradlang.compile(source).fit(data=data, seed=2)
     finally:
-        vi_defaults.fast_compile = original
+        vi_defaults.loop_options = original
     assert fast.steps == plain.steps
     for k in fast.unconstrained:
         np.testing.assert_array_equal(fast.unconstrained[k], plain.unconstrained[k])

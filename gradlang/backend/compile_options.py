@@ -17,9 +17,10 @@ n = 10000: equal), 1-4% more on kidiq and logearn_height_male, 5% on logistic VI
 4-15% on a 20000 x 50 ridge under Adam, and a fixed ~6 us more where a step is a few microseconds
 (the cancer table's sparse logistic fista: 15 us instead of 9): a loss for a loop that runs long,
 so not the default.  Reductions stay accurate without the rewriter (a float32 sum of 1e6 or 1e7
-uniforms within 7e-8 of float64's, as with it).  The posterior's guide draws take it with
-``once()`` (affine maps and transforms: bit for bit the same on the posteriordb ports, and 0.10 s
-of compiling instead of 0.21 for kidiq's 1000).  Not ``once()`` itself: it halves the Laplace
+uniforms within 7e-8 of float64's, as with it); fits differ from XLA's defaults by float32
+round-off at most (bit for bit on logearn_height_male's VI defaults; kidiq's last-bit).  The
+posterior's guide draws take it with ``once()`` (affine maps and transforms: 0.10 s of compiling
+instead of 0.21 for kidiq's 1000).  Not ``once()`` itself: it halves the Laplace
 start's compilation too (0.41 -> 0.17 s), but on gp_pois_regr, whose kernel matrix is at the edge
 of float32, the start it found left the fit's k̂ at 64-74 instead of 0.75-1.3; the loop's numbers
 on the same model were unchanged.
@@ -41,6 +42,12 @@ def fast_compile() -> dict:
     if jax.default_backend() == "cpu" and tuple(jax.__version_info__[:2]) >= (0, 6):
         return {"xla_cpu_use_fusion_emitters": False, "xla_disable_hlo_passes": "tree_reduction_rewriter"}
     return {}
+
+
+def loop_options(decision: str | None) -> dict:
+    """The XLA options of a loop compiled as a plan decided (``VIDefaults.loop_compile``,
+    split_prox's ``compile``): ``fast_compile()`` for ``"fast"``, XLA's defaults otherwise."""
+    return fast_compile() if decision == "fast" else {}
 
 
 @cache

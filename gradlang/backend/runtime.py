@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -484,7 +484,7 @@ def estimate(model: Model, solver, u: dict, data: dict, seed: int):
         # fit skipped such steps too); the estimate is over the others
         kept = np.isfinite(totals)
         values, totals = values[kept], totals[kept]
-    se = lambda x: float(x.std(0, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")  # noqa: E731
+    se = lambda x: float(x.std(0, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
     names = [o.name for o in model.program.objectives]
     return (float(totals.mean()), se(totals), {n: float(values[:, i].mean()) for i, n in enumerate(names)},
             {n: se(values[:, i]) for i, n in enumerate(names)})
@@ -497,9 +497,9 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
     names = [o.name for o in model.program.objectives]
     if hasattr(solver, "finish"):  # the solver's own look at its final state (its warnings)
         solver.finish(state)
-    u_final, constrained = final if final is not None else (solver.params(state), None)
-    if constrained is None:
-        constrained = model.constrain(u_final)
+    if final is None:
+        final = (u := solver.params(state), model.constrain(u))
+    u_final, constrained = final
     reports = loop.reports(u_final, data) if model.program.reports else {}
     estimate_fn = None
     m = len(names)

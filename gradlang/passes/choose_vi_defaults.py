@@ -31,7 +31,7 @@ block writes no ``optimizer``, ``steps`` or ``tol`` gets them chosen here, writt
 
 - **compile = fast**: the rule ends most fits within a few hundred steps (the posteriordb ports at
   200-400), so the loop's compilation is most of a fit's time: its chunk is compiled with XLA's
-  elemental emitter (``backend/compile_options.fast_compile``), about half the compilation (kidiq:
+  elemental emitter and no tree reductions (``backend/compile_options.fast_compile``), about half the compilation (kidiq:
   0.83 s instead of 1.40) for 1-4% a step on the posteriordb ports, which ``steps = 10000`` at
   20-150 us a step cannot make up.
 

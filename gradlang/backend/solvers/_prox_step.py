@@ -19,7 +19,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..compile_options import fast_compile
+from ..compile_options import loop_options
 from ..traced import tracing
 
 SHRINK = 0.5
@@ -116,11 +116,10 @@ class StopsOnTol(eqx.Module):
 
     @property
     def compile_options(self) -> dict:
-        """``fast_compile()`` under split_prox's ``compile=fast`` (else XLA's defaults): the
+        """``fast_compile()`` under split_prox's ``compile=fast`` (``loop_options``): the
         runtime's loop compiles its chunk with them, the init too."""
         split = self.model.program.split
-        fast = split is not None and dict(split.options).get("compile") == "fast"
-        return fast_compile() if fast else {}
+        return loop_options(dict(split.options).get("compile") if split is not None else None)
 
     def objective(self, stats: dict):
         return stats["values"][..., 0]

@@ -218,24 +218,15 @@ class LaplaceFrame(eqx.Module):
         return self._to_params(w, est[FRAME])  # inside the step: traced into it
 
     def _to_params(self, w: dict, frame) -> dict:
-        m0, factor = frame
-        u = dict(w)
-        if self.family == "full_rank":
-            t = self.model.transform("auto_scale_tril")
-            u["auto_loc"] = m0 + factor @ w["auto_loc"]
-            u["auto_scale_tril"] = t.inv(factor @ t(w["auto_scale_tril"]))
-            return u
-        loc0, scale0 = self._unravel(m0), self._unravel(factor)
-        for name in self._latent_shapes():
-            t = self.model.transform(f"{name}_auto_scale")
-            u[f"{name}_auto_loc"] = loc0[name] + scale0[name] * w[f"{name}_auto_loc"]
-            u[f"{name}_auto_scale"] = t.inv(scale0[name] * t(w[f"{name}_auto_scale"]))
-        return u
+        """``_to_guide`` with the scales taken back to the guide's unconstrained parameters (the
+        family's transform's inverse): the report's parameters."""
+        return {k: self.model.transform(k).inv(v.value) if isinstance(v, Constrained) else v
+                for k, v in self._to_guide(w, frame).items()}
 
     def _to_guide(self, w: dict, frame) -> dict:
-        """What a step hands the guide: ``_to_params`` with the scale given as the frame makes it
-        (``L0 B``, ``s0 b``), already in its domain (``build.Constrained``), where the guide's
-        parameters would map it through the family's transform's inverse and back."""
+        """What a step hands the guide: its parameters at the frame's ``w``, the scale given as the
+        frame makes it (``L0 B``, ``s0 b``), already in its domain (``build.Constrained``), not
+        through the family's transform's inverse and back."""
         m0, factor = frame
         u = dict(w)
         if self.family == "full_rank":

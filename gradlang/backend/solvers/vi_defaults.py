@@ -4,7 +4,7 @@ the stopping rule (``elbo_settled``, the solver's ``terminate``) and, with ``rej
 count of rejected Monte-Carlo draws in the estimator state (``VI._over_accepted`` counts,
 ``finite_particles`` rejects) and updates skipped where a step accepted no draw
 (``optax.apply_if_finite``: its gradient is NaN); with ``loop_compile = "fast"``, the XLA options
-of ``compile_options.fast_compile`` for the loop."""
+of ``compile_options.loop_options`` for the loop."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import optax
 
 from ...ir import nodes as ir
 from ...lib.optimizers._averaged import averaged
-from ..compile_options import fast_compile
+from ..compile_options import loop_options
 from ..vi import DRAWS, REJECTED
 from .elbo_settled import ElboSettled
 from .gradient import GradientSolver
@@ -51,6 +51,6 @@ def compose(solver, plan: ir.VIDefaults):
     if getattr(plan, "reject_nonfinite", False):
         update = optax.apply_if_finite(update, NEVER_GIVE_UP)
         solver = CountingSolver(**{f.name: getattr(solver, f.name) for f in fields(solver)})
-    options = tuple(fast_compile().items()) if getattr(plan, "loop_compile", "optimized") == "fast" else ()
+    options = tuple(loop_options(getattr(plan, "loop_compile", None)).items())
     return replace(solver, direction=direction, update=update, stop=ElboSettled(plan.every, plan.z),
                    compile_options=options)
