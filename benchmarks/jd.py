@@ -30,9 +30,11 @@ The two JAX sides of the step are each timed ``--repeats`` times, interleaved, a
 gradlang / hand-written.  Targets: the
 aggregation no slower than TorchJD at any size, the whole step at least 2x faster than TorchJD
 and within 1.05x of hand-written JAX.  Where one aggregation takes microseconds (mean of 2-32 x
-1e4), JAX's side has a floor TorchJD's has not: XLA:CPU hands a computation of 1000 flops or more
-to another thread (``jax_cpu_enable_async_dispatch``, about 5 µs a call; with it off, mean of
-8 x 1e4 took 6 µs, not 13, TorchJD's 9).  On a machine other processes load, PyTorch's OpenMP threads
+1e4-1e5), JAX's side pays what TorchJD's does not: XLA:CPU hands a computation of 1000 flops or
+more to another thread (``jax_cpu_enable_async_dispatch``), and a caller that sleeps until it is
+done is woken ~10 µs later.  ``gradlang.aggregate`` polls for a direction it can see is short
+(see its docstring); the hand-written column is a plain jitted call, so there it can be slower
+than gradlang.  On a machine other processes load, PyTorch's OpenMP threads
 spin-wait and TorchJD's times grow 10-100x (a 2 ms step took 100 ms): measure on a quiet machine,
 or pass ``--torch-threads 1``.  The full run is one command (minutes on a quiet machine):
 

@@ -21,7 +21,7 @@ from scipy.optimize import minimize, nnls
 
 import gradlang
 from gradlang.errors import ConfigError
-from gradlang.lib.aggregators import AGGREGATORS, normalize, regularize
+from gradlang.lib.aggregators import AGGREGATORS, gram_block, normalize, regularize
 from gradlang.lib.aggregators import gradvac as gradvac_mod
 from gradlang.lib.aggregators import graddrop as graddrop_mod
 from gradlang.lib.aggregators import pcgrad as pcgrad_mod
@@ -500,3 +500,67 @@ def test_two_rows_gramian_in_lanes_equals_j_jt():
     J = np.random.default_rng(3).normal(size=(2, PAIR_WIDE + 37))
     J[1] += 0.5 * J[0]  # an off-diagonal entry far from zero
     assert np.allclose(np.asarray(jax.jit(gramian)(jnp.asarray(J))), J @ J.T, rtol=1e-12, atol=1e-9)
+
+
+AGGREGATE = __import__("sys").modules["gradlang.aggregate"]  # the module (gradlang.aggregate is the function)
+
+
+def test_aggregate_returns_a_computed_direction_for_a_computed_jacobian(monkeypatch):
+    """A Jacobian already computed gets a direction already computed (polled for, up to SPIN_FOR;
+    waking a thread that sleeps on it costs more than a short aggregation); a Jacobian still
+    being computed is not waited for, so a caller can dispatch ahead."""
+    import time
+
+    monkeypatch.setattr(AGGREGATE, "SPIN_FOR", 30.0)
+    J = jnp.asarray(np.random.default_rng(0).normal(size=(32, 100_000)), jnp.float32)  # ~1 ms of UPGrad
+    gradlang.aggregate("upgrad", J).block_until_ready()  # compiled
+    assert gradlang.aggregate("upgrad", J).is_ready()
+    assert gradlang.aggregate("upgrad", J, pref_vector=np.ones(32)).is_ready()
+
+    slow = jax.jit(lambda x: jax.lax.fori_loop(0, 100, lambda i, y: jnp.tanh(y * 1.0001), x))
+    slow(J).block_until_ready()  # compiled
+    t = time.perf_counter()
+    d = gradlang.aggregate("upgrad", slow(J))  # J still being computed (~0.5 s)
+    took = time.perf_counter() - t
+    assert not d.is_ready()
+    d.block_until_ready()
+    assert took < 0.5 * (time.perf_counter() - t), took  # it returned long before J was done
+
+
+def _gramian_dot_widths(hlo: str, m: int) -> set:
+    """The contraction widths of the m x m dots of an HLO module's text (a dot's operands are
+    named; their shapes are read from where they are defined)."""
+    import re
+
+    shapes = dict(re.findall(r"(%[\w.-]+) = f32\[([\d,]+)\]", hlo))
+    widths = set()
+    for out, a in re.findall(r"= f32\[(\d+,\d+)\]\{[\d,]+\} dot\((%[\w.-]+),", hlo):
+        if out == f"{m},{m}" and a in shapes:
+            widths.add(int(shapes[a].split(",")[1]))
+    return widths - {m}  # the QP's own m x m products
+
+
+def test_whole_gramian_for_tall_wide_jacobians(monkeypatch):
+    """For m >= 16 rows and m n >= 2^21 entries on two cores or more, gradlang.aggregate computes
+    the Gramian in one dot compiled without YNNPACK (Eigen's, split over the cores): the
+    executable has no YNNPACK fusion and one dot over every column, and UPGrad's direction on
+    conflicting rows equals the float64 one to float32 accuracy (and the blocked Gramian's)."""
+    rng = np.random.default_rng(3)
+    m, n = 16, 1 << 17
+    base = rng.normal(size=n)
+    J = np.stack([(-1.0) ** i * 0.3 * base + rng.normal(size=n) for i in range(m)]).astype(np.float32)
+    monkeypatch.setattr(AGGREGATE, "_CORES", 2)
+    agg, (blocked, whole) = AGGREGATE._plain("upgrad")
+    assert AGGREGATE._whole(agg, (m, n)) and not AGGREGATE._whole(agg, (8, 1_000_000))
+    assert not AGGREGATE._whole(agg, (m, n // 2)) and not AGGREGATE._whole(AGGREGATE._plain("graddrop")[0], (m, n))
+    text = whole.lower(jnp.asarray(J)).compile().as_text()
+    assert _gramian_dot_widths(text, m) == {n}, _gramian_dot_widths(text, m)  # one dot, every column
+    assert "__ynn_fusion" not in text, [line for line in text.splitlines() if "__ynn_fusion" in line]
+    assert _gramian_dot_widths(blocked.lower(jnp.asarray(J)).compile().as_text(), m) == {gram_block(m, 4)}
+    d = np.asarray(gradlang.aggregate("upgrad", J))
+    with jax.enable_x64(True):
+        want = np.asarray(agg(jnp.asarray(J, jnp.float64))[0])
+    assert np.abs(d - want).max() <= 1e-4 * np.abs(want).max(), np.abs(d - want).max()
+    assert np.allclose(d, np.asarray(blocked(J)), rtol=0, atol=1e-4 * np.abs(want).max())
+    monkeypatch.setattr(AGGREGATE, "_CORES", 1)
+    assert not AGGREGATE._whole(agg, (m, n))  # one core: the blocks are faster

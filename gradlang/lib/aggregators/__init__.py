@@ -72,12 +72,19 @@ def _two_rows_gramian(J):
     return G
 
 
-def gramian(J):
+def gramian(J, whole: bool = False):
     """G = J Jᵀ (m x m), summed over blocks of ``gram_block(m)`` columns when J is wide (n >= 2
     ``GRAM_BLOCK``): XLA's CPU dot with a long contraction runs far below the machine's speed
     (m = 2, n = 1e6: 19 ms in one dot, 1 ms in blocks), while each block's product stays in cache;
-    for two rows and ``PAIR_WIDE`` columns or more, in lanes (``_two_rows_gramian``)."""
+    for two rows and ``PAIR_WIDE`` columns or more, in lanes (``_two_rows_gramian``).
+
+    ``whole``: one dot over all the columns, for an executable compiled without YNNPACK
+    (``gradlang.aggregate``'s choice for tall, wide Jacobians): XLA:CPU then runs it as Eigen's
+    contraction, which splits the columns over the cores (m = 32, n = 1e6, 2 cores: 11.6 ms
+    against 18 ms in blocks; with YNNPACK the one dot takes 75 ms)."""
     m, n = J.shape
+    if whole:
+        return J @ J.T
     if m == 2 and n >= PAIR_WIDE:
         return _two_rows_gramian(J)
     if n < 2 * GRAM_BLOCK:  # one dot: in blocks, m = 8, n = 2e4 took 52 µs instead of 46
@@ -115,8 +122,9 @@ class Aggregator:
             raise ConfigError(f"aggregator '{self.name}' draws at random and needs a key")
         return self.fn(stat, state, key)
 
-    def __call__(self, J, state=None, key=None):
-        """The update direction ``d`` (n) for the Jacobian ``J`` (m x n), and the new state."""
+    def __call__(self, J, state=None, key=None, whole_gramian: bool = False):
+        """The update direction ``d`` (n) for the Jacobian ``J`` (m x n), and the new state
+        (``whole_gramian``: see ``gramian``'s ``whole``)."""
         J = jnp.asarray(J)
         if J.ndim != 2:
             raise ConfigError(f"aggregator '{self.name}' takes a Jacobian of shape [m, n], got {J.shape}")
@@ -126,7 +134,7 @@ class Aggregator:
         if self.stat == "direction":
             d, state = self.weights(Jc, state, key)
             return d, state
-        stat = gramian(Jc) if self.stat == "gramian" else Jc
+        stat = gramian(Jc, whole_gramian) if self.stat == "gramian" else Jc
         w, state = self.weights(stat, state, key)
         return jax.lax.stop_gradient(w).astype(J.dtype) @ J, state
 
