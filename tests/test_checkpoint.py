@@ -80,6 +80,15 @@ minimize mean((X @ w - y)^2)
 solve { optimizer = momentum(lr = 0.01, beta = 0.9); steps = 700; batch = 16; log_every = 20 }
 """
 
+JACOBIAN_DESCENT = """
+data X: real[N, D]
+data y: real[N]
+param w: real[D] = 0
+param b: real = 0
+minimize { fit: mean((X @ w + b - y)^2), small: sumsq(w - 1) + b^2 }
+solve { optimizer = adam(lr = 0.05); steps = 600; log_every = 20; aggregator = upgrad }
+"""
+
 
 def _stop_after(calls: int):
     """A progress callback that presses Ctrl-C at its ``calls``-th call."""
@@ -97,7 +106,9 @@ def _stop_after(calls: int):
     (ELBO, {"y": np.random.default_rng(1).normal(3.0, 1.0, size=40).astype(np.float32)}),
     (MINIBATCH, {"X": np.random.default_rng(2).normal(size=(100, 3)).astype(np.float32),
                  "y": np.random.default_rng(3).normal(size=100).astype(np.float32)}),
-], ids=["elbo", "minibatch"])
+    (JACOBIAN_DESCENT, {"X": np.random.default_rng(4).normal(size=(60, 3)).astype(np.float32),
+                        "y": np.random.default_rng(5).normal(size=60).astype(np.float32)}),
+], ids=["elbo", "minibatch", "jacobian_descent_raveled"])
 def test_interrupted_fit_resumes_bit_identically(source, data, tmp_path, monkeypatch):
     from gradlang.backend import runtime
 
