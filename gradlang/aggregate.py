@@ -165,7 +165,9 @@ def aggregate(name: str, J, *, key=None, state=None, **params):
         key = jax.random.fold_in(jax.random.key(0), next(_CALLS)) if agg.stochastic else None
     start = agg.init(J.shape[0], J.shape[1], J.dtype) if state is None else state
     d, new_state = run[_whole(agg, J.shape)](J, start, key)
-    return (_ready(d) if _computed(J) else d) if state is None else (d, new_state)
+    if _computed(J):
+        _ready(d)  # the state comes out of the same computation
+    return d if state is None else (d, new_state)
 
 
 def _computed(J) -> bool:
