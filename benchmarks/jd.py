@@ -20,9 +20,8 @@
    * gradlang: the program below (``minimize { t0: ..., t1: ... }`` with ``aggregator = upgrad``),
      compiled once, fitted for ``--steps`` steps (the second fit, whose loop is already compiled);
    * hand-written JAX: the same step (``jax.jacrev`` of the task losses over the flattened
-     parameters, UPGrad's weights on J Jᵀ, wᵀJ, ``optax.adam``) in jitted ``lax.scan``s of S and
-     2S steps, from gradlang's initial parameters, timed as gradlang's fits are (the difference
-     over S: both sides time the same steps of the same trajectory, so the same QP exchanges);
+     parameters, UPGrad's weights on J Jᵀ, wᵀJ, ``optax.adam``) in a jitted ``lax.scan``, from
+     gradlang's initial parameters (the same trajectory, so the same QP exchanges);
    * TorchJD: the same network in PyTorch, ``torchjd.autojac.backward(losses)``,
      ``jac_to_grad(params, UPGrad())``, ``torch.optim.Adam``, a Python loop, as its docs write it.
 
@@ -176,13 +175,10 @@ def gradlang_step(data: dict, tasks: int, steps: int):
 
 
 def hand_step(data: dict, tasks: int, steps: int, params: dict):
-    """A timer of the same training written by hand in JAX (jitted scans of S and 2S steps, the
-    parameters flattened once), timed as gradlang's fits are: seconds of each.  Both start from
-    ``params``, gradlang's initial parameters, so that both sides follow the same trajectory and
-    their difference over S times the same steps, S to 2S - 1: UPGrad's active-set QP takes as
-    many exchanges as the Gramians along it ask for, more as the tasks come to conflict (timing
-    the hand loop's first S steps against gradlang's second S charged gradlang the later steps'
-    extra exchanges)."""
+    """A timer of the same training written by hand in JAX (a jitted scan of ``steps`` steps, the
+    parameters flattened once): seconds per step.  It starts from ``params``, gradlang's initial
+    parameters, so that both follow the same trajectory: UPGrad's active-set QP takes as many
+    exchanges as the Gramians along it ask for."""
     import optax
     from jax.flatten_util import ravel_pytree
 
@@ -203,20 +199,16 @@ def hand_step(data: dict, tasks: int, steps: int, params: dict):
         updates, s = opt.update(w @ J, s, f)
         return (optax.apply_updates(f, updates), s), None
 
-    runs = [jax.jit(lambda f, s, n=n: jax.lax.scan(step, (f, s), None, length=n)[0]) for n in (steps, 2 * steps)]
+    run = jax.jit(lambda f, s: jax.lax.scan(step, (f, s), None, length=steps)[0])
     start = (flat, opt.init(flat))
-    for run in runs:
+    jax.block_until_ready(run(*start))
+
+    def time_step() -> float:
+        t = time.perf_counter()
         jax.block_until_ready(run(*start))
+        return (time.perf_counter() - t) / steps
 
-    def time_runs() -> tuple[float, float]:
-        times = []
-        for run in runs:
-            t = time.perf_counter()
-            jax.block_until_ready(run(*start))
-            times.append(time.perf_counter() - t)
-        return times[0], times[1]
-
-    return time_runs
+    return time_step
 
 
 TORCH_STEP = r"""
@@ -279,13 +271,13 @@ def step_table(args) -> None:
         start = prog.fit(data={"X": data["X"], "Y": data["Y"]}, steps=0).params
         h_timer = hand_step(data, tasks, args.steps, start)
         # the best of --repeats of each timing, the sides interleaved: other processes only ever add
-        # time (each side's step: its best run of 2S steps less its best run of S steps, over S)
+        # time (gradlang's step: the best fit of 2S steps less the best fit of S steps, over S)
         fits, hands = [], []
         for _ in range(args.repeats):
             fits.append(g_timer())
             hands.append(h_timer())
         t_g = (min(f[1] for f in fits) - min(f[0] for f in fits)) / args.steps
-        t_h = (min(h[1] for h in hands) - min(h[0] for h in hands)) / args.steps
+        t_h = min(hands)
         t_t = torch_step(args, tasks)
         vs_t = f"{t_g / t_t:9.2f}" if t_t else f"{'-':>9s}"
         t_t_s = f"{t_t * 1e3:8.3f}ms" if t_t else f"{'-':>10s}"
