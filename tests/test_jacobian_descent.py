@@ -97,6 +97,30 @@ def test_the_conflict_report_is_the_cosines_of_the_analytic_gradients():
     assert result.to_json()["conflicts"] == result.conflicts
 
 
+@pytest.mark.parametrize("agg", ["upgrad", "graddrop"])
+def test_the_history_conflict_is_that_of_the_gradients_the_last_step_aggregated(agg, monkeypatch):
+    """At a log point the conflict matrix is the cosines of the gradients the step before it
+    aggregated (at that step's parameters: the parameters after one step fewer), from the step's
+    own Gramian: no Jacobian of its own is computed for it (one over the full data at every log
+    point cost a minibatched fit most of its time).  graddrop reads J, not its Gramian, which is
+    then computed for the report."""
+    from gradlang.backend.solvers import conflict
+
+    data, steps = _data(), 30
+    source = PROGRAM.format(init=1, lr=0.05, steps=steps, agg=agg).replace("aggregator", "log_every = 10; aggregator")
+    before = gradlang.compile(source).fit(data=data, steps=steps - 1)  # the last step's parameters
+    J = _jacobian(before.params["w"].astype(np.float64), data)
+    unit = J / np.linalg.norm(J, axis=1, keepdims=True)
+
+    def no_jacobian(*args, **kwargs):
+        raise AssertionError("the history's conflict computed a Jacobian of its own")
+
+    monkeypatch.setattr(conflict, "cosines", no_jacobian)
+    result = gradlang.compile(source).fit(data=data, steps=steps)
+    assert result.history["step"][-1] == steps and len(result.history["conflict"]) == 3
+    np.testing.assert_allclose(np.asarray(result.history["conflict"][-1]), unit @ unit.T, atol=1e-4)
+
+
 EACH = """
 data X: real[N, 2]
 data y: real[N]

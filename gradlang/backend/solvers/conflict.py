@@ -21,7 +21,11 @@ def cosines(model, u: dict, data: dict, key=None) -> jnp.ndarray:
     signs = jnp.asarray([1.0 if o.sense == "minimize" else -1.0 for o in model.program.objectives], jnp.float32)
     draw = (key if key is not None else jax.random.PRNGKey(0)) if model.stochastic else None
     J = jax.jacrev(lambda x: signs * model.objective_values(unravel(x), data, draw))(flat)
-    G = gramian(J)
+    return cosines_of(gramian(J))
+
+
+def cosines_of(G) -> jnp.ndarray:
+    """The cosine similarities of the rows whose Gramian is ``G`` (0 for a zero row)."""
     norms = jnp.sqrt(jnp.clip(jnp.diag(G), 0.0))
     return jnp.where(jnp.outer(norms, norms) > 0, G / jnp.maximum(jnp.outer(norms, norms), 1e-30), 0.0)
 

@@ -109,14 +109,21 @@ class GradientSolver(eqx.Module):
     def log_extras(self, state: GradientState, data: dict) -> dict:
         """What the history keeps at log points besides the objectives: the largest violation of
         any constraint (``violation``), and for several objectives the cosine similarities of their
-        gradients (``conflict``, m x m)."""
+        gradients (``conflict``, m x m): under Jacobian descent (``JacobianDirection.conflicts``)
+        those the last step aggregated, on its minibatch and draw; otherwise at the state's
+        parameters, on the full data."""
         out = {}
         if self.constrained:
             from .constrained import largest
 
             out["violation"] = largest(self.model, self.params(state), data)
         if len(self.model.program.objectives) > 1:
-            from .conflict import cosines
+            from .conflict import cosines, cosines_of
+            from .jacobian import GRAMIAN
+
+            if GRAMIAN in state.est:  # the Gramian of the gradients the last step aggregated
+                out["conflict"] = cosines_of(state.est[GRAMIAN])
+                return out
             if self.model.program.lowers:  # the objectives' hypergradients, through the lower solution
                 from .hypergradient import cosines
 
@@ -252,6 +259,9 @@ def direction_of(model: Model, opt=None):
         from .hypergradient import HypergradientDirection
 
         return HypergradientDirection.of(model)
+    from .constrained import ConstrainedDirection, method_of
+
+    method = method_of(model)
     if plan is None or plan.aggregator.value in LINEAR:
         direction = Gradient(model)
     else:
@@ -259,8 +269,9 @@ def direction_of(model: Model, opt=None):
         from .constrained import TangentRows
         from .jacobian import JacobianDirection
 
-        direction = JacobianDirection(model, build_aggregator(plan.aggregator), TangentRows.of(model))
-    from .constrained import ConstrainedDirection, method_of
-
-    method = method_of(model)
+        rows = TangentRows.of(model)
+        # the step's Gramian serves the conflict report where the rows are the objectives' own
+        # gradients and nothing wraps the direction (a multiplier method's term, constrained rows)
+        conflicts = rows is None and method is None and not model.each
+        direction = JacobianDirection(model, build_aggregator(plan.aggregator), rows, conflicts)
     return direction if method is None else ConstrainedDirection.of(direction, model, method, opt)

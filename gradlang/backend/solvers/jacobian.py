@@ -27,6 +27,7 @@ from jax.flatten_util import ravel_pytree
 from ..build import Model
 
 STATE = "aggregator"  # the aggregator's state in the direction's running state
+GRAMIAN = "gramian"  # the last step's Gramian J Jᵀ, for the history's conflict report (``conflicts``)
 
 
 class JacobianDirection(eqx.Module):
@@ -35,6 +36,11 @@ class JacobianDirection(eqx.Module):
     model: Model = eqx.field(static=True)
     aggregator: Any = eqx.field(static=True)
     rows: Any = eqx.field(static=True, default=None)  # (u, data, J, unravel) -> J: each row's constrained direction
+    # keep each step's Gramian in the running state (``GRAMIAN``): the history's conflict matrix
+    # at a log point is then the cosines of the gradients that step aggregated, on its minibatch
+    # and draw, instead of a Jacobian of its own over the full data at every log point (which,
+    # with ``batch``, cost a fit many steps' worth: 2 objectives, N = 2e5, batch 256: +68%)
+    conflicts: bool = eqx.field(static=True, default=False)
 
     @property
     def stochastic(self) -> bool:
@@ -53,11 +59,14 @@ class JacobianDirection(eqx.Module):
         if self.model.each:  # the number of entries: v's length on the data the steps see
             m = jax.eval_shape(lambda u: self.model.loss_and_values(u, data, jax.random.PRNGKey(0), est,
                                                                     entries=True)[1][0], u).shape[0]
-        return {**est, STATE: self.aggregator.init(m, flat.shape[0], flat.dtype)}
+        out = {**est, STATE: self.aggregator.init(m, flat.shape[0], flat.dtype)}
+        if self.conflicts:
+            out[GRAMIAN] = jnp.zeros((m, m), flat.dtype)
+        return out
 
     def __call__(self, u, data, key, est):
         signs = jnp.asarray(self.model.program.aggregate.signs, jnp.float32)
-        inner = {k: v for k, v in est.items() if k != STATE}
+        inner = _inner(est)
         flat, unravel = ravel_pytree(u)
         draw = key if self.model.stochastic else None
 
@@ -71,10 +80,18 @@ class JacobianDirection(eqx.Module):
         if self.model.each:  # as written: the entries' mean
             values = jnp.mean(values, keepdims=True)
         agg_key = jax.random.fold_in(key, 1) if key is not None and self.stochastic else None
-        d, state = self.aggregator(J, est.get(STATE, ()), agg_key)
-        return loss, values, unravel(d), {**new, STATE: state}
+        d, state, G = self.aggregator.with_gramian(J, est.get(STATE, ()), agg_key)
+        new = {**new, STATE: state}
+        if self.conflicts:
+            new[GRAMIAN] = G.astype(est[GRAMIAN].dtype)
+        return loss, values, unravel(d), new
 
     def value_fn(self, data, key, est):
-        inner = {k: v for k, v in est.items() if k != STATE}
+        inner = _inner(est)
         draw = key if self.model.stochastic else None
         return lambda p: self.model.loss_and_values(p, data, draw, inner)[0]
+
+
+def _inner(est: dict) -> dict:
+    """The estimators' running state, without the direction's own entries."""
+    return {k: v for k, v in est.items() if k not in (STATE, GRAMIAN)}

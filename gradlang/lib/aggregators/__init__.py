@@ -125,18 +125,24 @@ class Aggregator:
     def __call__(self, J, state=None, key=None, whole_gramian: bool = False):
         """The update direction ``d`` (n) for the Jacobian ``J`` (m x n), and the new state
         (``whole_gramian``: see ``gramian``'s ``whole``)."""
+        return self.with_gramian(J, state, key, whole_gramian)[:2]
+
+    def with_gramian(self, J, state=None, key=None, whole_gramian: bool = False):
+        """``(d, state, G)``: ``__call__``'s, and the Gramian ``J Jᵀ`` (the one the weighting read,
+        or computed for it where the weighting reads J itself): what a solver keeps for the
+        history's conflict report."""
         J = jnp.asarray(J)
         if J.ndim != 2:
             raise ConfigError(f"aggregator '{self.name}' takes a Jacobian of shape [m, n], got {J.shape}")
         if state is None:
             state = self.init(J.shape[0], J.shape[1], J.dtype)
         Jc = jax.lax.stop_gradient(J)
+        G = gramian(Jc, whole_gramian)  # unused, so left out by XLA, where the caller drops it
         if self.stat == "direction":
             d, state = self.weights(Jc, state, key)
-            return d, state
-        stat = gramian(Jc, whole_gramian) if self.stat == "gramian" else Jc
-        w, state = self.weights(stat, state, key)
-        return jax.lax.stop_gradient(w).astype(J.dtype) @ J, state
+            return d, state, G
+        w, state = self.weights(G if self.stat == "gramian" else Jc, state, key)
+        return jax.lax.stop_gradient(w).astype(J.dtype) @ J, state, G
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
