@@ -121,6 +121,25 @@ def test_the_history_conflict_is_that_of_the_gradients_the_last_step_aggregated(
     np.testing.assert_allclose(np.asarray(result.history["conflict"][-1]), unit @ unit.T, atol=1e-4)
 
 
+def test_a_minibatched_history_conflict_reads_a_fixed_minibatch():
+    """With ``batch`` and a linear aggregator (whose step computes no Jacobian), the history's
+    conflict matrix is computed on ``conflict_rows``'s rows, the same at every log point, not on
+    the full data: at the last log point (the final parameters), the analytic cosines on them."""
+    from gradlang.backend.solvers.gradient import conflict_rows
+
+    data = _data(n=40)
+    source = PROGRAM.format(init=1, lr=0.05, steps=30, agg="mean").replace(
+        "aggregator", "batch = 16; log_every = 10; aggregator")
+    result = gradlang.compile(source).fit(data=data)
+    rows = conflict_rows(40, 16)
+    J = _jacobian(result.params["w"].astype(np.float64), {k: v[rows] for k, v in data.items()})
+    unit = J / np.linalg.norm(J, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(result.history["conflict"][-1]), unit @ unit.T, atol=1e-4)
+    full = _jacobian(result.params["w"].astype(np.float64), data)
+    full = full / np.linalg.norm(full, axis=1, keepdims=True)
+    assert np.abs(full @ full.T - unit @ unit.T).max() > 1e-3  # the test tells the two apart
+
+
 EACH = """
 data X: real[N, 2]
 data y: real[N]

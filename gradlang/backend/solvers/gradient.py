@@ -32,6 +32,13 @@ from ..build import Model, batch_axis
 from . import SOLVERS
 
 WINDOW = 10  # steps over which the loss must have settled for ``tol``
+CONFLICT_SEED = 0  # of the rows the history's conflict matrix reads under ``batch`` (report_rows)
+
+
+def conflict_rows(n_rows: int, batch: int) -> np.ndarray:
+    """The ``batch`` row indices (of ``n_rows``) that ``GradientSolver.report_rows`` keeps: drawn
+    on the host, once, so they are a constant of the loop, not a threefry in it."""
+    return np.random.default_rng(CONFLICT_SEED).integers(0, n_rows, batch).astype(np.int32)
 
 
 class GradientState(NamedTuple):
@@ -111,7 +118,7 @@ class GradientSolver(eqx.Module):
         any constraint (``violation``), and for several objectives the cosine similarities of their
         gradients (``conflict``, m x m): under Jacobian descent (``JacobianDirection.conflicts``)
         those the last step aggregated, on its minibatch and draw; otherwise at the state's
-        parameters, on the full data."""
+        parameters, on the full data or with ``batch`` on a fixed minibatch (``report_rows``)."""
         out = {}
         if self.constrained:
             from .constrained import largest
@@ -127,8 +134,17 @@ class GradientSolver(eqx.Module):
             if self.model.program.lowers:  # the objectives' hypergradients, through the lower solution
                 from .hypergradient import cosines
 
-            out["conflict"] = cosines(self.model, self.params(state), data)
+            out["conflict"] = cosines(self.model, self.params(state), self.report_rows(data))
         return out
+
+    def report_rows(self, data: dict) -> dict:
+        """The data the history's conflict matrix is computed on: with ``batch``, ``CONFLICT_SEED``'s
+        ``batch`` rows, the same at every log point (the full data, at every log point, cost a
+        minibatched fit many times its steps: 2 objectives, N = 2e5, batch 256, mean: +68%)."""
+        if not self.batched:
+            return data
+        rows = conflict_rows(self.n_rows, self.batch)
+        return {n: (a[rows] if n in self.batched else a) for n, a in data.items()}
 
     def constraint_report(self, state: GradientState, data: dict) -> dict:
         """Per constraint: its largest violation and, for a multiplier method, its multiplier."""
