@@ -128,19 +128,20 @@ class GradientSolver(eqx.Module):
             from .conflict import cosines, cosines_of
             from .jacobian import GRAMIAN
 
-            if GRAMIAN in state.est:  # the Gramian of the gradients the last step aggregated
-                out["conflict"] = cosines_of(state.est[GRAMIAN])
-                return out
             if self.model.program.lowers:  # the objectives' hypergradients, through the lower solution
                 from .hypergradient import cosines
 
-            out["conflict"] = cosines(self.model, self.params(state), self.report_rows(data))
+            if GRAMIAN in state.est:  # the Gramian of the gradients the last step aggregated
+                out["conflict"] = cosines_of(state.est[GRAMIAN])
+            else:
+                out["conflict"] = cosines(self.model, self.params(state), self.report_rows(data))
         return out
 
     def report_rows(self, data: dict) -> dict:
         """The data the history's conflict matrix is computed on: with ``batch``, ``CONFLICT_SEED``'s
         ``batch`` rows, the same at every log point (the full data, at every log point, cost a
-        minibatched fit many times its steps: 2 objectives, N = 2e5, batch 256, mean: +68%)."""
+        minibatched fit more than its steps: mean, 2 objectives, N = 2e5, batch 256, 2000 steps:
+        0.21 s, against 0.13 s on the fixed rows)."""
         if not self.batched:
             return data
         rows = conflict_rows(self.n_rows, self.batch)
