@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -174,30 +175,64 @@ class Loop:
             return None
         return Ahead(lowered, n_loop)
 
+    def read(self, out, t0: int, block: int, guarded: bool) -> ChunkRead:
+        """What the host needs of a chunk's outputs (``_chunk``), read from the device."""
+        state, t, _, n, records, summary, params = out
+        t, m = int(t), len(self.model.program.objectives)
+        n = (t - t0) // block if self.every_segment_logged(guarded) else int(n)
+        rows = np.asarray(records["row"])[:n]
+        summary = np.zeros(0, np.float32) if summary is None else np.asarray(summary)
+        if self.every_segment_logged(guarded) and not self.model.stochastic:  # the last record is the last step's
+            last, aggregate = (rows[-1, 2:], float(rows[-1, 1])) if n else (None, float("nan"))
+        else:
+            last, aggregate, summary = summary[:m], float(summary[m]), summary[m + 1:]
+        if len(summary):  # the objectives at ``state`` (a Monte-Carlo objective's: the last segment's means)
+            tail = summary
+        else:  # the last step's, where the solver's step reports them at the state it returns
+            tail = None if last is None else np.append(last, np.float32(aggregate))
+        return ChunkRead(state, t, rows, records, last, aggregate, tail, params)
+
+    def every_segment_logged(self, guarded: bool) -> bool:
+        """Whether every segment of a chunk ends on a log point and runs whole: segments of
+        ``log_every`` steps (a short one ends at the run's last step or realigns to a log point),
+        a solver that never stops early, no guarded replay.  Then a chunk keeps no count of its
+        records (the host knows it: one a segment) and no copy of its last objectives (its last
+        record has them): each value the loop carries or computes is a kernel more to compile."""
+        return self.segment == self.log_every and not self.solver.may_terminate and not guarded
+
     def _chunk(self, state, t0, t1, total, keys, data, *, block: int, guarded: bool):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
         something is not finite).
 
-        Returns ``(state, t, bad, ok, n, records, summary, params)``: the state after step ``t-1``;
+        Returns ``(state, t, bad, n, records, summary, params)``: the state after step ``t-1``;
         ``bad``, the first non-finite step (fast: the start of its segment; guarded: the step
-        itself, refused), -1 for none; whether all was finite; the number of records filled; and
-        the last step's objectives (for the progress bar, as the history keeps them) followed, for
-        a Monte-Carlo objective, by their means over the last segment (its final estimate), for a
-        deterministic one by the objectives at the returned state (the run's final values when it
-        ends there: no separate executable to compile for them), each followed by its aggregate
-        (``solver.objective``), which the host would otherwise compute in small executables; and
-        the parameters at the returned state, unconstrained and constrained (the result's, if the
-        run ends there).  A record's step, aggregate
-        and objectives are one float32 row (the step's int32 bits): one buffer to update, not
-        three (each buffer in the loop's carry costs compile time, most of a short run's cost).
-        The fast segment is a ``lax.scan`` of the solver's step alone with the objectives as the scan's output;
-        finiteness is checked once a segment (a NaN spreads to the state).  A solver that may
+        itself, refused), -1 for none; the number of records filled (None where the host counts
+        them, ``every_segment_logged``); the records; ``summary``, the last step's objectives
+        (for the progress bar; left out where the last record has them) followed by the
+        objectives at the returned state (the run's final ones, if it ends there; for a
+        Monte-Carlo objective, the means over the last segment: its final estimate; left out
+        where the solver's step reports them at the state it returns), each followed by its
+        aggregate (``solver.objective``), which the host would otherwise compute in small
+        executables; and the parameters at the returned state, unconstrained and constrained
+        (the result's, if the run ends there).  A record's step, aggregate and objectives are
+        one float32 row (the step's int32 bits): one buffer to update, not three.  ``Loop.read``
+        reads them.
+
+        Compile time is most of a short run's cost, and XLA:CPU compiles each kernel (fusion) of
+        the loop on its own, a few milliseconds each, whatever its size: so the scaffolding
+        around the step is kept to a few kernels.  The fast segment is a ``lax.scan`` of the
+        solver's step alone with the objectives as the scan's output; finiteness is checked once
+        a segment, on the state's moved variables and the segment's last objectives (its mean, for
+        a Monte-Carlo objective): a NaN update spreads to the state, so a non-finite step shows
+        at the segment's end, and a recorded objective is always a checked one.  A solver that may
         terminate has each step skipped (``lax.cond``) once it has."""
         solver, le, cap = self.solver, self.log_every, self.capacity
         stops, stochastic = solver.may_terminate, self.model.stochastic
+        every = self.every_segment_logged(guarded)
         blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.shapes)
         m = len(self.model.program.objectives)
         records = jax.tree.map(lambda x: jnp.zeros((cap,) + x.shape, x.dtype), blank)
+        carries_summary = stochastic or not every
 
         def fast(s, x):  # the bare step: anything more in the carry cost a cheap step 15% (XLA:CPU)
             s, stats = solver.step(s, data, *x)
@@ -206,8 +241,12 @@ class Loop:
         def skipping(c, x):  # a solver that may terminate: no step once it has
             s, last, ran = c
             done = solver.terminate(s)
-            s, values = jax.lax.cond(done, lambda: (s, last),
-                                     lambda: (lambda r: (r[0], r[1]["values"]))(solver.step(s, data, *x)))
+
+            def stepped():
+                new, stats = solver.step(s, data, *x)
+                return new, stats["values"]
+
+            s, values = jax.lax.cond(done, lambda: (s, last), stepped)
             return (s, values, ran + (~done).astype(jnp.int32)), values
 
         def careful(c, x):
@@ -228,61 +267,79 @@ class Loop:
             start = (state, jnp.zeros(m, jnp.float32), jnp.int32(0))
             if guarded:
                 ((state, _, ran), bad), ys = jax.lax.scan(careful, (start, bad), xs)
+            elif stops:
+                (state, _, ran), ys = jax.lax.scan(skipping, start, xs)
             else:
-                if stops:
-                    (state, _, ran), ys = jax.lax.scan(skipping, start, xs)
-                else:
-                    state, ys = jax.lax.scan(fast, state, xs)
-                    ran = jnp.int32(block)
-                # the objectives and the parameters: a non-finite optimizer state reaches the
-                # parameters at the step it is made (checking every leaf of the state cost the
-                # compile a tenth of a second); the variables the steps move, where the solver
-                # names them (its parameters may be computed from them, at a cost to compile)
-                moved = solver.iterate(state) if hasattr(solver, "iterate") else solver.params(state)
-                bad = jnp.where(jnp.isfinite(jnp.sum(ys)) & _finite(moved), bad, t)
+                state, ys = jax.lax.scan(fast, state, xs)
+                ran = jnp.int32(block)
             i = t + ran
             last = ys[-1]
-            if not stochastic:  # a deterministic objective's final value is computed at the end
-                summary = last
+            if not stochastic:
+                summary = last if carries_summary else None
             elif stops or guarded:  # the steps run are the first ``ran``
                 active = (jnp.arange(block) < ran)[:, None]
                 summary = jnp.concatenate([last, jnp.sum(jnp.where(active, ys, 0), 0) / jnp.maximum(ran, 1)])
             else:  # one output for both (two separate ones slowed a cheap step by 15% on XLA:CPU)
                 summary = jnp.concatenate([last, jnp.mean(ys, 0)])
-            logged = (i > t) & ((i % le == 0) | (i == total) | solver.terminate(state))
+            if not guarded:
+                # the variables the steps move, where the solver names them (its parameters may be
+                # computed from them, at a cost to compile), with the objectives the history
+                # keeps (the mean of the segment's, for a Monte-Carlo objective): one reduction
+                moved = solver.iterate(state) if hasattr(solver, "iterate") else solver.params(state)
+                bad = jnp.where(_finite((summary if stochastic else last, moved)), bad, t)
+            logged = True if every else (i > t) & ((i % le == 0) | (i == total) | solver.terminate(state))
             step_bits = jax.lax.bitcast_convert_type(i, jnp.float32)
             objective = jnp.asarray(solver.objective({"values": last}), jnp.float32)
             rec = {"row": jnp.concatenate([step_bits[None], objective[None], last.astype(jnp.float32)])}
             if "extras" in records:  # the solver's own quantities (violations, conflicts), at log points only
-                rec["extras"] = jax.lax.cond(logged, lambda: solver.log_extras(state, data),
-                                             lambda: blank["extras"])
+                rec["extras"] = solver.log_extras(state, data) if every else \
+                    jax.lax.cond(logged, lambda: solver.log_extras(state, data), lambda: blank["extras"])
             if "reports" in records:
-                rec["reports"] = jax.lax.cond(logged, lambda: self.model.reports(solver.params(state), data),
-                                              lambda: blank["reports"])
-            slot = jnp.minimum(n, cap - 1)  # the next free one: overwritten until a log point fills it
+                report = lambda: self.model.reports(solver.params(state), data)
+                rec["reports"] = report() if every else jax.lax.cond(logged, report, lambda: blank["reports"])
+            # the next free slot (overwritten until a log point fills it); one a segment, where
+            # every segment is logged
+            slot = jnp.minimum(jax.lax.div(t - t0, block) if every else n, cap - 1)  # t >= t0: no floor's sign fix
             records = jax.tree.map(lambda b, r: jax.lax.dynamic_update_index_in_dim(b, r.astype(b.dtype), slot, 0),
                                    records, rec)
-            return state, i, bad, n + logged.astype(jnp.int32), records, summary
+            return state, i, bad, None if every else n + logged.astype(jnp.int32), records, summary
 
         def more(c):
             state, t, bad = c[:3]
             return (t < t1) & ~solver.terminate(state) & (bad < 0)
 
-        start = (state, t0, jnp.int32(-1), jnp.int32(0), records, jnp.zeros(m * (2 if stochastic else 1), jnp.float32))
+        width = m * (2 if stochastic else 1) if carries_summary else 0
+        start = (state, t0, jnp.int32(-1), None if every else jnp.int32(0), records,
+                 jnp.zeros(width, jnp.float32) if carries_summary else None)
         state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
-        last, tail = summary[:m], summary[m:]
-        if not stochastic:  # the objectives at the chunk's last state: the run's final ones, if it is
-            # (the last step's, where a step reports them at the state it returns: a second
-            # evaluation of the objective is a forward pass more to compile)
-            tail = last if getattr(solver, "values_at_new_state", False) else \
-                jnp.asarray(self.model.objective_values(solver.params(state), data, None), jnp.float32)
-        # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
-        aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]
-        summary = jnp.concatenate([last, aggregate(last), tail, aggregate(tail)])
         u = solver.params(state)  # the result's parameters, if the run ends here: computed where
         # they are traced anyway (an averaged iterate, a Laplace frame's map), not by executables of
         # their own after the loop (0.17 s of compiling for a VI fit in its Laplace frame)
-        return state, t, bad, bad < 0, n, records, summary, (u, self.model.constrain(u))
+        parts = [summary[:m]] if carries_summary else []
+        if stochastic:  # the last segment's means: the Monte-Carlo objective's final estimate
+            parts.append(summary[m:])
+        elif not getattr(solver, "values_at_new_state", False):
+            # the objectives at the chunk's last state: the run's final ones, if it is (a forward
+            # pass here costs the compile less than an executable of its own: 10 ms against 70 on
+            # a ridge regression)
+            parts.append(jnp.asarray(self.model.objective_values(u, data, None), jnp.float32))
+        # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
+        aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]
+        summary = jnp.concatenate([x for v in parts for x in (v, aggregate(v))]) if parts else None
+        return state, t, bad, n, records, summary, (u, self.model.constrain(u))
+
+
+class ChunkRead(NamedTuple):
+    """A chunk's outputs as the host reads them (``Loop.read``)."""
+
+    state: object
+    t: int                      # the state is after step t - 1
+    rows: np.ndarray            # the filled records' rows: step (int32 bits), aggregate, objectives
+    records: dict               # the record buffers (extras and reports: their first len(rows))
+    last: np.ndarray | None     # the last step's objectives
+    last_aggregate: float       # and their aggregate
+    tail: np.ndarray | None     # the objectives at ``state`` and their aggregate: the run's final ones, if it ends here
+    params: tuple               # the parameters at ``state``, unconstrained and constrained
 
 
 class Ahead:
@@ -340,11 +397,12 @@ class Clock:
         return self.seg, min(t0 + min(self.n, self.most) * self.seg, whole)
 
 
-def _append(history: dict, records: dict, n: int, names: list[str]) -> None:
-    """The first ``n`` records of a chunk onto the history (read from the device once each)."""
+def _append(history: dict, rows: np.ndarray, records: dict, names: list[str]) -> None:
+    """A chunk's filled records onto the history: ``rows``, its filled rows (step, aggregate,
+    objectives), and ``records``, its record buffers (extras, reports: read for the rows' count)."""
+    n = len(rows)
     if n <= 0:
         return
-    rows = np.asarray(records["row"])[:n]
     history["step"] += rows[:, 0].view(np.int32).tolist()
     history["objective"] += rows[:, 1].astype(float).tolist()
     for j, name in enumerate(names):
@@ -420,24 +478,23 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
             while pending is not None:
                 before, t0, t1, block, keys, out, sent = pending
                 following = dispatch(out[0], t1) if t1 < steps else None  # before reading this one
-                if not bool(out[3]):  # not finite: replay from the chunk's start, refusing the bad step
+                guarded = int(out[2]) >= 0
+                if guarded:  # not finite: replay from the chunk's start, refusing the bad step
                     following = None
                     out = loop.replay(before, np.int32(t0), np.int32(t1), total, keys, data, block=block)
                     failed_at = int(out[2]) if int(out[2]) >= 0 else None
-                new, t, _, _, n, records, summary, params = out
-                t, now = int(t), time.perf_counter()
-                clock.observe(t - t0, now - max(sent, looked))
+                got = loop.read(out, t0, block, guarded)
+                now = time.perf_counter()
+                clock.observe(got.t - t0, now - max(sent, looked))
                 looked = now
-                _append(history, records, int(n), names)
-                summary = np.asarray(summary)
-                state, done, final = new, t, params  # final: the parameters at ``state``
-                m = len(names)
-                if t > t0:  # the final objectives so far and their aggregate (a Monte-Carlo
-                    tail = summary[m + 1:]  # objective's: its last segment's means)
-                if progress and t > t0:
-                    last = summary[:m]
-                    named = (dict(zip(names, map(float, last))),) if len(names) > 1 and by_name else ()
-                    progress(done, steps, float(summary[m]), *named)
+                _append(history, got.rows, got.records, names)
+                state, done, final = got.state, got.t, got.params  # final: the parameters at ``state``
+                if got.t > t0:  # the final objectives so far and their aggregate (a Monte-Carlo
+                    tail = got.tail  # objective's: its last segment's means)
+                if progress and got.t > t0:
+                    named = (dict(zip(names, map(float, got.last))),) if len(names) > 1 and by_name else ()
+                    progress(done, steps, got.last_aggregate, *named)
+                t = got.t
                 if failed_at is not None:
                     break
                 if t < t1:  # the solver's own test held
