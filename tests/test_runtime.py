@@ -411,3 +411,30 @@ def test_the_loop_compiles_on_the_worker_once_for_keyed_and_vi_default_programs(
     assert len(chunks) >= 1 and all(r.threadName != "MainThread" for r in chunks), \
         [(r.threadName, r.getMessage()[:60]) for r in chunks]
     assert len(chunks) == len({r.getMessage().split(" in ")[0] for r in chunks}) or len(chunks) <= 2
+
+
+@pytest.mark.parametrize("domain, selected", [("real", True), ("positive", False)])
+def test_a_chunk_returns_the_parameters_only_where_they_are_not_the_states_own(monkeypatch, domain, selected):
+    """The chunk's outputs repeat no array of the state: where the parameters are the iterate
+    itself (no averaging, no constraining transform) the host selects them from the returned
+    state; a constrained parameter is transformed in the chunk.  Either way the result's
+    parameters are those at the final state, as the program's own transform gives them."""
+    from gradlang.backend import runtime
+
+    outputs = []
+    original = runtime.Loop.read
+
+    def read(self, out, t0, block, guarded):
+        outputs.append(out[-1])
+        return original(self, out, t0, block, guarded)
+
+    monkeypatch.setattr(runtime.Loop, "read", read)
+    prog = gradlang.compile(f"param w: {domain}[3] = 1\nminimize sumsq(w - [0.5, 2, 3])\n"
+                            "solve { optimizer = adam(lr = 0.05); steps = 300 }")
+    result = prog.fit()
+    assert outputs and all((o is None) == selected for o in outputs)
+    np.testing.assert_allclose(result.params["w"], [0.5, 2, 3], atol=5e-3)
+    if domain == "positive":  # exp of the iterate (numpyro's transform of (0, inf)), to float32 round-off
+        np.testing.assert_allclose(result.params["w"], np.exp(result.unconstrained["w"]), rtol=1e-6)
+    else:  # the iterate itself
+        np.testing.assert_array_equal(result.params["w"], result.unconstrained["w"])

@@ -214,7 +214,8 @@ class Loop:
         where the solver's step reports them at the state it returns), each followed by its
         aggregate (``solver.objective``), which the host would otherwise compute in small
         executables; and the parameters at the returned state, unconstrained and constrained
-        (the result's, if the run ends there).  A record's step, aggregate and objectives are
+        (the result's, if the run ends there; None where they are the state's own arrays,
+        ``_unless_selected``).  A record's step, aggregate and objectives are
         one float32 row (the step's int32 bits): one buffer to update, not three.  ``Loop.read``
         reads them.
 
@@ -315,6 +316,7 @@ class Loop:
         u = solver.params(state)  # the result's parameters, if the run ends here: computed where
         # they are traced anyway (an averaged iterate, a Laplace frame's map), not by executables of
         # their own after the loop (0.17 s of compiling for a VI fit in its Laplace frame)
+        constrained = self.model.constrain(u)
         parts = [summary[:m]] if carries_summary else []
         if stochastic:  # the last segment's means: the Monte-Carlo objective's final estimate
             parts.append(summary[m:])
@@ -326,7 +328,21 @@ class Loop:
         # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
         aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]
         summary = jnp.concatenate([x for v in parts for x in (v, aggregate(v))]) if parts else None
-        return state, t, bad, n, records, summary, (u, self.model.constrain(u))
+        return state, t, bad, n, records, summary, _unless_selected(state, u, constrained)
+
+
+def _unless_selected(state, u: dict, constrained: dict):
+    """``(u, constrained)``, or None where both only select leaves of the state (no averaging, no
+    constraining transform: each leaf is the state's own array), so that the host selects them
+    itself (``solver.params``, ``model.constrain``: no computation).  Outputs that repeat the
+    state's arrays are a copy each, after the loop; on XLA:CPU, enough work after the loop in
+    the chunk's executable slows every step of the loop itself (an 8-task Jacobian-descent step
+    ran 3-5% slower with them than the same loop body without)."""
+    own = {id(x) for x in jax.tree.leaves(state)}
+    selected = all(id(x) in own for x in jax.tree.leaves(u)) and \
+        jax.tree.structure(constrained) == jax.tree.structure(u) and \
+        all(a is b for a, b in zip(jax.tree.leaves(constrained), jax.tree.leaves(u)))
+    return None if selected else (u, constrained)
 
 
 class ChunkRead(NamedTuple):
@@ -339,7 +355,7 @@ class ChunkRead(NamedTuple):
     last: np.ndarray | None     # the last step's objectives
     last_aggregate: float       # and their aggregate
     tail: np.ndarray | None     # the objectives at ``state`` and their aggregate: the run's final ones, if it ends here
-    params: tuple               # the parameters at ``state``, unconstrained and constrained
+    params: tuple | None        # the parameters at ``state``, unconstrained and constrained (None: the state's own)
 
 
 class Ahead:
@@ -550,7 +566,8 @@ def estimate(model: Model, solver, u: dict, data: dict, seed: int):
 def _result(model, solver, loop, state, data, seed, history, done, tail, failed_at, converged_at,
             interrupted, start, final=None) -> Result:
     """The run's Result; ``final``: the parameters at ``state`` and their constrained values, as the
-    last chunk returned them (None when no chunk ran: computed here)."""
+    last chunk returned them (None when no chunk ran, or where they are the state's own arrays:
+    computed here, a selection of the state's arrays in the latter case)."""
     names = [o.name for o in model.program.objectives]
     if hasattr(solver, "finish"):  # the solver's own look at its final state (its warnings)
         solver.finish(state)
