@@ -438,3 +438,28 @@ def test_a_chunk_returns_the_parameters_only_where_they_are_not_the_states_own(m
         np.testing.assert_allclose(result.params["w"], np.exp(result.unconstrained["w"]), rtol=1e-6)
     else:  # the iterate itself
         np.testing.assert_array_equal(result.params["w"], result.unconstrained["w"])
+
+
+def test_segments_shorter_than_log_every_record_the_same_history():
+    """log_every above the longest segment (4096 steps) runs segments of a divisor of it (here
+    3000), only some of which end on a log point: the chunk then counts its records and keeps the
+    last step's objectives itself.  Its history, final objective and parameters are those of the
+    same run logged every 1000 steps (every segment a log point), at the steps both record."""
+    from gradlang.backend.runtime import segment_length
+
+    assert segment_length(6000) == 3000
+    text = """
+param w: real[3] = 0
+minimize sumsq(w - [1, -2, 3]) + 0.1 * sum(log(1 + exp(-w)))
+solve {{ optimizer = sgd(lr = 1e-4); steps = 13000; log_every = {} }}
+"""
+    seen = {}
+    runs = {le: gradlang.compile(text.format(le)).fit(progress=lambda done, total, obj, le=le: seen.setdefault(le, []).append((done, obj)))
+            for le in (6000, 1000)}
+    sparse, dense = runs[6000].history, runs[1000].history
+    assert sparse["step"] == [6000, 12000, 13000]
+    at = {s: o for s, o in zip(dense["step"], dense["objective"])}
+    assert sparse["objective"] == [at[s] for s in sparse["step"]]
+    assert runs[6000].objective == runs[1000].objective
+    np.testing.assert_array_equal(runs[6000].params["w"], runs[1000].params["w"])
+    assert seen[6000][-1] == seen[1000][-1]  # the progress bar's last look: the last step's objective
