@@ -463,3 +463,23 @@ solve {{ optimizer = sgd(lr = 1e-4); steps = 13000; log_every = {} }}
     assert runs[6000].objective == runs[1000].objective
     np.testing.assert_array_equal(runs[6000].params["w"], runs[1000].params["w"])
     assert seen[6000][-1] == seen[1000][-1]  # the progress bar's last look: the last step's objective
+
+
+def test_a_run_that_stops_at_a_chunks_last_step_keeps_its_computed_parameters():
+    """A solver that stops on the last step of a chunk: the chunk dispatched after it (before the
+    host read it) takes no step and returns its start; the result's parameters, computed in the
+    chunk (a constrained parameter), are still those at the final state, not the empty chunk's.
+    The first run finds the stopping step; the second puts a chunk's end there (the first chunk
+    is one segment of log_every steps) and must end bit for bit where the first did."""
+    text = """
+param s: positive[2] = 1
+minimize sumsq(log(s) - [0.5, -1])
+solve {{ optimizer = adam(lr = 0.05); steps = 5000; tol = 1e-6{} }}
+"""
+    first = gradlang.compile(text.format("")).fit()
+    assert first.converged and first.steps < 5000
+    again = gradlang.compile(text.format(f"; log_every = {first.steps}")).fit()
+    assert again.converged_at == first.converged_at == again.steps == first.steps
+    np.testing.assert_allclose(first.params["s"], np.exp([0.5, -1]), rtol=5e-3)
+    np.testing.assert_array_equal(again.params["s"], first.params["s"])
+    np.testing.assert_array_equal(again.unconstrained["s"], first.unconstrained["s"])

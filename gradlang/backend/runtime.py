@@ -214,8 +214,8 @@ class Loop:
         where the solver's step reports them at the state it returns), each followed by its
         aggregate (``solver.objective``), which the host would otherwise compute in small
         executables; and the parameters at the returned state, unconstrained and constrained
-        (the result's, if the run ends there; None where they are the state's own arrays,
-        ``_unless_selected``).  A record's step, aggregate and objectives are
+        (the result's, if the run ends there, computed in the last segment; None where they are
+        the state's own arrays, ``_unless_selected``).  A record's step, aggregate and objectives are
         one float32 row (the step's int32 bits): one buffer to update, not three.  ``Loop.read``
         reads them.
 
@@ -262,7 +262,7 @@ class Loop:
                     jnp.where(live & ~fine, i, bad)), values
 
         def segment(c):
-            state, t, bad, n, records, _ = c
+            state, t, bad, n, records = c[:5]
             xs = (t + jnp.arange(block, dtype=jnp.int32),
                   jax.lax.dynamic_slice_in_dim(keys, t - t0, block) if keys is not None else None)
             start = (state, jnp.zeros(m, jnp.float32), jnp.int32(0))
@@ -303,20 +303,31 @@ class Loop:
             slot = jnp.minimum(jax.lax.div(t - t0, block) if every else n, cap - 1)  # t >= t0: no floor's sign fix
             records = jax.tree.map(lambda b, r: jax.lax.dynamic_update_index_in_dim(b, r.astype(b.dtype), slot, 0),
                                    records, rec)
-            return state, i, bad, None if every else n + logged.astype(jnp.int32), records, summary
+            out = state, i, bad, None if every else n + logged.astype(jnp.int32), records, summary
+            if computes_params:  # the parameters at the chunk's last state, in its last segment
+                out += (jax.lax.cond(more(out), lambda: c[-1], lambda: params_at(state)),)
+            return out
 
         def more(c):
             state, t, bad = c[:3]
             return (t < t1) & ~solver.terminate(state) & (bad < 0)
 
+        def params_at(state):
+            u = solver.params(state)
+            return u, self.model.constrain(u)
+
+        # the result's parameters, if the run ends here: computed where they are traced anyway (an
+        # averaged iterate, a Laplace frame's map), not by executables of their own after the
+        # loop (0.17 s of compiling for a VI fit in its Laplace frame); none where they are the
+        # state's own arrays (``_unless_selected``)
+        computes_params = _unless_selected(state, *params_at(state)) is not None
         width = m * (2 if stochastic else 1) if carries_summary else 0
         start = (state, t0, jnp.int32(-1), None if every else jnp.int32(0), records,
                  jnp.zeros(width, jnp.float32) if carries_summary else None)
-        state, t, bad, n, records, summary = jax.lax.while_loop(more, segment, start)
-        u = solver.params(state)  # the result's parameters, if the run ends here: computed where
-        # they are traced anyway (an averaged iterate, a Laplace frame's map), not by executables of
-        # their own after the loop (0.17 s of compiling for a VI fit in its Laplace frame)
-        constrained = self.model.constrain(u)
+        if computes_params:
+            start += (jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(params_at, state)),)
+        state, t, bad, n, records, summary, *final = jax.lax.while_loop(more, segment, start)
+        u = final[0][0] if computes_params else solver.params(state)
         parts = [summary[:m]] if carries_summary else []
         if stochastic:  # the last segment's means: the Monte-Carlo objective's final estimate
             parts.append(summary[m:])
@@ -328,16 +339,22 @@ class Loop:
         # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
         aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]
         summary = jnp.concatenate([x for v in parts for x in (v, aggregate(v))]) if parts else None
-        return state, t, bad, n, records, summary, _unless_selected(state, u, constrained)
+        return state, t, bad, n, records, summary, final[0] if computes_params else None
 
 
 def _unless_selected(state, u: dict, constrained: dict):
     """``(u, constrained)``, or None where both only select leaves of the state (no averaging, no
     constraining transform: each leaf is the state's own array), so that the host selects them
-    itself (``solver.params``, ``model.constrain``: no computation).  Outputs that repeat the
-    state's arrays are a copy each, after the loop; on XLA:CPU, enough work after the loop in
-    the chunk's executable slows every step of the loop itself (an 8-task Jacobian-descent step
-    ran 3-5% slower with them than the same loop body without)."""
+    itself (``solver.params``, ``model.constrain``: no computation) instead of the chunk
+    returning copies of the state's arrays.
+
+    Why the chunk keeps its outputs few: on XLA:CPU, work after the loop in the chunk's
+    executable (copies, computed outputs) slowed every step of the loop itself, though the
+    compiled loop body was the same instruction for instruction.  An 8-task Jacobian-descent
+    step ran 3-5% slower with the parameters' copies as outputs than without; the logistic VI
+    step (``benchmarks/vi.py``) 132 us against 121 with its constrained guide parameters
+    computed after the loop.  So parameters that do compute are computed in the chunk's last
+    segment (a ``lax.cond`` in the loop), and the loop returns them."""
     own = {id(x) for x in jax.tree.leaves(state)}
     selected = all(id(x) in own for x in jax.tree.leaves(u)) and \
         jax.tree.structure(constrained) == jax.tree.structure(u) and \
@@ -504,9 +521,12 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
                 clock.observe(got.t - t0, now - max(sent, looked))
                 looked = now
                 _append(history, got.rows, got.records, names)
-                state, done, final = got.state, got.t, got.params  # final: the parameters at ``state``
-                if got.t > t0:  # the final objectives so far and their aggregate (a Monte-Carlo
-                    tail = got.tail  # objective's: its last segment's means)
+                state, done = got.state, got.t
+                if got.t > t0:  # the parameters at ``state`` (a chunk that took no step, its solver
+                    # done or its first step refused, returns its start: the last chunk's), and the
+                    # final objectives so far and their aggregate (a Monte-Carlo objective's: its
+                    # last segment's means)
+                    final, tail = got.params, got.tail
                 if progress and got.t > t0:
                     named = (dict(zip(names, map(float, got.last))),) if len(names) > 1 and by_name else ()
                     progress(done, steps, got.last_aggregate, *named)
