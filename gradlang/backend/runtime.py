@@ -182,10 +182,10 @@ class Loop:
         n = (t - t0) // block if self.every_segment_logged(guarded) else int(n)
         rows = np.asarray(records["row"])[:n]
         summary = np.zeros(0, np.float32) if summary is None else np.asarray(summary)
-        if self.every_segment_logged(guarded) and not self.model.stochastic:  # the last record is the last step's
-            last, aggregate = (rows[-1, 2:], float(rows[-1, 1])) if n else (None, float("nan"))
-        else:
+        if self.carries_last(guarded):
             last, aggregate, summary = summary[:m], float(summary[m]), summary[m + 1:]
+        else:  # the last record is the last step's
+            last, aggregate = (rows[-1, 2:], float(rows[-1, 1])) if n else (None, float("nan"))
         if len(summary):  # the objectives at ``state`` (a Monte-Carlo objective's: the last segment's means)
             tail = summary
         else:  # the last step's, where the solver's step reports them at the state it returns
@@ -199,6 +199,12 @@ class Loop:
         records (the host knows it: one a segment) and no copy of its last objectives (its last
         record has them): each value the loop carries or computes is a kernel more to compile."""
         return self.segment == self.log_every and not self.solver.may_terminate and not guarded
+
+    def carries_last(self, guarded: bool) -> bool:
+        """Whether a chunk carries its last step's objectives in its loop (its summary): a
+        Monte-Carlo objective's, carried with their segment means anyway, and wherever the last
+        record need not be the last step's (``every_segment_logged`` false)."""
+        return self.model.stochastic or not self.every_segment_logged(guarded)
 
     def _chunk(self, state, t0, t1, total, keys, data, *, block: int, guarded: bool):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
@@ -233,7 +239,7 @@ class Loop:
         blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.shapes)
         m = len(self.model.program.objectives)
         records = jax.tree.map(lambda x: jnp.zeros((cap,) + x.shape, x.dtype), blank)
-        carries_summary = stochastic or not every
+        carries_summary = self.carries_last(guarded)
 
         def fast(s, x):  # the bare step: anything more in the carry cost a cheap step 15% (XLA:CPU)
             s, stats = solver.step(s, data, *x)
@@ -320,12 +326,13 @@ class Loop:
         # averaged iterate, a Laplace frame's map), not by executables of their own after the
         # loop (0.17 s of compiling for a VI fit in its Laplace frame); none where they are the
         # state's own arrays (``_unless_selected``)
-        computes_params = _unless_selected(state, *params_at(state)) is not None
+        at_start = params_at(state)  # traced for its identity and shapes only: unused, so left out by XLA
+        computes_params = _unless_selected(state, *at_start) is not None
         width = m * (2 if stochastic else 1) if carries_summary else 0
         start = (state, t0, jnp.int32(-1), None if every else jnp.int32(0), records,
                  jnp.zeros(width, jnp.float32) if carries_summary else None)
         if computes_params:
-            start += (jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(params_at, state)),)
+            start += (jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), at_start),)
         state, t, bad, n, records, summary, *final = jax.lax.while_loop(more, segment, start)
         u = final[0][0] if computes_params else solver.params(state)
         parts = [summary[:m]] if carries_summary else []
