@@ -6,6 +6,9 @@ each call, so neither reuses an executable from the call before) at two step cou
 time is the difference divided by the difference in steps, so compile cancels.
 Prints the figures and the ratio gradlang / hand-written (the contract: <= 1.02).  The program is
 written as a user writes it (default log_every = 100: the history records every 100 steps).
+gradlang compiles its loop with the machine's XLA options (512-bit vectors on a CPU that runs them
+at full speed: gradlang/backend/compile_options.py, ``wide_vectors``), the hand-written loop with
+JAX's defaults, as each is written; the second line printed names the options.
 
     python benchmarks/core.py [--steps-small 1000 --steps-large 11000 --repeats 7]
 """
@@ -21,6 +24,7 @@ import numpy as np
 import optax
 
 import gradlang
+from gradlang.backend.compile_options import wide_vectors
 
 PROGRAM = """
 const lam = 0.01
@@ -104,6 +108,8 @@ def main() -> None:
         fn(1000)  # warm imports and caches
     res = measure(fns, a.steps_small, a.steps_large, a.repeats)
     print(f"device: {jax.devices()[0].device_kind}  ridge N=20000 D=50 adam, min of {a.repeats} interleaved repeats")
+    print(f"XLA options of gradlang's loop: {wide_vectors() or 'none'} (the machine's: "
+          "gradlang/backend/compile_options.py); the hand-written loop: JAX's defaults")
     print(f"{'':24s}{'per step, min (us)':>20s}{'per step, median (us)':>24s}"
           f"{'end to end, ' + str(a.steps_large) + ' steps (s)':>34s}")
     for name, (step, total, median) in res.items():

@@ -40,6 +40,10 @@ the hand-written loop is a strong reference.  gradlang's own is cheaper still: t
 hand-written JVP that makes the gradient's sigmoid from the value's exp(-|z|) (117 us;
 gradlang/backend/sites.py), what a user who writes ``y ~ bernoulli(logits = ...)`` gets.
 
+gradlang compiles its loop with the machine's XLA options (512-bit vectors on a CPU that runs them
+at full speed: gradlang/backend/compile_options.py, ``wide_vectors``), NumPyro and the hand-written
+loop with JAX's defaults, as each is written; the second line printed names the options.
+
 Compiled loop, A/B: gradlang's compiled loop (the Program's cached chunk, called as fit calls it,
 for AB_STEPS steps with its records every log_every steps) and the hand-written scan of as many
 steps, both compiled beforehand, run one after
@@ -397,6 +401,13 @@ def main() -> None:
 
     print(f"device: {jax.devices()[0].device_kind}{' (cold caches)' if a.cold else ''}  Bayesian logistic regression N={a.n} D={a.d}, mean-field guide, "
           f"1-particle ELBO, adam({LR}); min of {a.repeats} interleaved repeats")
+    try:
+        from gradlang.backend.compile_options import wide_vectors
+        options = wide_vectors() or "none"
+    except ImportError:
+        options = "none (gradlang is not importable)"
+    print(f"XLA options of gradlang's loop: {options} (the machine's: "
+          "gradlang/backend/compile_options.py); NumPyro's and the hand-written loop: JAX's defaults")
     print(f"{'':24s}{'per step (us)':>15s}{'per step, median (us)':>23s}"
           f"{'end to end, ' + str(a.steps) + ' steps (s)':>30s}{'median (s)':>12s}{'fixed (s)':>11s}"
           f"{'ELBO, last 100 steps':>23s}{'ELBO, 1000 particles':>23s}")

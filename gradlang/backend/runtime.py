@@ -39,6 +39,7 @@ from ..errors import RuntimeError_
 from ..gc_pause import paused
 from . import keys as host_keys
 from .build import Model
+from .compile_options import wide_vectors
 from .result import Result
 
 TARGET_SECONDS = 0.3   # how long a chunk should run: the host looks about three times a second
@@ -116,8 +117,9 @@ class Loop:
         self.segment = segment_length(self.log_every)
         self.capacity = None  # records a chunk holds; set by ``prepare`` from the reports' sizes
         self.shapes = None    # of one record, traced once by ``prepare``
-        # XLA options the plan chose for the loop (a short run compiled for compile time)
-        self.compiler_options = dict(getattr(solver, "compile_options", ()))
+        # XLA options for the loop: the machine's (``wide_vectors``), then the plan's (a short run
+        # compiled for compile time)
+        self.compiler_options = {**wide_vectors(), **dict(getattr(solver, "compile_options", ()))}
         options = {"compiler_options": self.compiler_options} if self.compiler_options else {}
         jit = partial(jax.jit, static_argnames="block", **options)
         self.chunk = jit(partial(self._chunk, guarded=False))
