@@ -290,7 +290,7 @@ def compiled_loop_ab(data, rounds=AB_ROUNDS):
     n = AB_STEPS
     key = jax.random.PRNGKey(0)
     state = loop.solver.init(model.init(jax.random.PRNGKey(1), arrays), arrays, key)
-    from gradlang.backend.runtime import chunk_keys
+    from gradlang.backend.loop import chunk_keys
 
     def chunk():  # as fit dispatches one: the chunk's step keys, then the chunk
         keys = chunk_keys(key, 0, n)

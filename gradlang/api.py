@@ -8,17 +8,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from .backend import data as data_mod
 from .backend.build import Model, build
+from .backend.loop import Loop
 from .backend.optimizer import build_optimizer, uses_total_steps
 from .backend.result import Result
-from .backend.runtime import Loop, run
+from .backend.runtime import run
 from .errors import GradlangError
 from .gc_pause import paused
 from .ir import nodes as ir
@@ -119,6 +121,6 @@ def loop_key(settings, dims: dict, steps: int) -> tuple:
     return tuple(sorted(dims.items())), steps if uses_total_steps(settings.optimizer) else None
 
 
-def compile(path_or_source: str | Path, externs: dict | None = None) -> Program:  # noqa: A001
+def compile(path_or_source: str | Path, externs: dict | None = None) -> Program:
     """Compile a .grad file (a path ending in .grad) or program text."""
     return Program(read_source(path_or_source), externs)

@@ -110,9 +110,9 @@ def _stop_after(calls: int):
                         "y": np.random.default_rng(5).normal(size=60).astype(np.float32)}),
 ], ids=["elbo", "minibatch", "jacobian_descent_raveled"])
 def test_interrupted_fit_resumes_bit_identically(source, data, tmp_path, monkeypatch):
-    from gradlang.backend import runtime
+    from gradlang.backend import clock
 
-    monkeypatch.setattr(runtime, "TARGET_SECONDS", 1e-6)  # one segment a chunk: many looks
+    monkeypatch.setattr(clock, "TARGET_SECONDS", 1e-6)  # one segment a chunk: many looks
     monkeypatch.setattr("gradlang.backend.checkpoint.EVERY_SECONDS", 0.0)
     prog = gradlang.compile(source)
     first = prog.fit(data=data, checkpoint=tmp_path, progress=_stop_after(3))

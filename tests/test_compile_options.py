@@ -1,6 +1,5 @@
 """XLA options of the loop: the machine's (512-bit vectors where they run at full speed)."""
 
-import numpy as np
 import pytest
 
 import gradlang
@@ -43,20 +42,10 @@ def test_a_vector_width_in_the_users_xla_flags_is_left_alone(monkeypatch):
     assert wide_vectors.__wrapped__() == expected
 
 
-def test_the_loop_compiles_with_the_machines_options_and_solves_least_squares():
-    """The chunk carries ``wide_vectors()`` and its fit is the normal equations' solution."""
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(500, 8)).astype(np.float32)
-    y = (X @ rng.normal(size=8) + 0.1 * rng.normal(size=500)).astype(np.float32)
-    prog = gradlang.compile("""
-data X: real[N, D]
-data y: real[N]
-param w: real[D] = 0
-minimize mean((X @ w - y)^2)
-solve { optimizer = adam(lr = 0.05); steps = 3000 }
-""")
-    result = prog.fit(data={"X": X, "y": y})
+def test_the_loop_compiles_with_the_machines_options():
+    """The chunk's jit carries ``wide_vectors()`` (the fits' numbers under it: every other test,
+    least squares against the normal equations in tests/test_examples.py among them)."""
+    prog = gradlang.compile("param w: real = 0\nminimize (w - 1)^2\nsolve { steps = 5 }\n")
+    prog.fit()
     (loop,) = prog._loops.values()
     assert loop.compiler_options == wide_vectors()
-    exact = np.linalg.lstsq(X.astype(np.float64), y.astype(np.float64), rcond=None)[0]
-    np.testing.assert_allclose(result.params["w"], exact, atol=2e-4)

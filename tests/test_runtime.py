@@ -219,9 +219,9 @@ solve { optimizer = sgd(lr = 0.1); steps = 300; aggregator = sum; log_every = 10
 
 
 def _fit_with_chunks(monkeypatch, seconds: float, **kw):
-    from gradlang.backend import runtime
+    from gradlang.backend import clock
 
-    monkeypatch.setattr(runtime, "TARGET_SECONDS", seconds)
+    monkeypatch.setattr(clock, "TARGET_SECONDS", seconds)
     prog = gradlang.compile(REGRESSION.replace("param s: positive = 1", "param s: positive = 1\nparam m: real = 0")
                             .replace("minimize mean", "minimize expect { z ~ normal(m, 1); (z - 2)^2 } + mean"))
     calls = []
@@ -249,9 +249,9 @@ def test_ctrl_c_keeps_the_state_reached(monkeypatch):
         if done >= 200:
             raise KeyboardInterrupt
 
-    from gradlang.backend import runtime
+    from gradlang.backend import clock
 
-    monkeypatch.setattr(runtime, "TARGET_SECONDS", 1e-9)
+    monkeypatch.setattr(clock, "TARGET_SECONDS", 1e-9)
     prog = gradlang.compile(REGRESSION)
     stopped = prog.fit(data=_data(), progress=press)
     assert stopped.history["interrupted"] and stopped.steps == 200 and stopped.history["step"][-1] == 200
@@ -284,9 +284,9 @@ def test_the_host_looks_by_the_clock_not_by_log_every():
 def test_nan_late_in_a_run_of_many_chunks_keeps_the_last_finite_state(monkeypatch):
     """Chunks are dispatched ahead; a non-finite one drops the next and is replayed from its start:
     the run stops after exactly the finite steps (replayed here in float32)."""
-    from gradlang.backend import runtime
+    from gradlang.backend import clock
 
-    monkeypatch.setattr(runtime, "TARGET_SECONDS", 1e-9)
+    monkeypatch.setattr(clock, "TARGET_SECONDS", 1e-9)
     prog = gradlang.compile("param w: real = 5\nminimize (w - 1)^2 + sqrt(w - 3)\n"
                             "solve { optimizer = sgd(lr = 0.001); steps = 5000; log_every = 100 }")
     with pytest.raises(gradlang.NonFiniteError) as info:
@@ -369,7 +369,8 @@ def test_an_error_while_compiling_ahead_is_reported_as_without_it(monkeypatch):
 
 
 def test_a_chunks_keys_are_fold_in_of_each_step():
-    from gradlang.backend.runtime import KEY_BUFFER, chunk_keys
+    from gradlang.backend.clock import KEY_BUFFER
+    from gradlang.backend.loop import chunk_keys
 
     key = jax.random.PRNGKey(11)
     keys = chunk_keys(key, 40, 100)
@@ -445,7 +446,7 @@ def test_segments_shorter_than_log_every_record_the_same_history():
     3000), only some of which end on a log point: the chunk then counts its records and keeps the
     last step's objectives itself.  Its history, final objective and parameters are those of the
     same run logged every 1000 steps (every segment a log point), at the steps both record."""
-    from gradlang.backend.runtime import segment_length
+    from gradlang.backend.loop import segment_length
 
     assert segment_length(6000) == 3000
     text = """

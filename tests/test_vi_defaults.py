@@ -291,7 +291,8 @@ def test_the_final_estimate_under_rejection_is_over_the_evaluations_that_accepte
     result's objective is the mean of the others, as computed by hand at the same keys."""
     import jax
 
-    from gradlang.backend.runtime import ESTIMATE_DRAWS, seed_key
+    from gradlang.backend.estimate import ESTIMATE_DRAWS
+    from gradlang.backend.keys import seed_key
 
     prog = gradlang.compile(REJECTING.format(particles=1, solve=""))
     result = prog.fit(data={"y": Y_REJ}, steps=50, seed=2)

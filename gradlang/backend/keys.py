@@ -80,3 +80,14 @@ def split(key, n: int = 2) -> np.ndarray:
     if not _native():
         return np.asarray(jax.random.split(np.asarray(key, np.uint32), n))
     return folds(key, 0, n)  # the fold-like split: key i is fold_in(key, i)
+
+
+def run_keys(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(loop key, init key)`` of a run: the split of ``PRNGKey(seed)``, made on the host."""
+    loop_key, init_key = split(prng_key(seed))
+    return loop_key, init_key
+
+
+def seed_key(seed: int) -> np.ndarray:
+    """``PRNGKey(seed)``, made on the host."""
+    return prng_key(seed)

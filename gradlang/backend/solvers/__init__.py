@@ -17,9 +17,9 @@ whether a step's ``"values"`` are the objectives at the state it returns (the pr
 that the runtime takes the final objectives from the last step instead of evaluating them again;
 optionally ``state_like(u, data) -> state``: a state with ``init``'s structure, shapes and dtypes
 whose values are placeholders, cheap to trace, from which the runtime lowers its loop before the
-init is traced (tests/test_proximal.py checks it against ``init``).  The runtime (``backend/runtime.py``)
-knows nothing else of the method it runs: not the estimators' state, not the aggregation of
-several objectives, not the sign of a maximised one.  The state is a pytree of arrays only (no
+init is traced (tests/test_proximal.py checks it against ``init``).  The runtime
+(``backend/runtime.py``, ``backend/loop.py``) knows nothing else of the method it runs: not the
+estimators' state, not the aggregation of several objectives, not the sign of a maximised one.  The state is a pytree of arrays only (no
 keys, no Python objects), so it can be checkpointed leaf by leaf and restored bit for bit.
 """
 
