@@ -1,6 +1,6 @@
 """The constraints of a plan, evaluated: each ``g`` at the parameters, and the projections.
 
-``constraints_to_method`` wrote ``ir.ConstraintsPlan``: the projections onto simple sets (after each
+``constraints_to_method`` wrote ``ConstraintsPlan``: the projections onto simple sets (after each
 update) and the constraints left to a multiplier method.  Here the ``g`` of every constraint is
 evaluated at the parameters in their domains (for the method's loss and dual update, and for the
 report of violations), and each projection's set is built from its arguments and applied.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..ir import nodes as ir
+from ..ir.plan import ConstraintsPlan
 from .evaluate import Evaluator
 
 
@@ -19,7 +19,7 @@ class ConstraintEval:
 
     def __init__(self, model, data: dict):
         self.model, self.data = model, data
-        self.plan: ir.ConstraintsPlan = model.program.constrained
+        self.plan: ConstraintsPlan = model.program.constrained
 
     def _ev(self, u: dict) -> Evaluator:
         program = self.model.program

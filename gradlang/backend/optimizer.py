@@ -15,6 +15,7 @@ import optax
 from ..errors import ConfigError, choice_help, did_you_mean
 from .evaluate import refused_by_library
 from ..ir import nodes as ir
+from ..ir.plan import OptimizerSpec
 from ..lib.optimizers import OPTIMIZERS, takes_optimizers
 from ..lib.schedules import SCHEDULES
 
@@ -108,10 +109,10 @@ def _takes_a_step(cfg: ir.ConfigValue) -> bool:
     return True
 
 
-def build_optimizer(cfg: "ir.ConfigValue | ir.OptimizerSpec", total_steps: int):
+def build_optimizer(cfg: "ir.ConfigValue | OptimizerSpec", total_steps: int):
     """The Optax transformation a solve block's ``optimizer`` field (or the plan's checked spec)
     names, its schedules running over ``total_steps`` where their length is not written."""
-    if isinstance(cfg, ir.OptimizerSpec):
+    if isinstance(cfg, OptimizerSpec):
         cfg = cfg.config
     if cfg.kind in ("word", "call") and cfg.value in SCHEDULES:
         raise ConfigError(f"'{cfg.value}' is a schedule, not an optimizer", cfg.span,
@@ -123,10 +124,10 @@ def build_optimizer(cfg: "ir.ConfigValue | ir.OptimizerSpec", total_steps: int):
     return opt
 
 
-def uses_total_steps(cfg: "ir.ConfigValue | ir.OptimizerSpec") -> bool:
+def uses_total_steps(cfg: "ir.ConfigValue | OptimizerSpec") -> bool:
     """Whether the optimizer built from ``cfg`` may depend on the solve's step count (it holds a
     schedule, whose length defaults to it)."""
-    if isinstance(cfg, ir.OptimizerSpec):
+    if isinstance(cfg, OptimizerSpec):
         return cfg.uses_steps
     if cfg.kind in ("word", "call") and cfg.value in SCHEDULES:
         return True

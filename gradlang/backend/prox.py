@@ -1,6 +1,6 @@
 """The prox terms of a split objective, applied: ``prox_{t g}(v)`` for every parameter with terms.
 
-``split_prox`` wrote the plan (``ir.ProxSplit``): the smooth part, the terms ``c * f(p, ...)`` and,
+``split_prox`` wrote the plan (``ProxSplit``): the smooth part, the terms ``c * f(p, ...)`` and,
 for a parameter with two terms, the identity that composes them.  Here each term becomes its prox
 entry (``lib/prox``) or the user's ``prox`` declaration, scaled by the term's weight, a pair is
 composed by ``lib/prox/compose.py`` (whose identities the pass's decision names), and the
@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from ..errors import InternalError
 from ..ir import nodes as ir
+from ..ir.plan import ProxTerm
 from .evaluate import Evaluator
 
 
@@ -25,10 +26,10 @@ class ProxApplication:
         self.ev = Evaluator(program, data, {}, program.consts, dims)
         self.composed = {c.param: c for c in self.split.composed}
 
-    def _weight(self, term: ir.ProxTerm):
+    def _weight(self, term: ProxTerm):
         return jnp.asarray(self.ev.eval(term.weight), jnp.float32)
 
-    def entry(self, term: ir.ProxTerm):
+    def entry(self, term: ProxTerm):
         """The term ``weight * f`` as a prox entry of ``lib/prox`` (``scaled``); a declared prox as
         ``Declared`` with the flags split_prox established (odd and elementwise: even, separable)."""
         from ..lib.prox import PROXES, Declared, scaled
@@ -50,7 +51,7 @@ class ProxApplication:
         from ..lib.prox.compose import compose
 
         out = dict(u)
-        by_param: dict[str, list[ir.ProxTerm]] = {}
+        by_param: dict[str, list[ProxTerm]] = {}
         for term in self.split.terms:
             by_param.setdefault(term.param, []).append(term)
         for param, terms in by_param.items():

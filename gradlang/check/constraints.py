@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..errors import NameError_, TypeError_
 from ..ir import nodes as ir
+from ..ir.plan import ConstraintIR
 from ..ir.visit import refs, walk
 from ..syntax import ast
 
@@ -17,7 +18,7 @@ _KINDS = {"less_equal": ("le", False), "less": ("le", False), "greater_equal": (
           "greater": ("le", True), "equal": ("eq", False)}
 
 
-def constraints_block(checker, s: ast.SubjectTo) -> list[ir.ConstraintIR]:
+def constraints_block(checker, s: ast.SubjectTo) -> list[ConstraintIR]:
     out, labels = [], set()
     for c in s.constraints:
         value = checker.resolve.expr(c.value)
@@ -29,7 +30,7 @@ def constraints_block(checker, s: ast.SubjectTo) -> list[ir.ConstraintIR]:
             raise TypeError_("a constraint must be deterministic", c.value.span, "constrain an expectation's "
                              "parameters instead, or put the expectation in a report")
         kind, g = standard_form(value)
-        out.append(ir.ConstraintIR(new_label(checker, c, labels), kind, g, value, span=c.value.span))
+        out.append(ConstraintIR(new_label(checker, c, labels), kind, g, value, span=c.value.span))
     return out
 
 

@@ -17,7 +17,7 @@ dotted name.  The block's lets are local to it (bindings of a block around its o
 ``solve`` takes ``optimizer``, ``steps`` (100 unless written) and ``bilevel`` (the hypergradient
 method, checked against the registry by the pass bilevel_to_hypergrad).  Its ``subject to { ... }``
 (one block) holds constraints of its parameters, which may read the upper ones (``w <= exp(log_r)``,
-``y <= x``): ``ir.ConstraintIR`` as the program's, in ``LowerIR.constraints``.
+``y <= x``): ``ConstraintIR`` as the program's, in ``LowerIR.constraints``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import replace
 
 from ..errors import ConfigError, NameError_, TypeError_, did_you_mean
 from ..ir import nodes as ir
+from ..ir.plan import ConstraintIR, LowerIR
 from ..ir.visit import refs, rewrite
 from ..syntax import ast
 from . import config
@@ -59,7 +60,7 @@ def _declare_nested(checker, s: ast.Lower, path: str) -> None:
             _declare_nested(checker, st, f"{path}.{st.name}")
 
 
-def lower_block(checker, s: ast.Lower, path: str | None = None, outer: dict | None = None) -> ir.LowerIR:
+def lower_block(checker, s: ast.Lower, path: str | None = None, outer: dict | None = None) -> LowerIR:
     """The block as a ``LowerIR``: its parameters, its objective (lets bound around it), its solve.
 
     A nested block (``lower inner`` inside ``lower mid``) is checked here too and put in the
@@ -121,7 +122,7 @@ def lower_block(checker, s: ast.Lower, path: str | None = None, outer: dict | No
         constraints = _constraints(checker, path, params, lets, subjects[0], outer) if subjects else ()
     finally:
         scope.lower_prefixes = saved
-    return ir.LowerIR(path, tuple(params.values()), objective, _solve(checker, solves),
+    return LowerIR(path, tuple(params.values()), objective, _solve(checker, solves),
                       constraints=constraints, span=s.span)
 
 
@@ -189,7 +190,7 @@ def _constraints(checker, block: str, params: dict, lets: list[ast.Let], s: ast.
         kind, g = standard_form(value)
         if bindings:  # the block's lets around the constraint
             g, value = ir.Block(bindings, g, span=value.span), ir.Block(bindings, value, span=value.span)
-        out.append(ir.ConstraintIR(label, kind, g, value, span=c.value.span))
+        out.append(ConstraintIR(label, kind, g, value, span=c.value.span))
     return tuple(out)
 
 

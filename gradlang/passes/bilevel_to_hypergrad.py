@@ -49,6 +49,7 @@ from ..check.config import validate_optimizer
 from ..check.lower import parent
 from ..errors import UnsupportedError
 from ..ir import nodes as ir
+from ..ir.plan import LowerIR, OptimizerSpec
 from ..ir.visit import walk
 from .choose_optimizer import bind_steps
 from .objectives_to_aggregate import LINEAR
@@ -76,7 +77,7 @@ def written(method, cfg: ir.ConfigValue) -> ir.ConfigValue:
     return ir.ConfigValue("call", cfg.value, (), kwargs, span=cfg.span)
 
 
-def _refuse(program: ir.Program, first: ir.LowerIR) -> None:
+def _refuse(program: ir.Program, first: LowerIR) -> None:
     solve = program.solve
     spans = getattr(solve, "spans", {})
     if getattr(solve, "method", "gradient") != "gradient":
@@ -112,7 +113,7 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
         if parent(name) is not None:  # a nested block's method: how the block above differentiates it
             steps, opt = low.solve.steps, low.solve.optimizer
             validate_optimizer(build_optimizer(opt, steps), opt, steps)
-            spec = ir.OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
+            spec = OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
             lowers[name] = replace(low, optimizer=spec, method=written(built, cfg), chosen=chosen)
             continue
         _several_objectives(program, built, cfg)
@@ -132,7 +133,7 @@ def bilevel_to_hypergrad(program: ir.Program) -> ir.Program:
         first = method
         steps, opt = low.solve.steps, low.solve.optimizer
         validate_optimizer(build_optimizer(opt, steps), opt, steps)
-        spec = ir.OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
+        spec = OptimizerSpec(bind_steps(opt, steps), uses_total_steps(opt), span=opt.span)
         lowers[name] = replace(low, optimizer=spec, method=method, chosen=chosen)
     program = program.replace(lowers={name: lowers[name] for name in _preorder(list(lowers))})
     if first.value == "bo_rep":
@@ -173,7 +174,7 @@ def _written_method(program: ir.Program, name: str, upper):
     return upper
 
 
-def _nestable(program: ir.Program, name: str, low: ir.LowerIR, method, cfg: ir.ConfigValue) -> None:
+def _nestable(program: ir.Program, name: str, low: LowerIR, method, cfg: ir.ConfigValue) -> None:
     """A block nested in another, or with blocks nested in it, is differentiated through a solution
     map of the level below (``solution``: implicit or unroll) and has no subject to, for now."""
     if not hasattr(method, "solution"):

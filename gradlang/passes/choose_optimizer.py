@@ -27,6 +27,7 @@ from ..backend.optimizer import ELEMENTWISE, build_optimizer, uses_total_steps
 from ..check.config import DEFAULT_OPTIMIZER, validate_optimizer
 from ..errors import ConfigError
 from ..ir import nodes as ir
+from ..ir.plan import OptimizerSpec
 from ..lib.schedules import SCHEDULES
 from .objectives_to_aggregate import LINEAR
 
@@ -79,7 +80,7 @@ def choose_optimizer(program: ir.Program) -> ir.Program:
     optimizer = build_optimizer(written, steps)
     if written is not DEFAULT_OPTIMIZER:
         validate_optimizer(optimizer, written, steps)
-    spec = ir.OptimizerSpec(bind_steps(written, steps), uses_total_steps(written), runs_raveled(program, written),
+    spec = OptimizerSpec(bind_steps(written, steps), uses_total_steps(written), runs_raveled(program, written),
                             span=written.span)
     return program.replace(optimizer=spec)
 

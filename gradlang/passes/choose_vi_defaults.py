@@ -45,6 +45,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..ir import nodes as ir
+from ..ir.plan import VIDefaults
 
 LR = 0.02
 MAX_STEPS = 10000
@@ -71,5 +72,5 @@ def choose_vi_defaults(program: ir.Program) -> ir.Program:
     start = "laplace" if family is not None and family.value in FRAMED and not program.solve.batch else None
     optimizer = ir.ConfigValue("call", "adam", (), (("lr", ir.ConfigValue("number", LR)),))
     solve = replace(program.solve, optimizer=optimizer, steps=MAX_STEPS)
-    return program.replace(solve=solve, vi_defaults=ir.VIDefaults(start, AVERAGE, EVERY, Z, reject_nonfinite=True,
+    return program.replace(solve=solve, vi_defaults=VIDefaults(start, AVERAGE, EVERY, Z, reject_nonfinite=True,
                                                                   loop_compile="fast"))

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import TypeError_
 from ..ir import nodes as ir
+from ..ir.plan import ComposedProx, ProxTerm
 
 SEPARABLE = {"norm1", "sumsq", "elastic_net", "nonneg", "box"}
 EVEN_SEPARABLE = {"sumsq", "elastic_net"}
@@ -53,7 +54,7 @@ def user_prox_is_odd_and_elementwise(decl: ir.ProxDecl, program: ir.Program) -> 
     return bool(odd and elementwise)
 
 
-def _rule(a: ir.ProxTerm, b: ir.ProxTerm, program: ir.Program) -> tuple[str, tuple] | None:
+def _rule(a: ProxTerm, b: ProxTerm, program: ir.Program) -> tuple[str, tuple] | None:
     """The rule composing ``a`` and ``b`` and the order the proxes apply, or None."""
     pair = {a.fn, b.fn}
     if pair == {"norm1", "tv1d"}:
@@ -76,15 +77,15 @@ def _rule(a: ir.ProxTerm, b: ir.ProxTerm, program: ir.Program) -> tuple[str, tup
     return None
 
 
-def composable(group: list[ir.ProxTerm], program: ir.Program) -> bool:
+def composable(group: list[ProxTerm], program: ir.Program) -> bool:
     """Whether the prox terms of one parameter have an exact prox together (one term always has)."""
     return len(group) == 1 or (len(group) == 2 and _rule(group[0], group[1], program) is not None)
 
 
-def compose_terms(terms: tuple[ir.ProxTerm, ...] | list, program: ir.Program) -> tuple[ir.ComposedProx, ...]:
+def compose_terms(terms: tuple[ProxTerm, ...] | list, program: ir.Program) -> tuple[ComposedProx, ...]:
     """One ``ComposedProx`` for each parameter with two prox terms; three or more, or a pair no
     identity covers, is a located error."""
-    by_param: dict[str, list[ir.ProxTerm]] = {}
+    by_param: dict[str, list[ProxTerm]] = {}
     for t in terms:
         by_param.setdefault(t.param, []).append(t)
     out = []
@@ -98,5 +99,5 @@ def compose_terms(terms: tuple[ir.ProxTerm, ...] | list, program: ir.Program) ->
                              "method = admm or pdhg split the terms; or merge them into one function with "
                              "its own `prox` declaration")
         rule, order = found
-        out.append(ir.ComposedProx(param, order, rule, span=group[0].span))
+        out.append(ComposedProx(param, order, rule, span=group[0].span))
     return tuple(out)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError, TypeError_
 from ..ir import nodes as ir
+from ..ir.plan import ConstraintIR, ConstraintsPlan, Projection
 from ..ir.visit import refs
 
 MULTIPLIER_METHODS = ("penalty", "augmented_lagrangian", "lagrangian")
@@ -38,7 +39,7 @@ def _param(e: ir.Expr) -> str | None:
     return e.name if isinstance(e, ir.Ref) and e.kind == "param" else None
 
 
-def _piece(c: ir.ConstraintIR) -> tuple | None:
+def _piece(c: ConstraintIR) -> tuple | None:
     """What a constraint says of one parameter, if it is one of the simple forms:
     (param, form, args) with form lower | upper | sum | l2 | l2sq | l1 | linf | affine | dot."""
     w = c.written
@@ -195,7 +196,7 @@ def constraints_to_method(program: ir.Program) -> ir.Program:
             if decl.domain.name != "real":
                 raise TypeError_(f"constraint on {param}, whose domain is {decl.domain}: a projection moves the "
                                  "parameter itself", items[0][0].span, f"declare param {param}: real[...]")
-            projections.append(ir.Projection(param, found[0], found[1], tuple(c.label for c, _ in items),
+            projections.append(Projection(param, found[0], found[1], tuple(c.label for c, _ in items),
                                              span=items[0][0].span))
         if name == "projection" and rest:
             raise ConfigError(f"constraint '{rest[0].label}' does not describe a simple set, so it cannot be met "
@@ -210,5 +211,5 @@ def constraints_to_method(program: ir.Program) -> ir.Program:
         CONSTRAINT_METHODS.build(method, "constraint method", "constraints")
     if solver in PROX_METHODS:
         _check_with_prox(program, solver, cfg, projections, rest)
-    plan = ir.ConstraintsPlan(tuple(projections), tuple(rest), method, span=program.constraints[0].span)
+    plan = ConstraintsPlan(tuple(projections), tuple(rest), method, span=program.constraints[0].span)
     return program.replace(constrained=plan)

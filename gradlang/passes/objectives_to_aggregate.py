@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from ..errors import TypeError_
 from ..ir import nodes as ir
+from ..ir.plan import Aggregate
 
 DEFAULT = "upgrad"
 LINEAR = ("mean", "sum")  # the gradient of the weighted sum: no Jacobian needed
@@ -47,7 +48,7 @@ def objectives_to_aggregate(program: ir.Program) -> ir.Program:
         raise TypeError_(f"aggregator {agg.name} keeps a state per objective, but with each(...) and batch "
                          "the objectives are other rows at every step", cfg.span,
                          "choose a stateless aggregator (upgrad, mgda, dualproj, ...), or leave batch out")
-    aggregate = ir.Aggregate(tuple(f"each({o.name})" if o.each else o.name for o in objectives),
+    aggregate = Aggregate(tuple(f"each({o.name})" if o.each else o.name for o in objectives),
                              tuple(1.0 if o.sense == "minimize" else -1.0 for o in objectives),
                              cfg, span=objectives[0].span)
     return program.replace(aggregate=aggregate)

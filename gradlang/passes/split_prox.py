@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError, TypeError_
 from ..ir import nodes as ir
+from ..ir.plan import ProxSplit, ProxTerm
 from ..ir.visit import refs, walk
 from ._degree import polynomial_degree
 
@@ -125,16 +126,16 @@ def _linear_arg(a: ir.Expr, program: ir.Program) -> tuple[str, ir.Expr | None, s
     return None
 
 
-def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names, method: str) -> ir.ProxTerm | None:
+def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names, method: str) -> ProxTerm | None:
     weight, f = _factor(e, program)
     term = None
     if isinstance(f, ir.Prim) and f.op in names and f.args and all(_of_data(a, program) for a in f.args[1:]) \
             and not f.kwargs and (found := _linear_arg(f.args[0], program)):
-        term = ir.ProxTerm(found[0], weight, f.op, tuple(f.args[1:]), expr=e, span=e.span, linear=found[1],
+        term = ProxTerm(found[0], weight, f.op, tuple(f.args[1:]), expr=e, span=e.span, linear=found[1],
                            linear_side=found[2], offset=found[3])
     elif isinstance(f, ir.Block) and f.origin in program.proxes and len(f.bindings) == 1 \
             and (found := _linear_arg(f.bindings[0][1], program)):
-        term = ir.ProxTerm(found[0], weight, f.origin, (), user=True, expr=e, span=e.span, linear=found[1],
+        term = ProxTerm(found[0], weight, f.origin, (), user=True, expr=e, span=e.span, linear=found[1],
                            linear_side=found[2], offset=found[3])
     if term is None or (term.fn in SMOOTH and (term.linear is not None or term.offset is not None)):
         return None
@@ -225,7 +226,7 @@ def split_prox(program: ir.Program) -> ir.Program:
     if method == "admm":
         plain, dual, composed = (), tuple(terms), ()
     elif method == "pdhg":  # the terms on a parameter that compose stay a primal prox; the rest get duals
-        by_param: dict[str, list[ir.ProxTerm]] = {}
+        by_param: dict[str, list[ProxTerm]] = {}
         for t in terms:
             if t.linear is None and t.offset is None:
                 by_param.setdefault(t.param, []).append(t)
@@ -236,7 +237,7 @@ def split_prox(program: ir.Program) -> ir.Program:
     else:
         plain, dual, composed = tuple(terms), (), compose_terms(terms, program)
     options = _options(program, method, smooth_expr, dual)
-    return program.replace(split=ir.ProxSplit(smooth_expr, plain, composed, dual, options, span=objective.span))
+    return program.replace(split=ProxSplit(smooth_expr, plain, composed, dual, options, span=objective.span))
 
 
 # The step budget up to which a prox method's loop is compiled for compile time (``compile=fast``).

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ...ir import nodes as ir
+from ...ir.plan import VIDefaults
 from ...lib.optimizers._averaged import averaged
 from ..compile_options import loop_options
 from ..vi import DRAWS, REJECTED
@@ -43,7 +43,7 @@ class CountingSolver(GradientSolver):
         return {**super().log_extras(state, data), REJECTED: state.est[REJECTED], DRAWS: state.est[DRAWS]}
 
 
-def compose(solver, plan: ir.VIDefaults):
+def compose(solver, plan: VIDefaults):
     direction = solver.direction
     if plan.start == "laplace":
         direction = LaplaceFrame.of(direction, solver.model, solver.model.program.guide.family.value)
