@@ -123,7 +123,7 @@ def lower_block(checker, s: ast.Lower, path: str | None = None, outer: dict | No
     finally:
         scope.lower_prefixes = saved
     return LowerIR(path, tuple(params.values()), objective, _solve(checker, solves),
-                      constraints=constraints, span=s.span)
+                   constraints=constraints, span=s.span)
 
 
 def parent(block: str) -> str | None:

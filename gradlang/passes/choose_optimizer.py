@@ -81,7 +81,7 @@ def choose_optimizer(program: ir.Program) -> ir.Program:
     if written is not DEFAULT_OPTIMIZER:
         validate_optimizer(optimizer, written, steps)
     spec = OptimizerSpec(bind_steps(written, steps), uses_total_steps(written), runs_raveled(program, written),
-                            span=written.span)
+                         span=written.span)
     return program.replace(optimizer=spec)
 
 

@@ -73,4 +73,4 @@ def choose_vi_defaults(program: ir.Program) -> ir.Program:
     optimizer = ir.ConfigValue("call", "adam", (), (("lr", ir.ConfigValue("number", LR)),))
     solve = replace(program.solve, optimizer=optimizer, steps=MAX_STEPS)
     return program.replace(solve=solve, vi_defaults=VIDefaults(start, AVERAGE, EVERY, Z, reject_nonfinite=True,
-                                                                  loop_compile="fast"))
+                                                               loop_compile="fast"))

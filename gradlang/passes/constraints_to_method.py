@@ -197,7 +197,7 @@ def constraints_to_method(program: ir.Program) -> ir.Program:
                 raise TypeError_(f"constraint on {param}, whose domain is {decl.domain}: a projection moves the "
                                  "parameter itself", items[0][0].span, f"declare param {param}: real[...]")
             projections.append(Projection(param, found[0], found[1], tuple(c.label for c, _ in items),
-                                             span=items[0][0].span))
+                                          span=items[0][0].span))
         if name == "projection" and rest:
             raise ConfigError(f"constraint '{rest[0].label}' does not describe a simple set, so it cannot be met "
                               "by projection", rest[0].span,

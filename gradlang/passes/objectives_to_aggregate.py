@@ -49,8 +49,8 @@ def objectives_to_aggregate(program: ir.Program) -> ir.Program:
                          "the objectives are other rows at every step", cfg.span,
                          "choose a stateless aggregator (upgrad, mgda, dualproj, ...), or leave batch out")
     aggregate = Aggregate(tuple(f"each({o.name})" if o.each else o.name for o in objectives),
-                             tuple(1.0 if o.sense == "minimize" else -1.0 for o in objectives),
-                             cfg, span=objectives[0].span)
+                          tuple(1.0 if o.sense == "minimize" else -1.0 for o in objectives),
+                          cfg, span=objectives[0].span)
     return program.replace(aggregate=aggregate)
 
 

@@ -132,11 +132,11 @@ def _prox_term(sign: float, e: ir.Expr, program: ir.Program, names, method: str)
     if isinstance(f, ir.Prim) and f.op in names and f.args and all(_of_data(a, program) for a in f.args[1:]) \
             and not f.kwargs and (found := _linear_arg(f.args[0], program)):
         term = ProxTerm(found[0], weight, f.op, tuple(f.args[1:]), expr=e, span=e.span, linear=found[1],
-                           linear_side=found[2], offset=found[3])
+                        linear_side=found[2], offset=found[3])
     elif isinstance(f, ir.Block) and f.origin in program.proxes and len(f.bindings) == 1 \
             and (found := _linear_arg(f.bindings[0][1], program)):
         term = ProxTerm(found[0], weight, f.origin, (), user=True, expr=e, span=e.span, linear=found[1],
-                           linear_side=found[2], offset=found[3])
+                        linear_side=found[2], offset=found[3])
     if term is None or (term.fn in SMOOTH and (term.linear is not None or term.offset is not None)):
         return None
     if sign < 0:
