@@ -32,7 +32,9 @@ core's clock for everything around them; AMD's cores run them without that penal
 Zen 4 (per step, the chunk compiled both ways in one process): a 20000 x 50 ridge regression under
 Adam (``benchmarks/core.py``) 122 us instead of 144; lasso 1000 x 2000 under fista 122 instead of
 139; logistic VI (N = 20000) 118 instead of 123; Jacobian descent's multi-task step unchanged.  A
-loop compiles 0-5% longer.  A reduction's float32 round-off may differ from XLA's default build in
+loop compiles 0-5% longer.  Where the machine's memory is busy with other work, a step that streams
+its data (the ridge's 4 MB X, twice a step) waits on memory and gains nothing (162-165 us either
+way), and the ~14 ms of compiling is a loss.  A reduction's float32 round-off may differ from XLA's default build in
 the last bits (the order of partial sums follows the vector width).  Left alone where the user's
 ``XLA_FLAGS`` names a vector width.
 
