@@ -45,33 +45,23 @@ def _stamp(times: dict, name: str, start: float) -> float:
     return now
 
 
-def hand_ridge(data: dict, steps: int) -> dict:
-    """core.py's hand-written loop: its scan of ``steps`` steps, traced, lowered and compiled."""
-    X, y = jnp.asarray(data["X"]), jnp.asarray(data["y"])
-    opt = optax.adam(0.01)
-    params = {"w": jnp.zeros(X.shape[1]), "b": jnp.zeros(())}
-
-    def loss(p, X, y):
-        return jnp.mean((X @ p["w"] + p["b"] - y) ** 2) + 0.01 * jnp.sum(p["w"] ** 2)
-
-    def chunk(carry, X, y):
-        def step(carry, _):
-            p, s = carry
-            value, g = jax.value_and_grad(loss)(p, X, y)
-            updates, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, updates), s), value
-
-        return jax.lax.scan(step, carry, None, length=steps)
-
-    times: dict = {}
+def _trace_lower_compile(times: dict, jitted, *args, **kwargs) -> dict:
+    """``jitted`` traced, lowered and compiled at ``args``, each phase timed into ``times``."""
     t = time.perf_counter()
-    traced = jax.jit(chunk).trace((params, opt.init(params)), X, y)
+    traced = jitted.trace(*args, **kwargs)
     t = _stamp(times, "trace", t)
     lowered = traced.lower()
     t = _stamp(times, "lower", t)
     lowered.compile()
     _stamp(times, "XLA compile", t)
     return times
+
+
+def hand_ridge(data: dict, steps: int) -> dict:
+    """core.py's hand-written loop: its scan of ``steps`` steps, traced, lowered and compiled."""
+    X, y = jnp.asarray(data["X"]), jnp.asarray(data["y"])
+    opt = optax.adam(0.01)
+    return _trace_lower_compile({}, core.hand_scan(opt, steps), core.hand_carry(opt, X.shape[1]), X, y)
 
 
 def hand_vi(data: dict, steps: int) -> dict:
@@ -79,15 +69,7 @@ def hand_vi(data: dict, steps: int) -> dict:
     X, y = jnp.asarray(data["X"]), jnp.asarray(data["y"])
     opt = optax.adam(vi.LR)
     p = vi.hand_init(X.shape[1])
-    times: dict = {}
-    t = time.perf_counter()
-    traced = vi.hand_scan(opt, steps).trace((p, opt.init(p), jax.random.PRNGKey(0)), X, y)
-    t = _stamp(times, "trace", t)
-    lowered = traced.lower()
-    t = _stamp(times, "lower", t)
-    lowered.compile()
-    _stamp(times, "XLA compile", t)
-    return times
+    return _trace_lower_compile({}, vi.hand_scan(opt, steps), (p, opt.init(p), jax.random.PRNGKey(0)), X, y)
 
 
 def gradlang_phases(program: str, data: dict, steps: int, plain: bool = False) -> dict:
@@ -118,15 +100,11 @@ def gradlang_phases(program: str, data: dict, steps: int, plain: bool = False) -
             xs = (jnp.arange(steps, dtype=jnp.int32), keys[:steps] if keys is not None else None)
             return jax.lax.scan(body, state, xs)
 
-        traced = jax.jit(scan, compiler_options=loop.compiler_options).trace(state, keys, arrays)
+        _trace_lower_compile(times, jax.jit(scan, compiler_options=loop.compiler_options), state, keys, arrays)
     else:
-        traced = loop.chunk.trace(state, np.int32(0), np.int32(0), np.int32(steps), keys, arrays,
-                                  block=loop.segment)
-    t = _stamp(times, "trace", t)
-    lowered = traced.lower()
-    t = _stamp(times, "lower", t)
-    lowered.compile()
-    t = _stamp(times, "XLA compile", t)
+        _trace_lower_compile(times, loop.chunk, state, np.int32(0), np.int32(0), np.int32(steps), keys, arrays,
+                             block=loop.segment)
+    t = time.perf_counter()
     jax.block_until_ready(init(arrays))
     _stamp(times, "init", t)
     return times
