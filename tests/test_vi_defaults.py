@@ -292,13 +292,13 @@ def test_the_final_estimate_under_rejection_is_over_the_evaluations_that_accepte
     import jax
 
     from gradlang.backend.estimate import ESTIMATE_DRAWS
-    from gradlang.backend.keys import seed_key
+    from gradlang.backend.keys import prng_key
 
     prog = gradlang.compile(REJECTING.format(particles=1, solve=""))
     result = prog.fit(data={"y": Y_REJ}, steps=50, seed=2)
     plain, _ = gradlang.compile(REJECTING.format(particles=1, solve="solve { steps = 1 }")).bind({"y": Y_REJ})
     u = {k: jax.numpy.asarray(v) for k, v in result.unconstrained.items()}
-    keys = jax.random.split(seed_key(2 + 1), ESTIMATE_DRAWS)
+    keys = jax.random.split(prng_key(2 + 1), ESTIMATE_DRAWS)
     f = -np.asarray(jax.vmap(lambda k: plain.loss(u, {"y": jax.numpy.asarray(Y_REJ)}, k))(keys), np.float64)
     ok = np.isfinite(f)
     assert 5 <= (~ok).sum() <= 59

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 
 from .build import Model
-from .keys import seed_key, split
+from .keys import prng_key, split
 
 ESTIMATE_DRAWS = 64  # independent evaluations of a Monte-Carlo objective at the final parameters
 
@@ -17,7 +17,7 @@ def estimate(model: Model, solver, u: dict, data: dict, seed: int):
     of the program's own estimator (each with its particles), and the standard error of that mean,
     sd / sqrt(draws).  Under the VI defaults' ``reject=nonfinite``, over the evaluations that
     accepted a particle."""
-    keys = split(seed_key(seed + 1), ESTIMATE_DRAWS)
+    keys = split(prng_key(seed + 1), ESTIMATE_DRAWS)
 
     @jax.jit
     def draws(u, data, keys):

@@ -86,8 +86,3 @@ def run_keys(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(loop key, init key)`` of a run: the split of ``PRNGKey(seed)``, made on the host."""
     loop_key, init_key = split(prng_key(seed))
     return loop_key, init_key
-
-
-def seed_key(seed: int) -> np.ndarray:
-    """``PRNGKey(seed)``, made on the host."""
-    return prng_key(seed)

@@ -30,7 +30,7 @@ from ..gc_pause import paused
 from .build import Model
 from .clock import Clock
 from .estimate import estimate
-from .keys import run_keys, seed_key
+from .keys import prng_key, run_keys
 from .loop import Loop, chunk_keys
 from .result import Result
 
@@ -189,7 +189,7 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
     elif not model.stochastic and tail is not None:  # the last chunk's, at this state
         values, total = tail[:m], tail[m]
     else:
-        values, total = loop.objectives(u_final, data, seed_key(seed + 1) if model.stochastic else None)
+        values, total = loop.objectives(u_final, data, prng_key(seed + 1) if model.stochastic else None)
     result = Result(
         params={k: jax.tree.map(np.asarray, v) for k, v in constrained.items()},
         _objective=float(total), _objectives={n: float(v) for n, v in zip(names, np.asarray(values))},
