@@ -102,8 +102,8 @@ def gradlang_phases(program: str, data: dict, steps: int, plain: bool = False) -
 
         _trace_lower_compile(times, jax.jit(scan, compiler_options=loop.compiler_options), state, keys, arrays)
     else:
-        _trace_lower_compile(times, loop.chunk, state, np.int32(0), np.int32(0), np.int32(steps), keys, arrays,
-                             block=loop.segment)
+        _trace_lower_compile(times, loop.fast, state, np.int32(0), np.int32(0), np.int32(steps), keys, arrays,
+                             loop.buffers, block=loop.segment)
     t = time.perf_counter()
     jax.block_until_ready(init(arrays))
     _stamp(times, "init", t)

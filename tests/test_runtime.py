@@ -179,10 +179,10 @@ def test_a_program_reuses_its_compiled_loop_across_fits():
     prog = gradlang.compile(REGRESSION)
     prog.fit(data=_data(seed=0))
     (loop,) = prog._loops.values()
-    assert loop.chunk._cache_size() == 1
+    assert loop.fast._cache_size() == 1
     other = _data(seed=1)
     again = prog.fit(data=other)
-    assert loop.chunk._cache_size() == 1 and len(prog._loops) == 1
+    assert loop.fast._cache_size() == 1 and len(prog._loops) == 1
     _equal(again.params, gradlang.compile(REGRESSION).fit(data=other).params)
     prog.fit(data=_data(n=300, seed=2))
     assert len(prog._loops) == 2
@@ -235,7 +235,7 @@ def test_the_chunks_do_not_change_the_run_and_compile_once(monkeypatch):
     prog, small, calls = _fit_with_chunks(monkeypatch, 1e-9, steps=1000)
     assert [d for d, _ in calls] == list(range(50, 1001, 50))  # one look a segment
     (loop,) = prog._loops.values()
-    assert loop.chunk._cache_size() == 1
+    assert loop.fast._cache_size() == 1
     _, big, calls = _fit_with_chunks(monkeypatch, 1e9, steps=1000)
     assert len(calls) < 5  # two one-segment chunks to time the step, then the rest at once
     for name in small.params:

@@ -87,8 +87,9 @@ class Loop:
         self.compiler_options = {**wide_vectors(), **dict(getattr(solver, "compile_options", ()))}
         options = {"compiler_options": self.compiler_options} if self.compiler_options else {}
         jit = partial(jax.jit, static_argnames="block", **options)
-        self.chunk = jit(partial(self._chunk, guarded=False))
-        self.replay = jit(partial(self._chunk, guarded=True))
+        self.fast = jit(partial(self._chunk, guarded=False))     # called by ``chunk``
+        self.guarded = jit(partial(self._chunk, guarded=True))   # called by ``replay``
+        self.buffers = None  # the chunk's initial record buffer and summary (``prepare``)
         self.reports = jax.jit(lambda u, data: model.reports(u, data))
         self.objectives = jax.jit(self._objectives)
 
@@ -112,6 +113,21 @@ class Loop:
         self.shapes = jax.eval_shape(record, state)  # traced, not computed
         size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(self.shapes))
         self.capacity = int(np.clip(RECORD_BYTES // max(size, 1), 4, MAX_RECORDS))
+        # the records' and the summary's initial values, made once on the host and passed to every
+        # chunk: made in the chunk (zeros), each would be a kernel more for XLA:CPU to compile
+        # (about 5 ms); passed, XLA copies them into the loop's buffers (a copy, no kernel)
+        m = len(self.model.program.objectives)
+        self.buffers = jax.device_put((
+            jax.tree.map(lambda x: np.zeros((self.capacity,) + x.shape, x.dtype), self.shapes),
+            np.zeros(2 * m + 2 if self.model.stochastic else m, np.float32)))
+
+    def chunk(self, state, t0, t1, total, keys, data, *, block: int):
+        """Segments of ``block`` steps from ``t0`` to ``t1`` (``_chunk``), dispatched."""
+        return self.fast(state, t0, t1, total, keys, data, self.buffers, block=block)
+
+    def replay(self, state, t0, t1, total, keys, data, *, block: int):
+        """The same chunk, guarded: it refuses its first non-finite step (``_chunk``)."""
+        return self.guarded(state, t0, t1, total, keys, data, self.buffers, block=block)
 
     def compile_ahead(self, init: Callable[[dict], object], data: dict, key, steps: int) -> Ahead | None:
         """Start XLA compiling the executables a run of ``steps`` steps will call (its chunk, the
@@ -133,7 +149,8 @@ class Loop:
             if steps > self.segment and steps % self.segment:
                 blocks.add(steps % self.segment)
             keys = jax.ShapeDtypeStruct((KEY_BUFFER, 2), np.uint32) if self.solver.keyed else None
-            lowered = [self.chunk.lower(state, np.int32(0), np.int32(0), np.int32(steps), keys, data, block=b)
+            lowered = [self.fast.lower(state, np.int32(0), np.int32(0), np.int32(steps), keys, data, self.buffers,
+                                       block=b)
                        for b in sorted(blocks, reverse=True)]
             n_loop = len(lowered)  # what the loop calls: waited for before its first dispatch
             if self.model.program.reports:  # at the parameters' shapes (params may compute: averaging)
@@ -173,9 +190,10 @@ class Loop:
         record need not be the last step's (``every_segment_logged`` false)."""
         return self.model.stochastic or not self.every_segment_logged(guarded)
 
-    def _chunk(self, state, t0, t1, total, keys, data, *, block: int, guarded: bool):
+    def _chunk(self, state, t0, t1, total, keys, data, buffers, *, block: int, guarded: bool):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
-        something is not finite).
+        something is not finite), the records and the summary starting from ``buffers``
+        (``prepare``'s).
 
         Returns ``(state, t, bad, n, records, summary, params)``: the state after step ``t-1``;
         ``bad``, the first non-finite step (fast: the start of its segment; guarded: the step
@@ -205,8 +223,11 @@ class Loop:
         every = self.every_segment_logged(guarded)
         blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.shapes)
         m = len(self.model.program.objectives)
-        records = jax.tree.map(lambda x: jnp.zeros((cap,) + x.shape, x.dtype), blank)
+        records, no_summary = buffers
         carries_summary = self.carries_last(guarded)
+
+        def aggregate(values):  # the solver's (sign, mean or sum), so the host computes none
+            return jnp.asarray(solver.objective({"values": values}), jnp.float32)[None]
 
         def fast(s, x):  # the bare step: anything more in the carry cost a cheap step 15% (XLA:CPU)
             s, stats = solver.step(s, data, *x)
@@ -250,11 +271,15 @@ class Loop:
             last = ys[-1]
             if not stochastic:
                 summary = last if carries_summary else None
-            elif stops or guarded:  # the steps run are the first ``ran``
-                active = (jnp.arange(block) < ran)[:, None]
-                summary = jnp.concatenate([last, jnp.sum(jnp.where(active, ys, 0), 0) / jnp.maximum(ran, 1)])
-            else:  # one output for both (two separate ones slowed a cheap step by 15% on XLA:CPU)
-                summary = jnp.concatenate([last, jnp.mean(ys, 0)])
+            else:  # the last step's objectives and the segment's means, each with its aggregate: the
+                # chunk's summary as it returns it (one output for both: two separate ones slowed a
+                # cheap step by 15% on XLA:CPU)
+                if stops or guarded:  # the steps run are the first ``ran``
+                    active = (jnp.arange(block) < ran)[:, None]
+                    means = jnp.sum(jnp.where(active, ys, 0), 0) / jnp.maximum(ran, 1)
+                else:
+                    means = jnp.mean(ys, 0)
+                summary = jnp.concatenate([last, aggregate(last), means, aggregate(means)])
             if not guarded:
                 # the variables the steps move, where the solver names them (its parameters may be
                 # computed from them, at a cost to compile), with the objectives the history
@@ -263,8 +288,7 @@ class Loop:
                 bad = jnp.where(_finite((summary if stochastic else last, moved)), bad, t)
             logged = True if every else (i > t) & ((i % le == 0) | (i == total) | solver.terminate(state))
             step_bits = jax.lax.bitcast_convert_type(i, jnp.float32)
-            objective = jnp.asarray(solver.objective({"values": last}), jnp.float32)
-            rec = {"row": jnp.concatenate([step_bits[None], objective[None], last.astype(jnp.float32)])}
+            rec = {"row": jnp.concatenate([step_bits[None], aggregate(last), last.astype(jnp.float32)])}
             if "extras" in records:  # the solver's own quantities (violations, conflicts), at log points only
                 rec["extras"] = solver.log_extras(state, data) if every else \
                     jax.lax.cond(logged, lambda: solver.log_extras(state, data), lambda: blank["extras"])
@@ -295,25 +319,34 @@ class Loop:
         # state's own arrays (``_unless_selected``)
         at_start = params_at(state)  # traced for its identity and shapes only: unused, so left out by XLA
         computes_params = _unless_selected(state, *at_start) is not None
-        width = m * (2 if stochastic else 1) if carries_summary else 0
         start = (state, t0, jnp.int32(-1), None if every else jnp.int32(0), records,
-                 jnp.zeros(width, jnp.float32) if carries_summary else None)
-        if computes_params:
-            start += (jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), at_start),)
+                 no_summary if carries_summary else None)
+        if computes_params:  # overwritten in the last segment, unread if none runs
+            start += (_placeholder(at_start, state),)
         state, t, bad, n, records, summary, *final = jax.lax.while_loop(more, segment, start)
         u = final[0][0] if computes_params else solver.params(state)
-        parts = [summary[:m]] if carries_summary else []
-        if stochastic:  # the last segment's means: the Monte-Carlo objective's final estimate
-            parts.append(summary[m:])
-        elif not getattr(solver, "values_at_new_state", False):
-            # the objectives at the chunk's last state: the run's final ones, if it is (a forward
-            # pass here costs the compile less than an executable of its own: 10 ms against 70 on
-            # a ridge regression)
-            parts.append(jnp.asarray(self.model.objective_values(u, data, None), jnp.float32))
-        # each with its aggregate (the solver's: sign, mean or sum), so the host computes none
-        aggregate = lambda v: jnp.asarray(solver.objective({"values": v}), jnp.float32)[None]
-        summary = jnp.concatenate([x for v in parts for x in (v, aggregate(v))]) if parts else None
+        if not stochastic:  # (a Monte-Carlo objective's summary is complete as its segments carry it)
+            parts = [summary] if carries_summary else []
+            if not getattr(solver, "values_at_new_state", False):
+                # the objectives at the chunk's last state: the run's final ones, if it is (a forward
+                # pass here costs the compile less than an executable of its own: 10 ms against 70 on
+                # a ridge regression)
+                parts.append(jnp.asarray(self.model.objective_values(u, data, None), jnp.float32))
+            summary = jnp.concatenate([x for v in parts for x in (v, aggregate(v))]) if parts else None
         return state, t, bad, n, records, summary, final[0] if computes_params else None
+
+
+def _placeholder(tree, state):
+    """A carry's initial value of ``tree``'s shapes that is never read: each leaf a leaf of
+    ``state`` of the same shape and dtype where there is one (nothing computed), zeros otherwise
+    (a broadcast: a kernel more for XLA:CPU to compile, about 5 ms)."""
+    own = {(x.shape, x.dtype): x for x in jax.tree.leaves(state)}
+
+    def leaf(x):
+        found = own.get((x.shape, x.dtype))
+        return jnp.zeros(x.shape, x.dtype) if found is None else found
+
+    return jax.tree.map(leaf, tree)
 
 
 def _unless_selected(state, u: dict, constrained: dict):
