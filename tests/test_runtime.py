@@ -484,3 +484,47 @@ solve {{ optimizer = adam(lr = 0.05); steps = 5000; tol = 1e-6{} }}
     np.testing.assert_allclose(first.params["s"], np.exp([0.5, -1]), rtol=5e-3)
     np.testing.assert_array_equal(again.params["s"], first.params["s"])
     np.testing.assert_array_equal(again.unconstrained["s"], first.unconstrained["s"])
+
+
+
+TWO_MONTE_CARLO = """
+data X: real[N, D]
+data y: real[N]
+param w: real[D] = normal(0, 0.1)
+param s: positive = 1
+param m: real = 0
+minimize { a: expect { z ~ normal(m, 1); (z - 2)^2 }, b: mean((X @ w - y)^2) / s + log(s) }
+solve { optimizer = adam(lr = 0.05); steps = 40; batch = 16; aggregator = sum; log_every = 50 }
+"""
+
+
+def _logged_every_step_and_every_ten(text: str):
+    """A Monte-Carlo program's 40 steps logged at every step and every 10: the first run's
+    history, the second's last progress report, and the second run."""
+    every = gradlang.compile(text.replace("log_every = 50", "log_every = 1")).fit(data=_data(), seed=2)
+    seen = []
+    tens = gradlang.compile(text.replace("log_every = 50", "log_every = 10")).fit(
+        data=_data(), seed=2, progress=lambda done, total, objective: seen.append((done, objective)))
+    assert every.history["step"] == list(range(1, 41)) and tens.history["step"] == [10, 20, 30, 40]
+    return every.history, seen[-1], tens
+
+
+def test_a_monte_carlo_chunk_summarises_its_last_step_and_its_last_segments_mean():
+    """A Monte-Carlo objective's chunk returns its last step's objectives and the means of its
+    last segment's, each with their aggregate as written (the progress bar's value; the result's
+    until its estimate at the final parameters is asked for).  Step t draws the same however the
+    run is logged, so a run logged at every step is the reference; maximised objectives are
+    reported as written, the negations of the same run minimised."""
+    maximized = TWO_MONTE_CARLO.replace("minimize { a: expect", "maximize { a: -expect").replace(
+        "b: mean((X @ w - y)^2) / s + log(s)", "b: -mean((X @ w - y)^2) / s - log(s)")
+    assert maximized.count("-") == TWO_MONTE_CARLO.count("-") + 3
+    runs = {"min": _logged_every_step_and_every_ten(TWO_MONTE_CARLO), "max": _logged_every_step_and_every_ten(maximized)}
+    for every, (done, shown), tens in runs.values():
+        a, b = (np.asarray(every["objectives"][k]) for k in "ab")
+        np.testing.assert_allclose(every["objective"], a + b, rtol=1e-5)  # the aggregate: a sum
+        np.testing.assert_allclose(tens.history["objective"], (a + b)[9::10], rtol=1e-5)
+        assert done == 40
+        np.testing.assert_allclose(shown, a[-1] + b[-1], rtol=1e-5)  # the last step's aggregate
+        np.testing.assert_allclose([tens._objectives["a"], tens._objectives["b"], tens._objective],
+                                   [a[-10:].mean(), b[-10:].mean(), (a + b)[-10:].mean()], rtol=1e-5)
+    np.testing.assert_allclose(runs["max"][0]["objective"], -np.asarray(runs["min"][0]["objective"]), rtol=1e-5)
