@@ -119,7 +119,7 @@ class Loop:
         m = len(self.model.program.objectives)
         self.buffers = jax.device_put((
             jax.tree.map(lambda x: np.zeros((self.capacity,) + x.shape, x.dtype), self.shapes),
-            np.zeros(2 * m + 2 if self.model.stochastic else m, np.float32)))
+            np.zeros(m, np.float32)))
 
     def chunk(self, state, t0, t1, total, keys, data, *, block: int):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (``_chunk``), dispatched."""
@@ -170,9 +170,10 @@ class Loop:
             last, aggregate, summary = summary[:m], float(summary[m]), summary[m + 1:]
         else:  # the last record is the last step's
             last, aggregate = (rows[-1, 2:], float(rows[-1, 1])) if n else (None, float("nan"))
-        if len(summary):  # the objectives at ``state`` (a Monte-Carlo objective's: the last segment's means)
+        if len(summary):  # the objectives at ``state``
             tail = summary
-        else:  # the last step's, where the solver's step reports them at the state it returns
+        else:  # the last step's, where the solver's step reports them at the state it returns (and
+            # a Monte-Carlo objective's, whose final value is an estimate asked for later)
             tail = None if last is None else np.append(last, np.float32(aggregate))
         return ChunkRead(state, t, rows, records, last, aggregate, tail, params)
 
@@ -185,10 +186,9 @@ class Loop:
         return self.segment == self.log_every and not self.solver.may_terminate and not guarded
 
     def carries_last(self, guarded: bool) -> bool:
-        """Whether a chunk carries its last step's objectives in its loop (its summary): a
-        Monte-Carlo objective's, carried with their segment means anyway, and wherever the last
-        record need not be the last step's (``every_segment_logged`` false)."""
-        return self.model.stochastic or not self.every_segment_logged(guarded)
+        """Whether a chunk carries its last step's objectives in its loop (its summary): wherever
+        the last record need not be the last step's (``every_segment_logged`` false)."""
+        return not self.every_segment_logged(guarded)
 
     def _chunk(self, state, t0, t1, total, keys, data, buffers, *, block: int, guarded: bool):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
@@ -200,11 +200,11 @@ class Loop:
         itself, refused), -1 for none; the number of records filled (None where the host counts
         them, ``every_segment_logged``); the records; ``summary``, the last step's objectives
         (for the progress bar; left out where the last record has them) followed by the
-        objectives at the returned state (the run's final ones, if it ends there; for a
-        Monte-Carlo objective, the means over the last segment: its final estimate; left out
-        where the solver's step reports them at the state it returns), each followed by its
-        aggregate (``solver.objective``), which the host would otherwise compute in small
-        executables; and the parameters at the returned state, unconstrained and constrained
+        objectives at the returned state (the run's final ones, if it ends there; left out
+        where the solver's step reports them at the state it returns, and for a Monte-Carlo
+        objective, whose final value is an estimate the host computes when it is asked for), each
+        followed by its aggregate (``solver.objective``), which the host would otherwise compute
+        in small executables; and the parameters at the returned state, unconstrained and constrained
         (the result's, if the run ends there, computed in the last segment; None where they are
         the state's own arrays, ``_unless_selected``).  A record's step, aggregate and objectives are
         one float32 row (the step's int32 bits): one buffer to update, not three.  ``Loop.read``
@@ -214,9 +214,9 @@ class Loop:
         the loop on its own, a few milliseconds each, whatever its size: so the scaffolding
         around the step is kept to a few kernels.  The fast segment is a ``lax.scan`` of the
         solver's step alone with the objectives as the scan's output; finiteness is checked once
-        a segment, on the state's moved variables and the segment's last objectives (its mean, for
-        a Monte-Carlo objective): a NaN update spreads to the state, so a non-finite step shows
-        at the segment's end, and a recorded objective is always a checked one.  A solver that may
+        a segment, on the state's moved variables and the segment's last objectives: a NaN update
+        spreads to the state, so a non-finite step shows at the segment's end, and a recorded
+        objective is always a checked one.  A solver that may
         terminate has each step skipped (``lax.cond``) once it has."""
         solver, le, cap = self.solver, self.log_every, self.capacity
         stops, stochastic = solver.may_terminate, self.model.stochastic
@@ -269,23 +269,13 @@ class Loop:
                 ran = jnp.int32(block)
             i = t + ran
             last = ys[-1]
-            if not stochastic:
-                summary = last if carries_summary else None
-            else:  # the last step's objectives and the segment's means, each with its aggregate: the
-                # chunk's summary as it returns it (one output for both: two separate ones slowed a
-                # cheap step by 15% on XLA:CPU)
-                if stops or guarded:  # the steps run are the first ``ran``
-                    active = (jnp.arange(block) < ran)[:, None]
-                    means = jnp.sum(jnp.where(active, ys, 0), 0) / jnp.maximum(ran, 1)
-                else:
-                    means = jnp.mean(ys, 0)
-                summary = jnp.concatenate([last, aggregate(last), means, aggregate(means)])
+            summary = last if carries_summary else None
             if not guarded:
                 # the variables the steps move, where the solver names them (its parameters may be
                 # computed from them, at a cost to compile), with the objectives the history
-                # keeps (the mean of the segment's, for a Monte-Carlo objective): one reduction
+                # keeps: one reduction
                 moved = solver.iterate(state) if hasattr(solver, "iterate") else solver.params(state)
-                bad = jnp.where(_finite((summary if stochastic else last, moved)), bad, t)
+                bad = jnp.where(_finite((last, moved)), bad, t)
             logged = True if every else (i > t) & ((i % le == 0) | (i == total) | solver.terminate(state))
             step_bits = jax.lax.bitcast_convert_type(i, jnp.float32)
             rec = {"row": jnp.concatenate([step_bits[None], aggregate(last), last.astype(jnp.float32)])}
@@ -325,14 +315,13 @@ class Loop:
             start += (_placeholder(at_start, state),)
         state, t, bad, n, records, summary, *final = jax.lax.while_loop(more, segment, start)
         u = final[0][0] if computes_params else solver.params(state)
-        if not stochastic:  # (a Monte-Carlo objective's summary is complete as its segments carry it)
-            parts = [summary] if carries_summary else []
-            if not getattr(solver, "values_at_new_state", False):
-                # the objectives at the chunk's last state: the run's final ones, if it is (a forward
-                # pass here costs the compile less than an executable of its own: 10 ms against 70 on
-                # a ridge regression)
-                parts.append(jnp.asarray(self.model.objective_values(u, data, None), jnp.float32))
-            summary = jnp.concatenate([x for v in parts for x in (v, aggregate(v))]) if parts else None
+        parts = [summary] if carries_summary else []
+        if not stochastic and not getattr(solver, "values_at_new_state", False):
+            # the objectives at the chunk's last state: the run's final ones, if it is (a forward
+            # pass here costs the compile less than an executable of its own: 10 ms against 70 on
+            # a ridge regression)
+            parts.append(jnp.asarray(self.model.objective_values(u, data, None), jnp.float32))
+        summary = jnp.concatenate([x for v in parts for x in (v, aggregate(v))]) if parts else None
         return state, t, bad, n, records, summary, final[0] if computes_params else None
 
 

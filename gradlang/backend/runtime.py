@@ -138,7 +138,7 @@ def run(model: Model, solver, data: dict, *, steps: int, seed: int, log_every: i
                 if got.t > t0:  # the parameters at ``state`` (a chunk that took no step, its solver
                     # done or its first step refused, returns its start: the last chunk's), and the
                     # final objectives so far and their aggregate (a Monte-Carlo objective's: its
-                    # last segment's means)
+                    # last step's)
                     final, tail = got.params, got.tail
                 if progress and got.t > t0:
                     named = (dict(zip(names, map(float, got.last))),) if len(names) > 1 and by_name else ()
@@ -182,7 +182,7 @@ def _result(model, solver, loop, state, data, seed, history, done, tail, failed_
     estimate_fn = None
     m = len(names)
     if model.stochastic and tail is not None and failed_at is None:
-        # a Monte-Carlo objective: the last segment's mean until the estimate at the final
+        # a Monte-Carlo objective: its last step's value until the estimate at the final
         # parameters is asked for (it compiles an evaluation the run itself does not need)
         values, total = tail[:m], tail[m]
         estimate_fn = partial(estimate, model, solver, u_final, data, seed)
