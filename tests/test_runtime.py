@@ -530,3 +530,16 @@ def test_a_monte_carlo_run_reports_its_last_steps_objectives_and_their_aggregate
         estimate = tens.objective  # asked for: the estimate at the final parameters
         assert tens.objective_se is not None and estimate != shown
     np.testing.assert_allclose(runs["max"][0]["objective"], -np.asarray(runs["min"][0]["objective"]), rtol=1e-5)
+
+
+def test_a_records_slot_is_the_whole_quotient_of_steps_by_the_segment():
+    """The record a segment writes, (its start - the chunk's) / segment length, computed as a
+    rounded float32 product (``_whole_quotient``): exact for every segment length up to the
+    longest and every start a chunk can have."""
+    from gradlang.backend.clock import KEY_BUFFER
+    from gradlang.backend.loop import KEY_BLOCK, _whole_quotient
+
+    blocks = np.concatenate([np.full(KEY_BUFFER // b + 1, b) for b in range(1, KEY_BLOCK + 1)]).astype(np.int32)
+    wholes = np.concatenate([np.arange(KEY_BUFFER // b + 1) for b in range(1, KEY_BLOCK + 1)]).astype(np.int32)
+    got = np.asarray(_whole_quotient(jnp.asarray(wholes * blocks), blocks))
+    np.testing.assert_array_equal(got, wholes)
