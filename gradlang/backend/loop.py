@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import keys as host_keys
+from ..lib.small_sums import total
 from .ahead import Ahead
 from .build import Model
 from .clock import KEY_BUFFER, Clock
@@ -50,7 +51,7 @@ def _finite(tree) -> jnp.ndarray:
     # one reduction over the floating leaves, raveled together (one op to compile, not one a
     # leaf): their sum is finite iff every entry is
     leaves = [jnp.ravel(x).astype(jnp.float32) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.isfinite(jnp.sum(jnp.concatenate(leaves))) if leaves else jnp.asarray(True)
+    return jnp.isfinite(total(jnp.concatenate(leaves))) if leaves else jnp.asarray(True)
 
 
 def _where(ok, new, old):

@@ -10,20 +10,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .small_sums import mean, sum_, total
+
 
 def sumsq(x):
     """sum(x^2): the squared Euclidean norm."""
-    return jnp.sum(jnp.square(x))
+    return total(jnp.square(x))
 
 
 def norm1(x):
     """sum(|x|): the l1 norm of all entries."""
-    return jnp.sum(jnp.abs(x))
+    return total(jnp.abs(x))
 
 
 def norm2(x):
     """sqrt(sum(x^2)): the Euclidean norm of all entries."""
-    return jnp.sqrt(jnp.sum(jnp.square(x)))
+    return jnp.sqrt(total(jnp.square(x)))
 
 
 def log_prob(dist, x):
@@ -79,6 +81,7 @@ FUNCTIONS.update({n: getattr(jnp, n) for n in _NUMPY})
 FUNCTIONS.update({n: getattr(jnp.linalg, n) for n in _LINALG if n not in FUNCTIONS})
 FUNCTIONS.update({n: getattr(jax.nn, n) for n in _NN})
 FUNCTIONS.update(_SCIPY)
+FUNCTIONS.update({"sum": sum_, "mean": mean})  # small arrays' sums fused into their consumers (small_sums)
 FUNCTIONS.update({"sumsq": sumsq, "norm1": norm1, "norm2": norm2, "log_prob": log_prob,
                   "mixture": mixture, "det": jnp.linalg.det, "inv": jnp.linalg.inv,
                   "solve": jnp.linalg.solve})
