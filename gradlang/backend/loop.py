@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import keys as host_keys
 from ..lib.small_sums import total
+from . import keys as host_keys
 from .ahead import Ahead
 from .build import Model
 from .clock import KEY_BUFFER, Clock
