@@ -98,7 +98,7 @@ class Loop:
         options = {"compiler_options": self.compiler_options} if self.compiler_options else {}
         jit = partial(jax.jit, static_argnames="block", **options)
         self.fast = jit(partial(self._chunk, guarded=False))     # called by ``chunk``
-        self.guarded = jit(partial(self._chunk, guarded=True))   # called by ``replay``
+        self.careful = jit(partial(self._chunk, guarded=True))  # called by ``replay``
         self.buffers = None  # the chunk's initial record buffer and summary (``prepare``)
         self.reports = jax.jit(lambda u, data: model.reports(u, data))
         self.objectives = jax.jit(self._objectives)
@@ -137,7 +137,7 @@ class Loop:
 
     def replay(self, state, t0, t1, total, keys, data, *, block: int):
         """The same chunk, guarded: it refuses its first non-finite step (``_chunk``)."""
-        return self.guarded(state, t0, t1, total, keys, data, self.buffers, block=block)
+        return self.careful(state, t0, t1, total, keys, data, self.buffers, block=block)
 
     def compile_ahead(self, init: Callable[[dict], object], data: dict, key, steps: int) -> Ahead | None:
         """Start XLA compiling the executables a run of ``steps`` steps will call (its chunk, the
@@ -226,8 +226,8 @@ class Loop:
         solver's step alone with the objectives as the scan's output; finiteness is checked once
         a segment, on the state's moved variables and the segment's last objectives: a NaN update
         spreads to the state, so a non-finite step shows at the segment's end, and a recorded
-        objective is always a checked one.  A solver that may
-        terminate has each step skipped (``lax.cond``) once it has."""
+        objective is always a checked one.  A solver that may terminate has each step skipped
+        (``lax.cond``) once it has."""
         solver, le, cap = self.solver, self.log_every, self.capacity
         stops, stochastic = solver.may_terminate, self.model.stochastic
         every = self.every_segment_logged(guarded)
