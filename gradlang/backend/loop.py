@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..lib.small_sums import total
+from ..lib.small_sums import slices_pay, total, whole_sums
 from . import keys as host_keys
 from .ahead import Ahead
 from .build import Model
@@ -201,6 +201,12 @@ class Loop:
         return not self.every_segment_logged(guarded)
 
     def _chunk(self, state, t0, t1, total, keys, data, buffers, *, block: int, guarded: bool):
+        """``_segments``, traced with the sums a loop compiled with its options wants
+        (``small_sums``: sliced where XLA's tree reduction rewriter would split them)."""
+        with whole_sums(not slices_pay(self.compiler_options)):
+            return self._segments(state, t0, t1, total, keys, data, buffers, block=block, guarded=guarded)
+
+    def _segments(self, state, t0, t1, total, keys, data, buffers, *, block: int, guarded: bool):
         """Segments of ``block`` steps from ``t0`` to ``t1`` (fewer when the solver terminates or
         something is not finite), the records and the summary starting from ``buffers``
         (``prepare``'s).
