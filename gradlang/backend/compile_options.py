@@ -58,6 +58,12 @@ def fast_compile() -> dict:
     return {}
 
 
+def keeps_tree_reductions(options: dict) -> bool:
+    """Whether a computation compiled with ``options`` keeps XLA's tree reduction rewriter (which
+    ``fast_compile`` turns off): where it does, small sums are worth slicing (``lib.small_sums``)."""
+    return "tree_reduction_rewriter" not in str(options.get("xla_disable_hlo_passes", ""))
+
+
 def loop_options(decision: str | None) -> dict:
     """The XLA options of a loop compiled as a plan decided (``VIDefaults.loop_compile``,
     split_prox's ``compile``): ``fast_compile()`` for ``"fast"``, XLA's defaults otherwise."""

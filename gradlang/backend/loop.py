@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..lib.small_sums import slices_pay, total, whole_sums
+from ..lib.small_sums import total, whole_sums
 from . import keys as host_keys
 from .ahead import Ahead
 from .build import Model
 from .clock import KEY_BUFFER, Clock
-from .compile_options import wide_vectors
+from .compile_options import keeps_tree_reductions, wide_vectors
 
 RECORD_BYTES = 2**22   # the record buffer's size (objectives and reports of a chunk's log points)
 MAX_RECORDS = 512
@@ -203,7 +203,7 @@ class Loop:
     def _chunk(self, state, t0, t1, total, keys, data, buffers, *, block: int, guarded: bool):
         """``_segments``, traced with the sums a loop compiled with its options wants
         (``small_sums``: sliced where XLA's tree reduction rewriter would split them)."""
-        with whole_sums(not slices_pay(self.compiler_options)):
+        with whole_sums(not keeps_tree_reductions(self.compiler_options)):
             return self._segments(state, t0, t1, total, keys, data, buffers, block=block, guarded=guarded)
 
     def _segments(self, state, t0, t1, total, keys, data, buffers, *, block: int, guarded: bool):

@@ -11,7 +11,7 @@ Each kernel costs every fit about 5 ms of compiling, and a step a launch: a ridg
 Its derivative is ``jnp.sum``'s (a gradient is one broadcast, not the slices' pads).  Larger
 arrays are summed by ``jnp.sum`` (XLA:CPU gives those of thousands of entries to YNNPACK, whose
 kernels compile in almost no time), and so is every array inside ``whole_sums()``: a computation
-compiled without the rewriter (``compile_options.fast_compile``) has each reduction whole already,
+compiled without the rewriter (``compile_options.fast_compile``, ``keeps_tree_reductions``) has each reduction whole already,
 and its elemental emitter made the slices cost a lasso's fista step 20%.  The value is the same
 sum, its terms grouped differently: equal to ``jnp.sum``'s up to rounding.
 """
@@ -40,11 +40,6 @@ def whole_sums(whole: bool = True):
         yield
     finally:
         _SLICED.reset(token)
-
-
-def slices_pay(compiler_options: dict) -> bool:
-    """Whether a computation compiled with ``compiler_options`` keeps XLA's tree reduction rewriter."""
-    return "tree_reduction_rewriter" not in str(compiler_options.get("xla_disable_hlo_passes", ""))
 
 
 def total(x) -> jnp.ndarray:
